@@ -1,0 +1,1 @@
+"""The pykka actors of corral and the pure domain cores they own. No sockets here."""

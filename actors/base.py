@@ -1,0 +1,124 @@
+"""The base every corral actor shares: typed message dispatch, crash-proof handlers, and an
+activity count that lets a simulation run the whole system to quiescence."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+log = logging.getLogger(__name__)
+
+
+class Activity:
+    """Counts messages in flight plus work in progress across a node or a whole cluster.
+
+    Every `Mailbox.tell` adds one and the receiving actor removes it after handling, so
+    `wait_idle()` returns only when no actor has anything left to do. Simulation tests call it
+    between deliveries to make each step deterministic.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = 0
+
+    def begin(self) -> None:
+        with self._cond:
+            self._busy += 1
+
+    def end(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            if self._busy == 0:
+                self._cond.notify_all()
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is in flight; False if `timeout` (real seconds) ran out."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)
+
+
+class Mailbox:
+    """A tell-only handle on an actor that keeps the activity count honest."""
+
+    __slots__ = ("_activity", "_ref")
+
+    def __init__(self, ref: pykka.ActorRef[Any], activity: Activity) -> None:
+        self._ref = ref
+        self._activity = activity
+
+    def tell(self, message: object) -> None:
+        self._activity.begin()
+        try:
+            self._ref.tell(message)
+        except pykka.ActorDeadError:
+            self._activity.end()
+            log.debug("dropped %s for a stopped actor", type(message).__name__)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self._ref.stop(block=True, timeout=timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._ref.is_alive()
+
+
+class CorralActor(pykka.ThreadingActor):
+    """Dispatches each message to `handlers()[type(message)]`.
+
+    A handler that raises is logged and the actor lives on: one bad message must never stop a
+    queue or the worker supervisor (pykka would otherwise stop an actor on an exception from a
+    `tell`).
+    """
+
+    def __init__(self, activity: Activity) -> None:
+        super().__init__()
+        self.activity = activity
+        self._handlers: dict[type, Callable[[Any], None]] = self.handlers()
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        raise NotImplementedError
+
+    def mailbox(self) -> Mailbox:
+        return Mailbox(self.actor_ref, self.activity)
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            handler = self._handlers.get(type(message))
+            if handler is None:
+                log.error("%s got an unknown message %r", type(self).__name__, message)
+            else:
+                handler(message)
+        except Exception:
+            log.exception("%s failed on %s", type(self).__name__, type(message).__name__)
+            self.on_handler_error(message)
+        finally:
+            self.activity.end()
+        return None
+
+    def on_handler_error(self, message: Any) -> None:
+        """Hook: e.g. answer the requester with `internal`."""
+
+    def _actor_loop_teardown(self) -> None:
+        # Tells still queued when the actor stops are never handled: settle their count so a
+        # simulation that killed this actor can still reach quiescence.
+        while not self.actor_inbox.empty():
+            envelope = self.actor_inbox.get()
+            if envelope.reply_to is None:
+                self.activity.end()
+            else:
+                envelope.reply_to.set(None)
+
+
+def start(actor_class: type[CorralActor], activity: Activity, *args: Any) -> Mailbox:
+    """Start an actor (its first constructor argument is the Activity) and return its Mailbox."""
+    return Mailbox(actor_class.start(activity, *args), activity)

@@ -1,0 +1,345 @@
+"""ConnectionSupervisor: the worker node's link to the coordinator (Paranoid Pirate style).
+
+It says hello, registers, beats every `heartbeat_interval`, keeps one fetch outstanding while
+the WorkerActor has free slots, and reports outcomes. When no reply has arrived for
+`heartbeat_timeout`, or the coordinator answers `not_registered`/`unknown_worker`, it drops
+the connection, reconnects with backoff, gets a new worker_id and re-registers with
+`previous_worker_id` + `active_job_ids`, so jobs still running are resumed, not run twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import states
+from actors.base import Activity, CorralActor, Mailbox
+from actors.clock import Clock, Timer
+from actors.worker_mail import (
+    BeatDue,
+    Connect,
+    Deregister,
+    Directive,
+    FrameIn,
+    Jobs,
+    NeedReport,
+    Outcome,
+    Report,
+    Reported,
+    Resumed,
+    Want,
+)
+from transport import codec
+from transport.base import ClientConnection, Connector
+
+log = logging.getLogger(__name__)
+
+RECONNECT_INITIAL_S = 1.0
+RECONNECT_MAX_S = 32.0
+FETCH_WAIT_S = 5.0
+LOSS_ERRORS = frozenset({"not_registered", "unknown_worker"})
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker registers with, and how it behaves on the link."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10
+    functions: tuple[str, ...] = ()
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    heartbeat_interval: float = 5.0  # until the coordinator says otherwise
+    heartbeat_timeout: float = 30.0
+    fetch_wait: float = FETCH_WAIT_S
+    reconnect_initial: float = RECONNECT_INITIAL_S
+    reconnect_max: float = RECONNECT_MAX_S
+
+
+class ConnectionSupervisor(CorralActor):
+    """Owns the link; the WorkerActor owns the jobs."""
+
+    def __init__(
+        self,
+        activity: Activity,
+        connector: Connector,
+        settings: WorkerSettings,
+        worker: Mailbox,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(activity)
+        self.connector = connector
+        self.settings = settings
+        self.worker = worker
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.heartbeat_interval = settings.heartbeat_interval
+        self.heartbeat_timeout = settings.heartbeat_timeout
+        self.link: ClientConnection | None = None
+        self.link_id = 0
+        self.worker_id: str | None = None
+        self.previous_worker_id: str | None = None
+        self.registered = False
+        self.sessions = 0  # how many times a worker_id was issued to us
+        self.failures = 0  # consecutive failed connection attempts, for backoff
+        self.last_reply = clock.now()
+        self.pending: dict[int, tuple[str, Any]] = {}
+        self.unreported: dict[str, Outcome] = {}
+        self.want = 0
+        self.fetching = False
+        self.deregistered = False
+        self._rids = itertools.count(1)
+        self._beat_timer: Timer | None = None
+        self._connect_timer: Timer | None = None
+        self._replies: dict[str, Callable[[dict[str, Any], Any], None]] = {
+            "hello": self._on_registered,
+            "register": self._on_register_reply,
+            "beat": self._on_beat_reply,
+            "fetch": self._on_fetch_reply,
+            "outcome": self._on_outcome_reply,
+            "deregister": lambda body, context: None,
+        }
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            Connect: self._connect,
+            FrameIn: self._frame_in,
+            BeatDue: self._beat_due,
+            Report: self._on_report,
+            Want: self._on_want,
+            Outcome: self._on_outcome,
+            Deregister: self._deregister,
+        }
+
+    def on_start(self) -> None:
+        self.mailbox().tell(Connect())
+        self._schedule_beat()
+
+    def on_stop(self) -> None:
+        for timer in (self._beat_timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_link()
+
+    # -- link management ----------------------------------------------------------------------
+
+    def _connect(self, _: Connect) -> None:
+        self._connect_timer = None
+        if self.deregistered:
+            return
+        self._close_link()
+        self.link_id += 1
+        link_id, mailbox = self.link_id, self.mailbox()
+        self.link = self.connector(lambda frame: mailbox.tell(FrameIn(link_id, frame)))
+        self.last_reply = self.clock.now()
+        self._request(
+            "hello",
+            {
+                "v": 1,
+                "role": "worker",
+                "hostname": self.settings.hostname,
+                "pid": self.settings.pid,
+            },
+        )
+
+    def _close_link(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+        self.registered = False
+        self.fetching = False
+        self.pending.clear()
+
+    def _lost(self, reason: str) -> None:
+        """Drop the link and reconnect after a backoff (1 s doubling to 32 s, jittered)."""
+        if self._connect_timer is not None or self.deregistered:
+            return
+        log.warning("coordinator lost (%s); reconnecting", reason)
+        self._close_link()
+        delay = 0.0
+        if self.failures:
+            base = min(
+                self.settings.reconnect_initial * 2 ** (self.failures - 1),
+                self.settings.reconnect_max,
+            )
+            delay = base * self.rng.uniform(0.5, 1.0)
+        self.failures += 1
+        mailbox = self.mailbox()
+        self._connect_timer = self.clock.call_later(delay, lambda: mailbox.tell(Connect()))
+
+    def _request(self, kind: str, body: dict[str, Any], context: Any = None) -> None:
+        if self.link is None:
+            return
+        rid = next(self._rids)
+        self.pending[rid] = (kind if kind in self._replies else "outcome", context)
+        self.link.send(codec.encode({"type": kind, "rid": rid, **body}))
+
+    def _frame_in(self, message: FrameIn) -> None:
+        if message.link != self.link_id:
+            return  # a late frame from a connection we already dropped
+        try:
+            body = codec.decode(message.frame)
+        except Exception as exc:
+            log.warning("undecodable frame from the coordinator dropped: %s", exc)
+            return
+        self.last_reply = self.clock.now()
+        entry = self.pending.pop(body.get("rid"), None)  # type: ignore[arg-type]
+        if entry is None:
+            return
+        kind, context = entry
+        if body.get("type") == "error":
+            self._on_error(kind, body, context)
+        else:
+            self._replies[kind](body, context)
+
+    def _on_error(self, kind: str, body: dict[str, Any], context: Any) -> None:
+        code = body.get("code")
+        if code in LOSS_ERRORS:
+            self._lost(f"{kind} answered {code}")
+        elif kind == "outcome":
+            self.unreported.pop(context, None)
+            self.worker.tell(Reported(context))  # not_owner / unknown_job: the job is not ours
+        elif kind == "fetch":
+            self.fetching = False
+            log.warning("fetch refused: %s %s", code, body.get("message"))
+        else:
+            log.error("%s refused: %s %s", kind, code, body.get("message"))
+
+    # -- session ------------------------------------------------------------------------------
+
+    def _on_registered(self, body: dict[str, Any], _: Any) -> None:
+        if self.worker_id is not None:
+            self.previous_worker_id = self.worker_id
+        self.worker_id = body["worker_id"]
+        self.sessions += 1
+        self.heartbeat_interval = float(body.get("heartbeat_interval", self.heartbeat_interval))
+        self.heartbeat_timeout = float(body.get("heartbeat_timeout", self.heartbeat_timeout))
+        self.worker.tell(NeedReport("register"))
+
+    def _on_report(self, report: Report) -> None:
+        if self.link is None or self.worker_id is None:
+            return
+        if report.purpose == "beat":
+            body = {
+                "worker_id": self.worker_id,
+                "state": report.state,
+                "active_job_ids": list(report.active_job_ids),
+            }
+            self._request("beat", body)
+            return
+        settings = self.settings
+        body = {
+            "worker_id": self.worker_id,
+            "queues": list(settings.queues),
+            "concurrency": settings.concurrency,
+            "functions": list(settings.functions),
+            "labels": settings.labels,
+            "hostname": settings.hostname,
+            "pid": settings.pid,
+        }
+        if self.previous_worker_id:
+            body["previous_worker_id"] = self.previous_worker_id
+            body["active_job_ids"] = list(report.active_job_ids)
+        self._request("register", body)
+
+    def _on_register_reply(self, body: dict[str, Any], _: Any) -> None:
+        self.registered = True
+        self.failures = 0
+        resumed = frozenset(body.get("resumed_job_ids", []))
+        reconnected = self.previous_worker_id is not None
+        for job_id, outcome in list(self.unreported.items()):
+            if not reconnected or job_id in resumed:
+                self._send_outcome(outcome)
+            else:
+                del self.unreported[job_id]
+        self.worker.tell(Resumed(resumed, reconnected))
+        log.info("registered as %s (resumed %d jobs)", self.worker_id, len(resumed))
+        self._maybe_fetch()
+
+    def _beat_due(self, _: BeatDue) -> None:
+        self._schedule_beat()
+        if self.clock.now() - self.last_reply > self.heartbeat_timeout:
+            self._lost(f"no reply for {self.heartbeat_timeout} s")
+        elif self.worker_id is not None and self.link is not None:
+            self.worker.tell(NeedReport("beat"))
+
+    def _schedule_beat(self) -> None:
+        mailbox = self.mailbox()
+        self._beat_timer = self.clock.call_later(
+            self.heartbeat_interval, lambda: mailbox.tell(BeatDue())
+        )
+
+    def _on_beat_reply(self, body: dict[str, Any], _: Any) -> None:
+        state = body.get("state", states.RUNNING)
+        cancel = tuple(body.get("cancel_job_ids", ()))
+        for job_id in cancel:
+            self.unreported.pop(job_id, None)
+        self.worker.tell(Directive(state, cancel))
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _on_want(self, message: Want) -> None:
+        self.want = message.count
+        self._maybe_fetch()
+
+    def _maybe_fetch(self) -> None:
+        if self.registered and not self.fetching and self.want > 0:
+            self.fetching = True
+            count, self.want = self.want, 0
+            self._request(
+                "fetch",
+                {"worker_id": self.worker_id, "count": count, "wait": self.settings.fetch_wait},
+            )
+
+    def _on_fetch_reply(self, body: dict[str, Any], _: Any) -> None:
+        self.fetching = False
+        jobs = body.get("jobs", [])
+        self.worker.tell(Jobs(jobs))
+        if not jobs:
+            self._maybe_fetch()
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        self.unreported[outcome.job_id] = outcome
+        if self.registered:
+            self._send_outcome(outcome)
+
+    def _send_outcome(self, outcome: Outcome) -> None:
+        body: dict[str, Any] = {
+            "worker_id": self.worker_id,
+            "job_id": outcome.job_id,
+            "attempt": outcome.attempt,
+        }
+        if outcome.error is None:
+            body["result"] = outcome.result
+            self._request("ack", body, outcome.job_id)
+        else:
+            body["error"] = outcome.error
+            self._request("fail", body, outcome.job_id)
+
+    def _on_outcome_reply(self, body: dict[str, Any], job_id: Any) -> None:
+        self.unreported.pop(job_id, None)
+        self.worker.tell(Reported(job_id))
+
+    def _deregister(self, _: Deregister) -> None:
+        if self.registered and self.worker_id:
+            self._request("deregister", {"worker_id": self.worker_id})
+        self.deregistered = True
+
+    # -- read by the node (ask at the edge) ---------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "registered": self.registered,
+            "sessions": self.sessions,
+            "unreported": len(self.unreported),
+            "pending": len(self.pending),
+        }

@@ -1,0 +1,96 @@
+"""What every coordinator actor shares: settings, clock, store, ids, events, the outbox, and
+the addresses of the other actors."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from actors.base import Activity, Mailbox
+from actors.clock import Clock
+from actors.events import EventHub
+from actors.ids import IdFactory
+from actors.mail import RoutingUpdate
+from actors.routing import WorkerProfile
+from actors.store.base import Store
+
+HEARTBEAT_INTERVAL_S = 5.0
+HEARTBEAT_TIMEOUT_S = 30.0
+VISIBILITY_TIMEOUT_S = 1800.0
+REAPER_INTERVAL_S = 1.0
+TERMINATED_RETENTION_S = 300.0
+MAX_QUEUES = 1000
+
+Outbox = Callable[[bytes, bytes], None]
+
+
+@dataclass(frozen=True)
+class CoordinatorSettings:
+    """Timing and limits of one coordinator (PROTOCOL.md defaults)."""
+
+    heartbeat_interval: float = HEARTBEAT_INTERVAL_S
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
+    visibility_timeout: float = VISIBILITY_TIMEOUT_S
+    reaper_interval: float = REAPER_INTERVAL_S
+    terminated_retention: float = TERMINATED_RETENTION_S
+    max_queues: int = MAX_QUEUES
+
+
+@dataclass
+class CoordinatorContext:
+    settings: CoordinatorSettings
+    clock: Clock
+    store: Store
+    outbox: Outbox
+    activity: Activity
+    rng: random.Random
+    events: EventHub = field(default_factory=EventHub)
+    ids: IdFactory = field(init=False)
+    seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    queues: QueueDirectory = field(init=False)
+    supervisor: Mailbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))
+
+
+class QueueDirectory:
+    """Queue name -> QueueActor mailbox, starting queue actors on first use (thread-safe)."""
+
+    def __init__(self, start_queue: Callable[[str], Mailbox], limit: int) -> None:
+        self._start_queue = start_queue
+        self._limit = limit
+        self._queues: dict[str, Mailbox] = {}
+        self._lock = threading.Lock()
+        self._routing = RoutingUpdate(())
+
+    def get(self, name: str) -> Mailbox:
+        """The queue's mailbox; raises LookupError past the queue limit."""
+        mailbox = self._queues.get(name)
+        if mailbox is not None:
+            return mailbox
+        with self._lock:
+            if name not in self._queues:
+                if len(self._queues) >= self._limit:
+                    raise LookupError(f"at most {self._limit} queues are allowed")
+                mailbox = self._start_queue(name)
+                mailbox.tell(self._routing)
+                self._queues[name] = mailbox
+            return self._queues[name]
+
+    def publish(self, workers: tuple[WorkerProfile, ...]) -> None:
+        """Send every queue, and every queue started later, the live worker profiles."""
+        with self._lock:
+            self._routing = RoutingUpdate(workers)
+            for mailbox in self._queues.values():
+                mailbox.tell(self._routing)
+
+    def names(self) -> list[str]:
+        return sorted(self._queues)
+
+    def all(self) -> list[Mailbox]:
+        with self._lock:
+            return list(self._queues.values())

@@ -1,0 +1,50 @@
+"""Observers hang off hooks: metrics, logs, waiters and dashboards subscribe to events here.
+
+An observer that raises is logged and never breaks the job path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+# Event names, each with the payload keys it carries.
+JOB_ENQUEUED = "job_enqueued"  # job (wire form)
+JOB_TERMINAL = "job_terminal"  # job (wire form): completed, discarded or cancelled
+JOB_RETRY = "job_retry"  # job (wire form)
+JOB_RECOVERED = "job_recovered"  # job (wire form), reason: worker_lost | timeout
+WORKER_JOINED = "worker_joined"  # worker_id, hostname, pid
+WORKER_LOST = "worker_lost"  # worker_id, reason: timeout | deregistered | replaced
+WORKER_DIRECTED = "worker_directed"  # worker_id, state
+
+
+class EventHub:
+    """Fan-out of named events to subscribers, in the emitting thread."""
+
+    def __init__(self) -> None:
+        self._observers: tuple[Observer, ...] = ()
+        self._lock = threading.Lock()
+
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Add an observer; returns a function that removes it."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return unsubscribe
+
+    def emit(self, name: str, **payload: Any) -> None:
+        for observer in self._observers:
+            try:
+                observer(name, payload)
+            except Exception:
+                log.exception("event observer failed on %s", name)

@@ -1,0 +1,159 @@
+"""The job record, its wire form, and the retry backoff rule."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import states
+from transport.messages import DEFAULT_RETRY, JobSpec, RetryPolicy
+
+
+@dataclass(slots=True)
+class Job:
+    """One job. Mutated only by the actor that holds it in its current state."""
+
+    id: str
+    type: str
+    args: list[Any]
+    queue: str
+    priority: int
+    scheduled_at: float | None
+    max_attempts: int
+    retry: RetryPolicy
+    timeout: float | None
+    route: dict[str, str]
+    unique_key: str | None
+    meta: dict[str, Any]
+    created_at: float
+    seq: int = 0  # enqueue order inside the coordinator: "oldest first" without float ties
+    state: str = states.AVAILABLE
+    attempt: int = 0
+    started_at: float | None = None
+    completed_at: float | None = None
+    worker_id: str | None = None
+    result: Any = None
+    next_attempt_at: float | None = None
+    deadline: float | None = None  # reservation deadline while active
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec, job_id: str, now: float, seq: int) -> Job:
+        due_later = spec.scheduled_at is not None and spec.scheduled_at > now
+        return cls(
+            id=job_id,
+            type=spec.type,
+            args=spec.args,
+            queue=spec.queue,
+            priority=spec.priority,
+            scheduled_at=spec.scheduled_at,
+            max_attempts=spec.max_attempts,
+            retry=spec.retry,
+            timeout=spec.timeout,
+            route=spec.route,
+            unique_key=spec.unique_key,
+            meta=spec.meta,
+            created_at=now,
+            seq=seq,
+            state=states.SCHEDULED if due_later else states.AVAILABLE,
+        )
+
+    def move(self, new_state: str) -> None:
+        """Change state through the lifecycle table."""
+        self.state = states.check_job_transition(self.state, new_state)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in states.TERMINAL_STATES
+
+    def record_error(
+        self, kind: str, message: str, at: float, backtrace: tuple[str, ...] = ()
+    ) -> None:
+        entry: dict[str, Any] = {
+            "attempt": self.attempt,
+            "type": kind,
+            "message": message,
+            "at": at,
+        }
+        if backtrace:
+            entry["backtrace"] = list(backtrace)
+        self.errors.append(entry)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Job map of PROTOCOL.md section 4; optional fields only when set."""
+        wire: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "args": self.args,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "retry": self.retry.to_wire(),
+            "route": self.route,
+            "meta": self.meta,
+            "state": self.state,
+            "attempt": self.attempt,
+            "created_at": self.created_at,
+            "errors": self.errors,
+        }
+        for key in (
+            "scheduled_at",
+            "timeout",
+            "unique_key",
+            "started_at",
+            "completed_at",
+            "worker_id",
+            "next_attempt_at",
+        ):
+            value = getattr(self, key)
+            if value is not None:
+                wire[key] = value
+        if self.state == states.COMPLETED:
+            wire["result"] = self.result
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any], seq: int) -> Job:
+        """Rebuild a job from its stored wire form (durable stores)."""
+        retry = wire.get("retry") or {}
+        return cls(
+            id=wire["id"],
+            type=wire["type"],
+            args=wire["args"],
+            queue=wire["queue"],
+            priority=wire["priority"],
+            scheduled_at=wire.get("scheduled_at"),
+            max_attempts=wire["max_attempts"],
+            retry=RetryPolicy(**retry) if retry else DEFAULT_RETRY,
+            timeout=wire.get("timeout"),
+            route=wire["route"],
+            unique_key=wire.get("unique_key"),
+            meta=wire["meta"],
+            created_at=wire["created_at"],
+            seq=seq,
+            state=wire["state"],
+            attempt=wire["attempt"],
+            started_at=wire.get("started_at"),
+            completed_at=wire.get("completed_at"),
+            worker_id=wire.get("worker_id"),
+            result=wire.get("result"),
+            next_attempt_at=wire.get("next_attempt_at"),
+            errors=list(wire.get("errors", [])),
+        )
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
+    """Delay before the attempt after `attempt` (PROTOCOL.md section 5).
+
+    min(initial * coefficient^(attempt-1), max_interval), scaled by U[0.5, 1.0] with jitter.
+    """
+    exponent = max(0, attempt - 1)
+    try:
+        raw = policy.initial_interval * policy.backoff_coefficient**exponent
+    except OverflowError:
+        raw = policy.max_interval
+    delay = min(raw, policy.max_interval)
+    if policy.jitter:
+        delay *= rng.uniform(0.5, 1.0)
+    return delay

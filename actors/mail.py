@@ -1,0 +1,100 @@
+"""Messages the coordinator's actors tell each other. Small, immutable, cheap to build."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.jobs import Job
+from actors.routing import WorkerProfile
+from transport.messages import Request, Rid
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A validated wire request for the actor that owns what it is about."""
+
+    peer: bytes
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """Something arrived from this connection (counts as life for its worker)."""
+
+    peer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Supervisor -> queue: pop up to `count` jobs this worker may take."""
+
+    token: int
+    worker: WorkerProfile
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """Queue -> supervisor: the jobs popped for a claim (possibly none)."""
+
+    token: int
+    worker_id: str
+    queue: str
+    jobs: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """-> queue: hold these waiting jobs (new, returned, recovered or to retry later)."""
+
+    jobs: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
+class Promote:
+    """Reaper -> queue: make due scheduled and retryable jobs available."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingUpdate:
+    """Supervisor -> queues: the live registered workers changed."""
+
+    workers: tuple[WorkerProfile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobsAvailable:
+    """Queue -> supervisor: jobs became available; wake parked fetches on this queue."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """Cancel a job wherever it is: sent to its queue first, then to the supervisor.
+
+    `bounces` counts hand-overs, which terminate because messages between two actors arrive
+    in order (a job in flight between them is found on the next hop).
+    """
+
+    job_id: str
+    peer: bytes
+    rid: Rid
+    bounces: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchExpired:
+    """Clock -> supervisor: a parked fetch's wait ran out."""
+
+    worker_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Reaper -> supervisor: check liveness and reservation deadlines."""
+
+    now: float

@@ -1,0 +1,138 @@
+"""QueueActor: the thin pykka shell around one QueueCore. Enqueues land here."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from actors import events, states
+from actors.base import CorralActor
+from actors.context import CoordinatorContext
+from actors.jobs import Job
+from actors.mail import (
+    CancelJob,
+    Claim,
+    Claimed,
+    Hold,
+    Inbound,
+    JobsAvailable,
+    Promote,
+    RoutingUpdate,
+)
+from actors.queue import QueueCore
+from transport import codec
+from transport.messages import Enqueue
+
+log = logging.getLogger(__name__)
+MAX_CANCEL_BOUNCES = 4
+
+
+class QueueActor(CorralActor):
+    """Owns one queue's waiting jobs; hands them out for claims from the WorkerSupervisor."""
+
+    def __init__(self, activity: Any, ctx: CoordinatorContext, name: str) -> None:
+        super().__init__(activity)
+        self.ctx = ctx
+        self.core = QueueCore(name)
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            Inbound: self._enqueue,
+            Hold: self._hold,
+            Claim: self._claim,
+            Promote: self._promote,
+            CancelJob: self._cancel,
+            RoutingUpdate: self._routing,
+        }
+
+    def on_handler_error(self, message: Any) -> None:
+        if isinstance(message, Inbound | CancelJob):
+            rid = message.request.rid if isinstance(message, Inbound) else message.rid
+            self.ctx.outbox(message.peer, codec.error("internal", "the queue failed", rid))
+
+    def _enqueue(self, inbound: Inbound) -> None:
+        request: Enqueue = inbound.request  # type: ignore[assignment]
+        ctx = self.ctx
+        now = ctx.clock.now()
+        jobs = [Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq)) for spec in request.specs]
+        try:
+            targets = {job.queue: ctx.queues.get(job.queue) for job in jobs}
+        except LookupError as exc:
+            ctx.outbox(inbound.peer, codec.error("bad_request", str(exc), request.rid))
+            return
+        duplicates = ctx.store.add(jobs)
+        fresh: dict[str, list[Job]] = defaultdict(list)
+        for job, existing in zip(jobs, duplicates, strict=True):
+            if existing is None:
+                fresh[job.queue].append(job)
+                ctx.events.emit(events.JOB_ENQUEUED, job=job)
+        for queue, queued in fresh.items():
+            if queue == self.core.name:
+                self._hold(Hold(queued))
+            else:
+                targets[queue].tell(Hold(queued))
+        ids = [
+            job.id if dup is None else dup["id"] for job, dup in zip(jobs, duplicates, strict=True)
+        ]
+        job_states = [
+            job.state if dup is None else dup["state"]
+            for job, dup in zip(jobs, duplicates, strict=True)
+        ]
+        if request.batch:
+            frame = codec.reply(request.rid, job_ids=ids, states=job_states)
+        else:
+            frame = codec.reply(
+                request.rid, job_id=ids[0], state=job_states[0], duplicate=duplicates[0] is not None
+            )
+        ctx.outbox(inbound.peer, frame)
+
+    def _hold(self, message: Hold) -> None:
+        ready = False
+        for job in message.jobs:
+            ready = self.core.add(job) or ready
+        if ready:
+            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+
+    def _claim(self, message: Claim) -> None:
+        jobs = self.core.claim(message.worker, message.count)
+        self.ctx.supervisor.tell(
+            Claimed(message.token, message.worker.worker_id, self.core.name, jobs)
+        )
+
+    def _promote(self, message: Promote) -> None:
+        promoted = self.core.promote(message.now)
+        for job in promoted:
+            self.ctx.store.save(job)
+        if promoted:
+            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+
+    def _cancel(self, message: CancelJob) -> None:
+        job = self.core.remove(message.job_id)
+        if job is None:
+            if message.bounces >= MAX_CANCEL_BOUNCES:
+                self.ctx.outbox(
+                    message.peer, codec.error("internal", "cancel raced; retry", message.rid)
+                )
+            else:
+                self.ctx.supervisor.tell(
+                    CancelJob(message.job_id, message.peer, message.rid, message.bounces + 1)
+                )
+            return
+        cancel_job(self.ctx, job)
+        self.ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
+
+    def _routing(self, message: RoutingUpdate) -> None:
+        self.core.routing.update(message.workers)
+        if len(self.core):
+            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+
+
+def cancel_job(ctx: CoordinatorContext, job: Job) -> None:
+    """Move a held job to cancelled, store it and tell observers."""
+    job.move(states.CANCELLED)
+    job.completed_at = ctx.clock.now()
+    job.deadline = None
+    ctx.store.save(job)
+    ctx.events.emit(events.JOB_TERMINAL, job=job)

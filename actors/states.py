@@ -1,0 +1,63 @@
+"""Job and worker lifecycles as transition tables (PROTOCOL.md section 5).
+
+A transition missing from a table raises, so an impossible move is a loud bug, not a
+silently corrupted job.
+"""
+
+from __future__ import annotations
+
+SCHEDULED = "scheduled"
+AVAILABLE = "available"
+ACTIVE = "active"
+RETRYABLE = "retryable"
+COMPLETED = "completed"
+DISCARDED = "discarded"
+CANCELLED = "cancelled"
+
+JOB_STATES = (SCHEDULED, AVAILABLE, ACTIVE, RETRYABLE, COMPLETED, DISCARDED, CANCELLED)
+TERMINAL_STATES = frozenset({COMPLETED, DISCARDED, CANCELLED})
+WAITING_STATES = frozenset({SCHEDULED, AVAILABLE, RETRYABLE})
+
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    SCHEDULED: frozenset({AVAILABLE, CANCELLED}),
+    AVAILABLE: frozenset({ACTIVE, CANCELLED}),
+    # active -> available is a recovered attempt (worker lost, reservation expired).
+    ACTIVE: frozenset({COMPLETED, RETRYABLE, AVAILABLE, DISCARDED, CANCELLED}),
+    RETRYABLE: frozenset({AVAILABLE, CANCELLED}),
+    COMPLETED: frozenset(),
+    # A discarded job can be retried by hand (the dead set).
+    DISCARDED: frozenset({AVAILABLE}),
+    CANCELLED: frozenset(),
+}
+
+RUNNING = "running"
+QUIET = "quiet"
+TERMINATE = "terminate"
+TERMINATED = "terminated"
+
+WORKER_TRANSITIONS: dict[str, frozenset[str]] = {
+    RUNNING: frozenset({RUNNING, QUIET, TERMINATE, TERMINATED}),
+    QUIET: frozenset({RUNNING, QUIET, TERMINATE, TERMINATED}),
+    TERMINATE: frozenset({TERMINATE, TERMINATED}),
+    TERMINATED: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the lifecycle table does not allow."""
+
+
+def check_job_transition(current: str, new: str) -> str:
+    """Return `new` when the job table allows current -> new, else raise."""
+    if new not in JOB_TRANSITIONS[current]:
+        raise IllegalTransition(f"job cannot go from {current} to {new}")
+    return new
+
+
+def next_worker_state(current: str, new: str) -> str:
+    """The worker state after asking for `new`; terminate is sticky (nothing undoes it)."""
+    if current == TERMINATE and new != TERMINATED:
+        return TERMINATE
+    if new not in WORKER_TRANSITIONS[current]:
+        raise IllegalTransition(f"worker cannot go from {current} to {new}")
+    return new

@@ -1,0 +1,248 @@
+"""WorkerActor: the worker node's lifecycle state and the jobs it runs.
+
+Handlers run on a thread pool with `concurrency` slots; the actor itself never blocks. A
+handler can see its job through `current_job()` and poll `cancelled` to stop early.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors import states
+from actors.base import Activity, CorralActor, Mailbox
+from actors.worker_mail import (
+    Directive,
+    Finished,
+    Jobs,
+    NeedReport,
+    Outcome,
+    Report,
+    Reported,
+    Resumed,
+    Want,
+)
+from transport import codec
+from transport.validation import MAX_RESULT_SIZE_BYTES
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class JobContext:
+    """What a running handler can know about its job."""
+
+    id: str
+    type: str
+    attempt: int
+    job: dict[str, Any]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled or taken away; the handler should stop early."""
+        return self.cancel_event.is_set()
+
+
+_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
+    "corral_job", default=None
+)
+
+
+def current_job() -> JobContext | None:
+    """The job the calling handler is running, or None outside a handler."""
+    return _current.get()
+
+
+@dataclass
+class Running:
+    context: JobContext
+    finished: bool = False
+
+
+class WorkerActor(CorralActor):
+    """Runs jobs, reports outcomes through the ConnectionSupervisor, obeys directives."""
+
+    def __init__(
+        self,
+        activity: Activity,
+        handlers: dict[str, Handler],
+        concurrency: int,
+        max_result_size: int = MAX_RESULT_SIZE_BYTES,
+    ) -> None:
+        super().__init__(activity)
+        self._job_handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.max_result_size = max_result_size
+        self.state = states.RUNNING
+        self.jobs: dict[str, Running] = {}
+        self.connection: Mailbox | None = None
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="corral-job")
+        self._idle = threading.Condition()
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            Jobs: self._start_jobs,
+            Finished: self._finished,
+            Reported: self._reported,
+            NeedReport: self._report,
+            Directive: self._directive,
+            Resumed: self._resumed,
+        }
+
+    def on_stop(self) -> None:
+        for running in self.jobs.values():
+            running.context.cancel_event.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- running jobs -------------------------------------------------------------------------
+
+    @property
+    def running_count(self) -> int:
+        return sum(1 for running in self.jobs.values() if not running.finished)
+
+    def _want_more(self) -> None:
+        free = self.concurrency - len(self.jobs)
+        if free > 0 and self.state == states.RUNNING and self.connection is not None:
+            self.connection.tell(Want(free))
+
+    def _start_jobs(self, message: Jobs) -> None:
+        mailbox = self.mailbox()
+        for job in message.jobs:
+            context = JobContext(job["id"], job["type"], job["attempt"], job)
+            self.jobs[context.id] = Running(context)
+            handler = self._job_handlers.get(context.type)
+            self.activity.begin()  # the handler run counts as work in progress
+            self._executor.submit(self._run, handler, context, mailbox)
+        self._want_more()
+
+    def _run(self, handler: Handler | None, context: JobContext, mailbox: Mailbox) -> None:
+        token = _current.set(context)
+        try:
+            mailbox.tell(Finished(context.id, **self._call(handler, context)))
+        finally:
+            _current.reset(token)
+            self.activity.end()
+
+    def _call(self, handler: Handler | None, context: JobContext) -> dict[str, Any]:
+        if handler is None:
+            return {
+                "error": _error(
+                    "UnknownJobType", f"no handler for {context.type!r}", retryable=False
+                )
+            }
+        try:
+            result = handler(*context.job.get("args", []))
+        except Exception as exc:
+            return {
+                "error": _error(
+                    type(exc).__name__, str(exc), backtrace=traceback.format_exc().splitlines()
+                )
+            }
+        try:
+            size = len(codec.encode(result))
+        except Exception as exc:
+            return {"error": _error("UnserializableResult", str(exc), retryable=False)}
+        if size > self.max_result_size:
+            return {
+                "error": _error(
+                    "ResultTooLarge", f"{size} bytes > {self.max_result_size}", retryable=False
+                )
+            }
+        return {"result": result}
+
+    def _finished(self, message: Finished) -> None:
+        running = self.jobs.get(message.job_id)
+        if running is None:
+            return  # abandoned (cancelled or not resumed): its outcome is not ours to report
+        running.finished = True
+        context = running.context
+        if self.connection is not None:
+            self.connection.tell(
+                Outcome(context.id, context.attempt, message.result, message.error)
+            )
+        self._notify_idle()
+
+    def _reported(self, message: Reported) -> None:
+        if self.jobs.pop(message.job_id, None) is not None:
+            self._notify_idle()
+            self._want_more()
+
+    # -- talking to the coordinator -----------------------------------------------------------
+
+    def _report(self, message: NeedReport) -> None:
+        if self.connection is not None:
+            self.connection.tell(Report(message.purpose, self.state, tuple(self.jobs)))
+
+    def _directive(self, message: Directive) -> None:
+        previous = self.state
+        self.state = states.next_worker_state(self.state, message.state)
+        if self.state != previous:
+            log.info("worker state %s -> %s", previous, self.state)
+        self._abandon(message.cancel_job_ids)
+        if previous != states.RUNNING:
+            self._want_more()
+
+    def _resumed(self, message: Resumed) -> None:
+        if message.reconnected:
+            self._abandon([job_id for job_id in self.jobs if job_id not in message.job_ids])
+        self._want_more()
+
+    def _abandon(self, job_ids: Any) -> None:
+        for job_id in job_ids:
+            running = self.jobs.pop(job_id, None)
+            if running is not None:
+                running.context.cancel_event.set()
+                log.info("abandoned job %s", job_id)
+        self._notify_idle()
+
+    def _notify_idle(self) -> None:
+        with self._idle:
+            self._idle.notify_all()
+
+    # -- lifecycle (called by the node through ask() at the edge) -----------------------------
+
+    def set_state(self, state: str) -> str:
+        """Move to quiet/running/terminate (signals, graceful stop)."""
+        self.state = states.next_worker_state(self.state, state)
+        self._want_more()
+        return self.state
+
+    def attach(self, connection: Mailbox) -> None:
+        self.connection = connection
+
+    def fail_unfinished(self, reason: str) -> int:
+        """Report every job still running as a retryable failure (grace period over)."""
+        count = 0
+        for running in self.jobs.values():
+            if not running.finished:
+                running.finished = True
+                running.context.cancel_event.set()
+                context = running.context
+                if self.connection is not None:
+                    self.connection.tell(
+                        Outcome(context.id, context.attempt, error=_error("Shutdown", reason))
+                    )
+                count += 1
+        return count
+
+    def counts(self) -> tuple[int, int]:
+        """(jobs still running, jobs held: running or waiting for their report)."""
+        return self.running_count, len(self.jobs)
+
+
+def _error(
+    kind: str, message: str, *, retryable: bool = True, backtrace: list[str] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "message": message, "retryable": retryable}
+    if backtrace:
+        error["backtrace"] = backtrace
+    return error

@@ -1,0 +1,101 @@
+"""Messages between a worker node's ConnectionSupervisor and WorkerActor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FrameIn:
+    """I/O thread -> connection: one frame from the coordinator, on connection `link`."""
+
+    link: int
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """Open a new connection and say hello."""
+
+
+@dataclass(frozen=True, slots=True)
+class BeatDue:
+    """Clock -> connection: time to beat and to check the coordinator is still there."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedReport:
+    """Connection -> worker: send me your state and active jobs for a beat or a register."""
+
+    purpose: str  # "beat" | "register"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Worker -> connection: the worker's state and the ids of the jobs it holds."""
+
+    purpose: str
+    state: str
+    active_job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """Worker -> connection: I can start `count` more jobs."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """Connection -> worker: jobs fetched for you (wire form)."""
+
+    jobs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Worker -> connection: a job finished; report it (result, or error when `error` is set)."""
+
+    job_id: str
+    attempt: int
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """Connection -> worker: the coordinator has the outcome (or the job is no longer ours)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    """Connection -> worker: the state to move to and the jobs to abandon."""
+
+    state: str
+    cancel_job_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Connection -> worker: registered (again); keep only these of the jobs you reported."""
+
+    job_ids: frozenset[str]
+    reconnected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Executor -> worker: a handler returned or raised."""
+
+    job_id: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deregister:
+    """Node -> connection: end the session politely (graceful stop)."""

@@ -1,0 +1,528 @@
+"""WorkerSupervisor: worker sessions, reservations, parked fetches, ack/fail and recovery.
+
+`SupervisorCore` holds the rules; `WorkerSupervisor` is the pykka shell. Claims are the only
+conversation with the queues: the core tells a QueueActor `Claim`, the queue answers `Claimed`,
+and jobs become active here. A claim whose fetch is gone by then goes straight back (`Hold`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from actors import events, states
+from actors.base import CorralActor
+from actors.context import CoordinatorContext
+from actors.jobs import Job, retry_delay
+from actors.mail import (
+    CancelJob,
+    Claim,
+    Claimed,
+    FetchExpired,
+    Hold,
+    Inbound,
+    JobsAvailable,
+    Tick,
+    Touch,
+)
+from actors.queue_actor import cancel_job
+from actors.sessions import PendingFetch, Session
+from transport import codec
+from transport import messages as m
+from transport.errors import (
+    BadRequest,
+    CorralError,
+    NotOwner,
+    NotRegistered,
+    UnknownJob,
+    UnknownWorker,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SupervisorCore:
+    """The rules of PROTOCOL.md sections 3 and 6 for every worker session of a coordinator."""
+
+    def __init__(self, ctx: CoordinatorContext) -> None:
+        self.ctx = ctx
+        self.sessions: dict[str, Session] = {}
+        self.by_peer: dict[bytes, Session] = {}
+        self.ended: dict[str, Session] = {}
+        self.reservations: dict[str, Session] = {}
+        self.parked: dict[str, dict[str, None]] = {}  # queue -> parked worker ids, oldest first
+        self.waking: dict[str, list[str]] = {}  # queue -> parked workers still to offer jobs to
+        self.offers: dict[str, int] = {}  # queue -> token of the fetch its jobs are offered to
+        self.rewake: set[str] = set()
+        self._tokens = itertools.count(1)
+        self._handlers: dict[type, Callable[[bytes, Any], None]] = {
+            m.Hello: self.hello,
+            m.Register: self.register,
+            m.Beat: self.beat,
+            m.Fetch: self.fetch,
+            m.Ack: self.ack,
+            m.Fail: self.fail,
+            m.Deregister: self.deregister,
+            m.Stats: self.stats,
+            m.Direct: self.direct,
+        }
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def handle(self, peer: bytes, request: m.Request) -> None:
+        self.touch(peer)
+        try:
+            self._handlers[type(request)](peer, request)
+        except CorralError as exc:
+            self.ctx.outbox(peer, codec.error(exc.code, exc.message, request.rid))
+
+    def touch(self, peer: bytes) -> None:
+        session = self.by_peer.get(peer)
+        if session is not None:
+            session.last_seen = self.ctx.clock.now()
+
+    def _send(self, peer: bytes, rid: m.Rid, **fields: Any) -> None:
+        self.ctx.outbox(peer, codec.reply(rid, **fields))
+
+    def _session(self, peer: bytes, worker_id: str) -> Session:
+        session = self.sessions.get(worker_id)
+        if session is None or session.peer != peer:
+            raise UnknownWorker(f"worker {worker_id} is not the live session of this connection")
+        return session
+
+    # -- session lifecycle --------------------------------------------------------------------
+
+    def hello(self, peer: bytes, request: m.Hello) -> None:
+        ctx = self.ctx
+        previous = self.by_peer.get(peer)
+        if previous is not None:
+            self.end_session(previous, "replaced")
+        now = ctx.clock.now()
+        session = Session(ctx.ids.new(), peer, request.hostname, request.pid, now, now)
+        self.sessions[session.worker_id] = session
+        self.by_peer[peer] = session
+        ctx.events.emit(
+            events.WORKER_JOINED,
+            worker_id=session.worker_id,
+            hostname=request.hostname,
+            pid=request.pid,
+        )
+        settings = ctx.settings
+        ctx.outbox(
+            peer,
+            codec.encode(
+                {
+                    "type": "workerregistered",
+                    "rid": request.rid,
+                    "worker_id": session.worker_id,
+                    "heartbeat_interval": settings.heartbeat_interval,
+                    "heartbeat_timeout": settings.heartbeat_timeout,
+                    "visibility_timeout": settings.visibility_timeout,
+                }
+            ),
+        )
+
+    def register(self, peer: bytes, request: m.Register) -> None:
+        session = self._session(peer, request.worker_id)
+        try:
+            for queue in request.queues:
+                self.ctx.queues.get(queue)
+        except LookupError as exc:
+            raise BadRequest(str(exc)) from None
+        session.registered = True
+        session.queues = request.queues
+        session.functions = request.functions
+        session.labels = request.labels
+        session.concurrency = request.concurrency
+        session.hostname = request.hostname or session.hostname
+        session.pid = request.pid or session.pid
+        session.make_profile()
+        resumed = self._resume(session, request.previous_worker_id, request.active_job_ids)
+        self._publish_routing()
+        self._send(peer, request.rid, worker_id=session.worker_id, resumed_job_ids=resumed)
+        if session.fetch is not None and not session.fetch.claim_in_flight:
+            self._start_claims(session, session.fetch)
+
+    def _resume(
+        self, session: Session, previous_id: str | None, job_ids: tuple[str, ...]
+    ) -> list[str]:
+        """Move the listed jobs still active under the previous session to this one."""
+        if not previous_id or previous_id == session.worker_id:
+            return []
+        previous = self.sessions.get(previous_id)
+        if previous is None:
+            return []
+        now = self.ctx.clock.now()
+        resumed = []
+        for job_id in job_ids:
+            job = previous.active.pop(job_id, None)
+            if job is None:
+                continue
+            job.worker_id = session.worker_id
+            job.deadline = now + self._timeout(job)
+            session.active[job_id] = job
+            self.reservations[job_id] = session
+            self.ctx.store.save(job)
+            resumed.append(job_id)
+        self.end_session(previous, "replaced")
+        return resumed
+
+    def end_session(self, session: Session, reason: str) -> None:
+        """End a session: recover its jobs as failed attempts, forget its fetch."""
+        if session.ended_at is not None:
+            return
+        session.ended_at = self.ctx.clock.now()
+        del self.sessions[session.worker_id]
+        if self.by_peer.get(session.peer) is session:
+            del self.by_peer[session.peer]
+        self.ended[session.worker_id] = session
+        self._drop_fetch(session)
+        for job in list(session.active.values()):
+            self._recover(
+                session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
+            )
+        if session.registered:
+            self._publish_routing()
+        log.info("worker %s ended: %s", session.worker_id, reason)
+        self.ctx.events.emit(events.WORKER_LOST, worker_id=session.worker_id, reason=reason)
+
+    def deregister(self, peer: bytes, request: m.Deregister) -> None:
+        session = self._session(peer, request.worker_id)
+        self.end_session(session, "deregistered")
+        self._send(peer, request.rid)
+
+    def _publish_routing(self) -> None:
+        profiles = tuple(s.profile for s in self.sessions.values() if s.registered and s.profile)
+        self.ctx.queues.publish(profiles)
+
+    # -- beats and directives -----------------------------------------------------------------
+
+    def beat(self, peer: bytes, request: m.Beat) -> None:
+        session = self._session(peer, request.worker_id)
+        now = self.ctx.clock.now()
+        wanted = session.directive or request.state
+        session.state = states.next_worker_state(session.state, wanted)
+        abandon = []
+        for job_id in request.active_job_ids:
+            job = session.active.get(job_id)
+            if job is None:
+                abandon.append(job_id)
+            else:
+                job.deadline = now + self._timeout(job)
+        session.cancelled.difference_update(request.active_job_ids)
+        if (
+            session.state != states.RUNNING
+            and session.fetch is not None
+            and session.fetch.parked_since
+        ):
+            self._answer_fetch(session)
+        self._send(
+            peer,
+            request.rid,
+            state=session.state,
+            visibility_timeout=self.ctx.settings.visibility_timeout,
+            cancel_job_ids=abandon,
+        )
+
+    def direct(self, peer: bytes, request: m.Direct) -> None:
+        session = self.sessions.get(request.worker_id)
+        if session is None:
+            raise UnknownWorker(f"no live worker {request.worker_id}")
+        if session.directive != states.TERMINATE:
+            session.directive = request.state
+        self.ctx.events.emit(
+            events.WORKER_DIRECTED, worker_id=session.worker_id, state=request.state
+        )
+        log.info("worker %s directed to %s", session.worker_id, request.state)
+        self._send(peer, request.rid)
+
+    def stats(self, peer: bytes, request: m.Stats) -> None:
+        counts = self.ctx.store.counts()
+        for name in self.ctx.queues.names():
+            counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
+        workers = [s.to_stats() for s in (*self.sessions.values(), *self.ended.values())]
+        self._send(peer, request.rid, queues=counts, workers=workers)
+
+    # -- fetching -----------------------------------------------------------------------------
+
+    def fetch(self, peer: bytes, request: m.Fetch) -> None:
+        session = self._session(peer, request.worker_id)
+        if not session.registered:
+            raise NotRegistered("register before fetching")
+        queues = request.queues or session.queues
+        unknown = [q for q in queues if q not in session.queues]
+        if unknown:
+            raise BadRequest(f"queues {unknown} are not registered for this worker")
+        if session.fetch is not None:
+            self._answer_fetch(session)
+        fetch = PendingFetch(
+            token=next(self._tokens),
+            rid=request.rid,
+            wanted=request.count,
+            queues=tuple(queues),
+            wait=min(request.wait, self.ctx.settings.heartbeat_timeout),
+        )
+        session.fetch = fetch
+        if session.state != states.RUNNING:
+            self._answer_fetch(session)
+            return
+        self._start_claims(session, fetch)
+
+    def _start_claims(self, session: Session, fetch: PendingFetch) -> None:
+        fetch.next_queue = 0
+        self._claim_next(session, fetch)
+
+    def _claim_next(self, session: Session, fetch: PendingFetch) -> None:
+        """Ask the next queue in the worker's order, or settle the fetch when none is left."""
+        want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
+        if want > 0 and fetch.next_queue < len(fetch.queues) and not fetch.expired:
+            queue = fetch.queues[fetch.next_queue]
+            fetch.next_queue += 1
+            fetch.claim_in_flight = True
+            self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
+        elif fetch.jobs or fetch.wait <= 0 or fetch.expired:
+            self._answer_fetch(session)
+        else:
+            self._park(session, fetch)
+
+    def claimed(self, message: Claimed) -> None:
+        session = self.sessions.get(message.worker_id)
+        fetch = session.fetch if session is not None else None
+        offer = self.offers.get(message.queue) == message.token
+        if offer:
+            del self.offers[message.queue]
+        if session is None or fetch is None or fetch.token != message.token:
+            if message.jobs:
+                self.ctx.queues.get(message.queue).tell(Hold(message.jobs))
+        else:
+            fetch.claim_in_flight = False
+            self._activate(session, fetch, message.jobs)
+            if not offer:
+                self._claim_next(session, fetch)
+            elif fetch.jobs or fetch.expired:
+                self._answer_fetch(session)
+        if offer:
+            self._wake_next(message.queue)
+
+    def _activate(self, session: Session, fetch: PendingFetch, jobs: list[Job]) -> None:
+        now = self.ctx.clock.now()
+        for job in jobs:
+            job.move(states.ACTIVE)
+            job.attempt += 1
+            job.worker_id = session.worker_id
+            job.started_at = now
+            job.deadline = now + self._timeout(job)
+            session.active[job.id] = job
+            self.reservations[job.id] = session
+            self.ctx.store.save(job)
+            fetch.jobs.append(job)
+
+    def _park(self, session: Session, fetch: PendingFetch) -> None:
+        if fetch.parked_since is None:
+            fetch.parked_since = self.ctx.clock.now()
+            mailbox = self.ctx.supervisor
+            worker_id, token = session.worker_id, fetch.token
+            fetch.timer = self.ctx.clock.call_later(
+                fetch.wait, lambda: mailbox.tell(FetchExpired(worker_id, token))
+            )
+            for queue in fetch.queues:
+                self.parked.setdefault(queue, {})[session.worker_id] = None
+
+    def _drop_fetch(self, session: Session) -> PendingFetch | None:
+        fetch, session.fetch = session.fetch, None
+        if fetch is not None:
+            if fetch.timer is not None:
+                fetch.timer.cancel()
+            for queue in fetch.queues:
+                self.parked.get(queue, {}).pop(session.worker_id, None)
+        return fetch
+
+    def _answer_fetch(self, session: Session) -> None:
+        fetch = self._drop_fetch(session)
+        if fetch is not None:
+            self._send(session.peer, fetch.rid, jobs=[job.to_wire() for job in fetch.jobs])
+
+    def fetch_expired(self, message: FetchExpired) -> None:
+        session = self.sessions.get(message.worker_id)
+        if session is None or session.fetch is None or session.fetch.token != message.token:
+            return
+        if session.fetch.claim_in_flight:
+            session.fetch.expired = True  # answered when the claim comes back
+        else:
+            self._answer_fetch(session)
+
+    def jobs_available(self, message: JobsAvailable) -> None:
+        """Offer the queue to its parked fetches: fewest active first, then longest waiting.
+
+        One offer (a claim) is out per queue at a time; availability news that arrives during
+        a round of offers starts another round when this one ends.
+        """
+        queue = message.queue
+        if queue in self.waking:
+            self.rewake.add(queue)
+            return
+        parked = [self.sessions[w] for w in self.parked.get(queue, ()) if w in self.sessions]
+        if not parked:
+            return
+        parked.sort(key=lambda s: (len(s.active), s.fetch.parked_since if s.fetch else 0.0))
+        self.waking[queue] = [s.worker_id for s in parked]
+        self._wake_next(queue)
+
+    def _wake_next(self, queue: str) -> None:
+        pending = self.waking.get(queue, [])
+        while pending:
+            session = self.sessions.get(pending.pop(0))
+            fetch = session.fetch if session is not None else None
+            if session is None or fetch is None or fetch.parked_since is None:
+                continue
+            want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
+            if fetch.claim_in_flight or want <= 0 or session.state != states.RUNNING:
+                continue
+            fetch.claim_in_flight = True
+            self.offers[queue] = fetch.token
+            self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
+            return
+        self.waking.pop(queue, None)
+        if queue in self.rewake:
+            self.rewake.discard(queue)
+            self.jobs_available(JobsAvailable(queue))
+
+    def _slot_freed(self, session: Session) -> None:
+        fetch = session.fetch
+        if fetch is not None and fetch.parked_since is not None and not fetch.claim_in_flight:
+            self._start_claims(session, fetch)
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _owned_job(self, session: Session, job_id: str, attempt: int) -> Job:
+        job = session.active.get(job_id)
+        if job is None or job.attempt != attempt:
+            if job is None and self.ctx.store.get(job_id) is None:
+                raise UnknownJob(f"no job {job_id}")
+            raise NotOwner(f"job {job_id} attempt {attempt} is not active under this worker")
+        return job
+
+    def _release(self, session: Session, job: Job) -> None:
+        del session.active[job.id]
+        del self.reservations[job.id]
+        job.deadline = None
+
+    def ack(self, peer: bytes, request: m.Ack) -> None:
+        session = self._session(peer, request.worker_id)
+        job = self._owned_job(session, request.job_id, request.attempt)
+        self._release(session, job)
+        job.move(states.COMPLETED)
+        job.result = request.result
+        job.completed_at = self.ctx.clock.now()
+        self.ctx.store.save(job)
+        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
+        self._send(peer, request.rid)
+        self._slot_freed(session)
+
+    def fail(self, peer: bytes, request: m.Fail) -> None:
+        session = self._session(peer, request.worker_id)
+        job = self._owned_job(session, request.job_id, request.attempt)
+        self._release(session, job)
+        error = request.error
+        now = self.ctx.clock.now()
+        job.record_error(error.type, error.message, now, error.backtrace)
+        if error.retryable and job.attempt < job.max_attempts:
+            job.move(states.RETRYABLE)
+            job.next_attempt_at = now + retry_delay(job.retry, job.attempt, self.ctx.rng)
+            self.ctx.store.save(job)
+            self.ctx.events.emit(events.JOB_RETRY, job=job)
+            self.ctx.queues.get(job.queue).tell(Hold([job]))
+            self._send(peer, request.rid, state=job.state, next_attempt_at=job.next_attempt_at)
+        else:
+            self._discard(job, now)
+            self._send(peer, request.rid, state=job.state)
+        self._slot_freed(session)
+
+    def _discard(self, job: Job, now: float) -> None:
+        job.move(states.DISCARDED)
+        job.completed_at = now
+        self.ctx.store.save(job)
+        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
+
+    def _recover(self, session: Session, job: Job, kind: str, message: str) -> None:
+        """A lost or expired reservation: a failed attempt, back to available at once."""
+        self._release(session, job)
+        now = self.ctx.clock.now()
+        job.record_error(kind, message, now)
+        self.ctx.events.emit(events.JOB_RECOVERED, job=job, reason=kind)
+        if job.attempt >= job.max_attempts:
+            self._discard(job, now)
+            return
+        job.move(states.AVAILABLE)
+        job.worker_id = None
+        self.ctx.store.save(job)
+        self.ctx.queues.get(job.queue).tell(Hold([job]))
+
+    def _timeout(self, job: Job) -> float:
+        return job.timeout or self.ctx.settings.visibility_timeout
+
+    # -- cancellation and time ----------------------------------------------------------------
+
+    def cancel(self, message: CancelJob) -> None:
+        session = self.reservations.get(message.job_id)
+        if session is not None:
+            job = session.active[message.job_id]
+            self._release(session, job)
+            session.cancelled.add(job.id)
+            cancel_job(self.ctx, job)
+            self._send(message.peer, message.rid, state=job.state)
+            self._slot_freed(session)
+            return
+        stored = self.ctx.store.get(message.job_id)
+        if stored is None or stored["state"] in states.TERMINAL_STATES:
+            self._send(
+                message.peer, message.rid, state=stored["state"] if stored else states.CANCELLED
+            )
+            return
+        self.ctx.queues.get(stored["queue"]).tell(
+            CancelJob(message.job_id, message.peer, message.rid, message.bounces + 1)
+        )
+
+    def tick(self, message: Tick) -> None:
+        now, settings = message.now, self.ctx.settings
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > settings.heartbeat_timeout:
+                self.end_session(session, "timeout")
+        for job_id, session in list(self.reservations.items()):
+            job = session.active[job_id]
+            if job.deadline is not None and job.deadline <= now:
+                session.cancelled.add(job_id)
+                self._recover(
+                    session, job, "timeout", f"reservation expired after {self._timeout(job)} s"
+                )
+        for worker_id, session in list(self.ended.items()):
+            if now - (session.ended_at or now) > settings.terminated_retention:
+                del self.ended[worker_id]
+
+
+class WorkerSupervisor(CorralActor):
+    """The pykka shell of SupervisorCore."""
+
+    def __init__(self, activity: Any, ctx: CoordinatorContext) -> None:
+        self.core = SupervisorCore(ctx)
+        super().__init__(activity)
+
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        core = self.core
+        return {
+            Inbound: lambda message: core.handle(message.peer, message.request),
+            Touch: lambda message: core.touch(message.peer),
+            Claimed: core.claimed,
+            JobsAvailable: core.jobs_available,
+            FetchExpired: core.fetch_expired,
+            CancelJob: core.cancel,
+            Tick: core.tick,
+        }
+
+    def on_handler_error(self, message: Any) -> None:
+        if isinstance(message, Inbound):
+            self.core.ctx.outbox(
+                message.peer, codec.error("internal", "the supervisor failed", message.request.rid)
+            )

@@ -1,0 +1,220 @@
+"""Client: enqueue jobs, read them, cancel them, read cluster stats. Thread-safe."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from transport import codec
+from transport.base import ClientConnection, Connector
+from transport.errors import ConnectionLost, CorralError, error_for_code
+
+REQUEST_TIMEOUT_S = 10.0
+JOB_OPTIONS = frozenset(
+    {
+        "queue",
+        "priority",
+        "scheduled_at",
+        "max_attempts",
+        "retry",
+        "timeout",
+        "route",
+        "unique_key",
+        "meta",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as `get` returns it (PROTOCOL.md section 4); `raw` keeps every wire field."""
+
+    id: str
+    type: str
+    state: str
+    attempt: int
+    args: list[Any]
+    queue: str
+    result: Any = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> Job:
+        return cls(
+            id=wire["id"],
+            type=wire["type"],
+            state=wire["state"],
+            attempt=wire.get("attempt", 0),
+            args=wire.get("args", []),
+            queue=wire.get("queue", "default"),
+            result=wire.get("result"),
+            errors=wire.get("errors", []),
+            raw=wire,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in ("completed", "discarded", "cancelled")
+
+
+class JobFailed(CorralError):
+    """The job ended discarded or cancelled; `job` holds its errors."""
+
+    code = "job_failed"
+
+    def __init__(self, job: Job) -> None:
+        last = job.errors[-1] if job.errors else {"type": job.state, "message": ""}
+        super().__init__(f"job {job.id} {job.state}: {last.get('type')}: {last.get('message')}")
+        self.job = job
+
+
+class JobHandle(str):
+    """A job id (it is the id string) that can also wait for the job's result."""
+
+    _client: Client
+
+    def __new__(cls, job_id: str, client: Client) -> JobHandle:
+        handle = super().__new__(cls, job_id)
+        handle._client = client
+        return handle
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def result(self, timeout: float = REQUEST_TIMEOUT_S) -> Any:
+        """Wait for the job to end; return its result or raise JobFailed / TimeoutError."""
+        job = self._client.get(self, wait=timeout)
+        if job.state == "completed":
+            return job.result
+        if job.terminal:
+            raise JobFailed(job)
+        raise TimeoutError(f"job {self} still {job.state} after {timeout} s")
+
+
+class Client:
+    """A DEALER connection speaking the client half of PROTOCOL.md section 4."""
+
+    def __init__(
+        self,
+        connect: str = "tcp://127.0.0.1:5555",
+        *,
+        connector: Connector | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+        pump: Callable[[], float] | None = None,
+    ) -> None:
+        if connector is None:
+            from transport.zmq import zmq_connector
+
+            connector = zmq_connector(connect)
+        self.timeout = timeout
+        self._pump = pump  # simulation: one step of the network and clock; returns virtual now
+        self._rids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: dict[int, list[Any]] = {}
+        self._connection: ClientConnection | None = connector(self._on_frame)
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            body = codec.decode(frame)
+        except CorralError:
+            return
+        with self._lock:
+            slot = self._waiting.get(body.get("rid"))  # type: ignore[arg-type]
+        if slot is not None:
+            slot.append(body)
+            slot[0].set()
+
+    def request(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for its reply; raise the matching CorralError on error."""
+        if self._connection is None:
+            raise ConnectionLost("client is closed")
+        rid = next(self._rids)
+        event = threading.Event()
+        slot: list[Any] = [event]
+        with self._lock:
+            self._waiting[rid] = slot
+        try:
+            self._connection.send(codec.encode({"type": kind, "rid": rid, **fields}))
+            limit = self.timeout if timeout is None else timeout
+            if self._pump is not None:
+                started = self._pump()
+                while not event.is_set():
+                    if self._pump() - started > limit:
+                        raise ConnectionLost(f"no reply to {kind} within {limit} virtual s")
+            elif not event.wait(limit):
+                raise ConnectionLost(f"no reply to {kind} within {limit} s")
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+        body = slot[1]
+        if body.get("type") == "error":
+            raise error_for_code(
+                body.get("code", "internal"), body.get("message", ""), context=kind
+            )
+        return body
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def enqueue(
+        self, job_type: str, args: list[Any] | tuple[Any, ...] = (), **options: Any
+    ) -> JobHandle:
+        """Enqueue one job; options are JobSpec fields (queue, priority, scheduled_at, ...)."""
+        reply = self.request("enqueue", job=job_spec(job_type, args, **options))
+        return JobHandle(reply["job_id"], self)
+
+    def enqueue_many(self, specs: list[dict[str, Any]]) -> list[JobHandle]:
+        """Enqueue a batch atomically: all accepted, or an error and none created."""
+        reply = self.request("enqueue", jobs=specs)
+        return [JobHandle(job_id, self) for job_id in reply["job_ids"]]
+
+    def get(self, job_id: str, wait: float = 0.0) -> Job:
+        """The job as stored; with `wait`, held until it is terminal or `wait` passes."""
+        fields: dict[str, Any] = {"job_id": str(job_id)}
+        if wait > 0:
+            fields["wait"] = wait
+        reply = self.request("get", timeout=wait + self.timeout, **fields)
+        return Job.from_wire(reply["job"])
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job; returns its state afterwards."""
+        return self.request("cancel", job_id=str(job_id))["state"]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per queue and state, and the workers."""
+        reply = self.request("stats")
+        return {"queues": reply["queues"], "workers": reply["workers"]}
+
+    def direct(self, worker_id: str, state: str) -> None:
+        """Tell a worker to go `running`, `quiet` or `terminate` on its next beat."""
+        self.request("direct", worker_id=worker_id, state=state)
+
+    def ping(self) -> None:
+        self.request("ping")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def job_spec(
+    job_type: str, args: list[Any] | tuple[Any, ...] = (), **options: Any
+) -> dict[str, Any]:
+    """Build a JobSpec map, refusing options the protocol does not know."""
+    unknown = set(options) - JOB_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")
+    spec = {"type": job_type, "args": list(args)}
+    spec.update({key: value for key, value in options.items() if value is not None})
+    return spec

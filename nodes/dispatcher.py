@@ -1,0 +1,96 @@
+"""The coordinator's edge: decode and validate each frame once, then hand it to its owner.
+
+Runs on the transport's I/O thread, so it never blocks: every request becomes one `tell`
+(or an immediate reply for pings, errors and finished jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from actors import states
+from actors.context import CoordinatorContext
+from actors.mail import CancelJob, Inbound, Touch
+from actors.waiters import JobWaiters
+from transport import codec
+from transport import messages as m
+from transport.errors import BadRequest, CorralError
+from transport.validation import Limits, parse_request, request_header
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Routes validated requests: sessions to the supervisor, enqueues to their queue."""
+
+    def __init__(
+        self, ctx: CoordinatorContext, waiters: JobWaiters, limits: Limits, max_message_size: int
+    ) -> None:
+        self.ctx = ctx
+        self.waiters = waiters
+        self.limits = limits
+        self.max_message_size = max_message_size
+        self.greeted: set[bytes] = set()  # connections that have said hello to this coordinator
+        self.bad_requests = 0
+
+    def __call__(self, peer: bytes, frame: bytes) -> None:
+        rid: m.Rid | None = None
+        try:
+            body = codec.decode(frame, self.max_message_size)
+            kind, rid = request_header(body)
+            if kind in m.WORKER_REQUEST_TYPES and peer not in self.greeted:
+                self._refuse(peer, "not_registered", "say hello first", rid)
+                return
+            request = parse_request(kind, rid, body, len(frame), self.limits)
+            self._route(peer, request)
+        except CorralError as exc:
+            self._refuse(peer, exc.code, exc.message, rid)
+        except Exception:
+            log.exception("dispatch failed")
+            self._refuse(peer, "internal", "the coordinator failed", rid)
+
+    def _refuse(self, peer: bytes, code: str, message: str, rid: m.Rid | None) -> None:
+        self.bad_requests += 1
+        if peer in self.greeted:
+            self.ctx.supervisor.tell(Touch(peer))
+        log.debug("refused %s from %r: %s", code, peer, message)
+        self.ctx.outbox(peer, codec.error(code, message, rid))
+
+    def _route(self, peer: bytes, request: m.Request) -> None:
+        ctx = self.ctx
+        if isinstance(request, m.Enqueue):
+            try:
+                queue = ctx.queues.get(request.specs[0].queue)
+            except LookupError as exc:
+                raise BadRequest(str(exc)) from None
+            queue.tell(Inbound(peer, request))
+        elif isinstance(request, m.Get):
+            self._get(peer, request)
+        elif isinstance(request, m.Cancel):
+            self._cancel(peer, request)
+        elif isinstance(request, m.Ping):
+            ctx.outbox(peer, codec.encode({"type": "pong", "rid": request.rid}))
+            if peer in self.greeted:
+                ctx.supervisor.tell(Touch(peer))
+        else:
+            if isinstance(request, m.Hello):
+                self.greeted.add(peer)
+            ctx.supervisor.tell(Inbound(peer, request))
+
+    def _get(self, peer: bytes, request: m.Get) -> None:
+        stored = self.ctx.store.get(request.job_id)
+        if stored is None:
+            self._refuse(peer, "unknown_job", f"no job {request.job_id}", request.rid)
+        elif request.wait > 0 and stored["state"] not in states.TERMINAL_STATES:
+            self.waiters.wait(request.job_id, peer, request.rid, request.wait)
+        else:
+            self.ctx.outbox(peer, codec.reply(request.rid, job=stored))
+
+    def _cancel(self, peer: bytes, request: m.Cancel) -> None:
+        stored = self.ctx.store.get(request.job_id)
+        if stored is None:
+            self._refuse(peer, "unknown_job", f"no job {request.job_id}", request.rid)
+        elif stored["state"] in states.TERMINAL_STATES:
+            self.ctx.outbox(peer, codec.reply(request.rid, state=stored["state"]))
+        else:
+            self.ctx.queues.get(stored["queue"]).tell(CancelJob(request.job_id, peer, request.rid))

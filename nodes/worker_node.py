@@ -1,0 +1,170 @@
+"""WorkerNode: a WorkerActor plus its ConnectionSupervisor, embeddable in any process."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from actors import base, states
+from actors.base import Activity
+from actors.clock import Clock, SystemClock
+from actors.connection import ConnectionSupervisor, WorkerSettings
+from actors.worker import Handler, WorkerActor
+from actors.worker_mail import Deregister
+from transport.base import Connector
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_S = 25.0
+REPORT_GRACE_S = 5.0
+
+
+class WorkerNode:
+    """Runs handlers for jobs fetched from a coordinator.
+
+    >>> worker = WorkerNode(connect="tcp://127.0.0.1:5555", queues=["default"], concurrency=4)
+    >>> @worker.handler("resize")
+    ... def resize(path, width): ...
+    """
+
+    def __init__(
+        self,
+        connect: str = "tcp://127.0.0.1:5555",
+        *,
+        queues: list[str] | tuple[str, ...] = ("default",),
+        concurrency: int = 10,
+        labels: dict[str, list[str]] | None = None,
+        handlers: dict[str, Handler] | None = None,
+        shutdown_grace: float = SHUTDOWN_GRACE_S,
+        connector: Connector | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        activity: Activity | None = None,
+        pump: Callable[[], float] | None = None,
+        **settings: Any,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if not queues:
+            raise ValueError("a worker needs at least one queue")
+        self.connect = connect
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.shutdown_grace = shutdown_grace
+        self.settings = replace(
+            WorkerSettings(),
+            queues=tuple(queues),
+            concurrency=concurrency,
+            labels=dict(labels or {}),
+            **settings,
+        )
+        self._connector = connector
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.activity = activity or Activity()
+        self._pump = pump  # simulation: moves messages and virtual time while we wait
+        self._worker: base.Mailbox | None = None
+        self._connection: base.Mailbox | None = None
+        self._worker_ref: Any = None
+        self._connection_ref: Any = None
+        self._stop_lock = threading.Lock()
+
+    def handler(self, job_type: str) -> Callable[[Handler], Handler]:
+        """Decorator: run `fn(*args)` for jobs of `job_type`."""
+
+        def register(fn: Handler) -> Handler:
+            self.handlers[job_type] = fn
+            return fn
+
+        return register
+
+    def start(self) -> WorkerNode:
+        connector = self._connector
+        if connector is None:
+            from transport.zmq import zmq_connector
+
+            connector = zmq_connector(self.connect)
+        settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
+        self._worker_ref = WorkerActor.start(self.activity, self.handlers, settings.concurrency)
+        self._worker = base.Mailbox(self._worker_ref, self.activity)
+        self._connection_ref = ConnectionSupervisor.start(
+            self.activity, connector, settings, self._worker, self.clock, self.rng
+        )
+        self._connection = base.Mailbox(self._connection_ref, self.activity)
+        self._worker_ref.proxy().attach(self._connection).get()
+        return self
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def quiet(self) -> None:
+        """Stop fetching new jobs; running ones finish (SIGTSTP)."""
+        self._worker_ref.proxy().set_state(states.QUIET).get()
+
+    def resume(self) -> None:
+        """Fetch again after quiet (SIGCONT)."""
+        self._worker_ref.proxy().set_state(states.RUNNING).get()
+
+    def status(self) -> dict[str, Any]:
+        """worker_id, registration and job counts, for tests and `corral status`."""
+        status = self._connection_ref.proxy().status().get()
+        running, held = self._worker_ref.proxy().counts().get()
+        state = self._worker_ref.proxy().state.get()
+        return {**status, "running": running, "held": held, "state": state}
+
+    @property
+    def worker_id(self) -> str | None:
+        return self.status()["worker_id"] if self._connection_ref else None
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful stop: stop fetching, let running jobs finish for up to `shutdown_grace`
+        (or `timeout`), fail the rest as retryable, deregister, stop. Idempotent."""
+        with self._stop_lock:
+            if self._worker_ref is None:
+                return
+            grace = self.shutdown_grace if timeout is None else timeout
+            worker = self._worker_ref.proxy()
+            try:
+                worker.set_state(states.TERMINATE).get()
+                if not self._wait(lambda: worker.counts().get()[0] == 0, grace):
+                    log.warning(
+                        "grace period over: failing %d running jobs", worker.counts().get()[0]
+                    )
+                    worker.fail_unfinished("worker shut down before the job finished").get()
+                self._wait(lambda: worker.counts().get()[1] == 0, REPORT_GRACE_S)
+                assert self._connection is not None
+                self._connection.tell(Deregister())
+                self._wait(
+                    lambda: self._connection_ref.proxy().status().get()["pending"] == 0,
+                    REPORT_GRACE_S,
+                )
+            finally:
+                self.kill()
+
+    def _wait(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Poll `done` on the actors (asks at the edge) until true or the deadline passes."""
+        deadline = self.clock.now() + seconds
+        event = threading.Event()
+        while not done():
+            if self.clock.now() >= deadline:
+                return False
+            if self._pump is not None:
+                self._pump()
+            else:
+                event.wait(0.01)
+        return True
+
+    def kill(self) -> None:
+        """Stop at once: no deregister, jobs left to the coordinator's recovery."""
+        for mailbox in (self._connection, self._worker):
+            if mailbox is not None:
+                mailbox.stop()
+        self._worker_ref = self._connection_ref = None
+        self._worker = self._connection = None
+
+    def __enter__(self) -> WorkerNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Bytes on the wire: codec, message validation, ZeroMQ and in-process transports."""

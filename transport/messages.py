@@ -1,0 +1,166 @@
+"""Wire requests as frozen, slotted dataclasses: decoded and validated once, trusted inside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Rid = int | str
+WORKER_STATES = ("running", "quiet", "terminate")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff of PROTOCOL.md section 5."""
+
+    initial_interval: float = 1.0
+    backoff_coefficient: float = 2.0
+    max_interval: float = 300.0
+    jitter: bool = True
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "initial_interval": self.initial_interval,
+            "backoff_coefficient": self.backoff_coefficient,
+            "max_interval": self.max_interval,
+            "jitter": self.jitter,
+        }
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a client sends, with every default filled in."""
+
+    type: str
+    args: list[Any] = field(default_factory=list)
+    queue: str = "default"
+    priority: int = 0
+    scheduled_at: float | None = None
+    max_attempts: int = 3
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: float | None = None
+    route: dict[str, str] = field(default_factory=dict)
+    unique_key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """The error a worker reports with `fail`."""
+
+    type: str
+    message: str
+    retryable: bool = True
+    backtrace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    rid: Rid
+    role: str
+    hostname: str
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    rid: Rid
+    worker_id: str
+    queues: tuple[str, ...]
+    concurrency: int
+    functions: frozenset[str]
+    labels: dict[str, frozenset[str]]
+    hostname: str
+    pid: int
+    previous_worker_id: str | None
+    active_job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    rid: Rid
+    worker_id: str
+    state: str
+    active_job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    rid: Rid
+    worker_id: str
+    count: int
+    queues: tuple[str, ...] | None
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    rid: Rid
+    worker_id: str
+    job_id: str
+    attempt: int
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    rid: Rid
+    worker_id: str
+    job_id: str
+    attempt: int
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Deregister:
+    rid: Rid
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """`batch` tells which reply shape the sender asked for (`job` vs `jobs`)."""
+
+    rid: Rid
+    specs: tuple[JobSpec, ...]
+    batch: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    rid: Rid
+    job_id: str
+    wait: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    rid: Rid
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True)
+class Direct:
+    rid: Rid
+    worker_id: str
+    state: str
+
+
+WorkerRequest = Register | Beat | Fetch | Ack | Fail | Deregister
+ClientRequest = Enqueue | Get | Cancel | Stats | Direct
+Request = Hello | WorkerRequest | ClientRequest | Ping
+
+WORKER_REQUEST_TYPES = frozenset({"register", "beat", "fetch", "ack", "fail", "deregister"})

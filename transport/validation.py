@@ -1,0 +1,323 @@
+"""Turn a decoded map into a typed request, or raise the PROTOCOL.md section 2 error.
+
+Every check that does not depend on coordinator state lives here, so a request that passes
+reaches the actors already trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from transport import messages as m
+from transport.codec import encode, valid_rid
+from transport.errors import BadRequest, TooLarge, UnsupportedVersion
+
+PROTOCOL_VERSION = 1
+MAX_JOB_SIZE_BYTES = 512 * 1024
+MAX_RESULT_SIZE_BYTES = 512 * 1024
+MAX_NAME_CHARS = 256
+MAX_BATCH_JOBS = 10_000
+MAX_LIST_ITEMS = 100_000
+DEFAULT_CONCURRENCY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits applied while validating (all configurable on the coordinator)."""
+
+    max_job_size: int = MAX_JOB_SIZE_BYTES
+    max_result_size: int = MAX_RESULT_SIZE_BYTES
+    max_batch_jobs: int = MAX_BATCH_JOBS
+
+
+DEFAULT_LIMITS = Limits()
+_MISSING = object()
+
+
+def _get(body: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
+    value = body.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        if default is _MISSING:
+            raise BadRequest(f"missing field '{key}'")
+        return default
+    return value
+
+
+def _string(body: dict[str, Any], key: str, default: Any = _MISSING, *, limit: int = 0) -> Any:
+    value = _get(body, key, default)
+    if value is default and default is not _MISSING:
+        return value
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{key}' must be a string")
+    if limit and (not value or len(value) > limit):
+        raise BadRequest(f"field '{key}' must have 1 to {limit} characters")
+    return value
+
+
+def _integer(
+    body: dict[str, Any], key: str, default: Any = _MISSING, *, minimum: int | None = None
+) -> Any:
+    value = _get(body, key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"field '{key}' must be an integer")
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"field '{key}' must be >= {minimum}")
+    return value
+
+
+def _number(
+    body: dict[str, Any], key: str, default: Any = _MISSING, *, minimum: float | None = None
+) -> Any:
+    value = _get(body, key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(f"field '{key}' must be a finite number")
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"field '{key}' must be >= {minimum}")
+    return float(value)
+
+
+def _boolean(body: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
+    value = _get(body, key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"field '{key}' must be a boolean")
+    return value
+
+
+def _strings(
+    body: dict[str, Any], key: str, default: Any = _MISSING, *, non_empty: bool = False
+) -> tuple[str, ...]:
+    value = _get(body, key, default)
+    if not isinstance(value, list | tuple):
+        raise BadRequest(f"field '{key}' must be a list of strings")
+    if len(value) > MAX_LIST_ITEMS:
+        raise BadRequest(f"field '{key}' has more than {MAX_LIST_ITEMS} items")
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_NAME_CHARS:
+            raise BadRequest(f"field '{key}' must hold strings of 1 to {MAX_NAME_CHARS} characters")
+    if non_empty and not value:
+        raise BadRequest(f"field '{key}' must not be empty")
+    return tuple(value)
+
+
+def _mapping(body: dict[str, Any], key: str, default: Any = _MISSING) -> dict[str, Any]:
+    value = _get(body, key, default)
+    if not isinstance(value, dict):
+        raise BadRequest(f"field '{key}' must be a map")
+    return value
+
+
+def _retry(raw: dict[str, Any]) -> m.RetryPolicy:
+    base = m.DEFAULT_RETRY
+    policy = m.RetryPolicy(
+        initial_interval=_number(raw, "initial_interval", base.initial_interval, minimum=0.0),
+        backoff_coefficient=_number(
+            raw, "backoff_coefficient", base.backoff_coefficient, minimum=1.0
+        ),
+        max_interval=_number(raw, "max_interval", base.max_interval, minimum=0.0),
+        jitter=_boolean(raw, "jitter", base.jitter),
+    )
+    return base if policy == base else policy
+
+
+def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
+    """Validate one JobSpec map and fill in its defaults."""
+    if not isinstance(raw, dict):
+        raise BadRequest("a job spec must be a map")
+    if check_size and len(encode(raw)) > limits.max_job_size:
+        raise TooLarge(f"job spec exceeds max_job_size {limits.max_job_size}")
+    route = _mapping(raw, "route", {})
+    for key, value in route.items():
+        if not isinstance(value, str):
+            raise BadRequest(f"route value for '{key}' must be a string")
+    args = _get(raw, "args", [])
+    if not isinstance(args, list | tuple):
+        raise BadRequest("field 'args' must be a list")
+    unique_key = _string(raw, "unique_key", None)
+    if unique_key is not None and (not unique_key or len(unique_key) > MAX_NAME_CHARS):
+        raise BadRequest(f"field 'unique_key' must have 1 to {MAX_NAME_CHARS} characters")
+    timeout = _number(raw, "timeout", None, minimum=0.0)
+    if timeout is not None and timeout <= 0:
+        raise BadRequest("field 'timeout' must be > 0")
+    return m.JobSpec(
+        type=_string(raw, "type", limit=MAX_NAME_CHARS),
+        args=list(args),
+        queue=_string(raw, "queue", "default", limit=MAX_NAME_CHARS),
+        priority=_integer(raw, "priority", 0),
+        scheduled_at=_number(raw, "scheduled_at", None),
+        max_attempts=_integer(raw, "max_attempts", 3, minimum=1),
+        retry=_retry(_mapping(raw, "retry", {})),
+        timeout=timeout,
+        route=dict(route),
+        unique_key=unique_key,
+        meta=dict(_mapping(raw, "meta", {})),
+    )
+
+
+def _hello(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Hello:
+    version = _get(b, "v")
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        raise UnsupportedVersion(f"protocol version {version!r} is not supported; speak 1")
+    role = _string(b, "role", "worker")
+    if role != "worker":
+        raise BadRequest("hello.role must be 'worker'")
+    return m.Hello(rid, role, _string(b, "hostname", ""), _integer(b, "pid", 0, minimum=0))
+
+
+def _labels(b: dict[str, Any]) -> dict[str, frozenset[str]]:
+    raw = _mapping(b, "labels", {})
+    return {key: frozenset(_strings(raw, key)) for key in raw}
+
+
+def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Register:
+    previous = _string(b, "previous_worker_id", None)
+    return m.Register(
+        rid=rid,
+        worker_id=_string(b, "worker_id"),
+        queues=_strings(b, "queues", non_empty=True),
+        concurrency=_integer(b, "concurrency", DEFAULT_CONCURRENCY, minimum=1),
+        functions=frozenset(_strings(b, "functions", [])),
+        labels=_labels(b),
+        hostname=_string(b, "hostname", ""),
+        pid=_integer(b, "pid", 0, minimum=0),
+        previous_worker_id=previous,
+        active_job_ids=_strings(b, "active_job_ids", []),
+    )
+
+
+def _state(b: dict[str, Any]) -> str:
+    state = _string(b, "state")
+    if state not in m.WORKER_STATES:
+        raise BadRequest(f"state must be one of {', '.join(m.WORKER_STATES)}")
+    return state
+
+
+def _beat(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Beat:
+    return m.Beat(rid, _string(b, "worker_id"), _state(b), _strings(b, "active_job_ids", []))
+
+
+def _fetch(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fetch:
+    queues = _strings(b, "queues", None, non_empty=True) if b.get("queues") is not None else None
+    return m.Fetch(
+        rid,
+        _string(b, "worker_id"),
+        _integer(b, "count", minimum=1),
+        queues,
+        _number(b, "wait", 0.0, minimum=0.0),
+    )
+
+
+def _ack(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ack:
+    result = b.get("result")
+    if size > limits.max_result_size and len(encode(result)) > limits.max_result_size:
+        raise TooLarge(f"result exceeds max_result_size {limits.max_result_size}")
+    return m.Ack(
+        rid,
+        _string(b, "worker_id"),
+        _string(b, "job_id"),
+        _integer(b, "attempt", minimum=1),
+        result,
+    )
+
+
+def _fail(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fail:
+    raw = _mapping(b, "error")
+    info = m.ErrorInfo(
+        type=_string(raw, "type"),
+        message=_string(raw, "message"),
+        retryable=_boolean(raw, "retryable", True),
+        backtrace=_strings_any(raw, "backtrace"),
+    )
+    return m.Fail(
+        rid, _string(b, "worker_id"), _string(b, "job_id"), _integer(b, "attempt", minimum=1), info
+    )
+
+
+def _strings_any(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = _get(raw, key, [])
+    if not isinstance(value, list | tuple) or not all(isinstance(line, str) for line in value):
+        raise BadRequest(f"field '{key}' must be a list of strings")
+    return tuple(value)
+
+
+def _deregister(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Deregister:
+    return m.Deregister(rid, _string(b, "worker_id"))
+
+
+def _ping(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ping:
+    return m.Ping(rid)
+
+
+def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqueue:
+    check = size > limits.max_job_size
+    if b.get("job") is not None:
+        return m.Enqueue(rid, (job_spec(b["job"], check_size=check, limits=limits),), batch=False)
+    raw_jobs = _get(b, "jobs")
+    if not isinstance(raw_jobs, list) or not raw_jobs:
+        raise BadRequest("enqueue needs 'job' (a map) or 'jobs' (a non-empty list)")
+    if len(raw_jobs) > limits.max_batch_jobs:
+        raise BadRequest(f"a batch holds at most {limits.max_batch_jobs} jobs")
+    specs = []
+    for index, raw in enumerate(raw_jobs):
+        try:
+            specs.append(job_spec(raw, check_size=check, limits=limits))
+        except (BadRequest, TooLarge) as exc:
+            raise type(exc)(f"jobs[{index}]: {exc.message}") from None
+    return m.Enqueue(rid, tuple(specs), batch=True)
+
+
+def _get_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Get:
+    return m.Get(rid, _string(b, "job_id"), _number(b, "wait", 0.0, minimum=0.0))
+
+
+def _cancel(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Cancel:
+    return m.Cancel(rid, _string(b, "job_id"))
+
+
+def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
+    return m.Stats(rid)
+
+
+def _direct(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Direct:
+    return m.Direct(rid, _string(b, "worker_id"), _state(b))
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], m.Rid, int, Limits], m.Request]] = {
+    "hello": _hello,
+    "register": _register,
+    "beat": _beat,
+    "fetch": _fetch,
+    "ack": _ack,
+    "fail": _fail,
+    "deregister": _deregister,
+    "ping": _ping,
+    "enqueue": _enqueue,
+    "get": _get_job,
+    "cancel": _cancel,
+    "stats": _stats,
+    "direct": _direct,
+}
+
+REQUEST_TYPES = frozenset(_PARSERS)
+
+
+def request_header(body: dict[str, Any]) -> tuple[str, m.Rid]:
+    """Read `type` and `rid`; raise BadRequest (with no rid to echo) when rid is invalid."""
+    rid = body.get("rid")
+    if not valid_rid(rid):
+        raise BadRequest("'rid' must be an int >= 0 or a string of at most 64 characters")
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in _PARSERS:
+        raise BadRequest(f"unknown request type {kind!r}")
+    return kind, rid
+
+
+def parse_request(
+    kind: str, rid: m.Rid, body: dict[str, Any], size: int, limits: Limits = DEFAULT_LIMITS
+) -> m.Request:
+    """Validate the fields of a request whose header is already known to be good."""
+    return _PARSERS[kind](body, rid, size, limits)
