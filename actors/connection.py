@@ -46,6 +46,15 @@ FETCH_WAIT_S = 5.0
 LOSS_ERRORS = frozenset({"not_registered", "unknown_worker"})
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A request waiting for its reply."""
+
+    kind: str
+    context: Any
+    deadline: float
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What a worker registers with, and how it behaves on the link."""
@@ -91,7 +100,7 @@ class ConnectionSupervisor(CorralActor):
         self.sessions = 0  # how many times a worker_id was issued to us
         self.failures = 0  # consecutive failed connection attempts, for backoff
         self.last_reply = clock.now()
-        self.pending: dict[int, tuple[str, Any]] = {}
+        self.pending: dict[int, Pending] = {}
         self.unreported: dict[str, Outcome] = {}
         self.want = 0
         self.fetching = False
@@ -175,12 +184,32 @@ class ConnectionSupervisor(CorralActor):
         mailbox = self.mailbox()
         self._connect_timer = self.clock.call_later(delay, lambda: mailbox.tell(Connect()))
 
-    def _request(self, kind: str, body: dict[str, Any], context: Any = None) -> None:
+    def _request(
+        self, kind: str, body: dict[str, Any], context: Any = None, patience: float = 0.0
+    ) -> None:
+        """Send a request; its reply is expected within heartbeat_timeout (+ `patience`)."""
         if self.link is None:
             return
         rid = next(self._rids)
-        self.pending[rid] = (kind if kind in self._replies else "outcome", context)
+        deadline = self.clock.now() + self.heartbeat_timeout + patience
+        self.pending[rid] = Pending(kind if kind in self._replies else "outcome", context, deadline)
         self.link.send(codec.encode({"type": kind, "rid": rid, **body}))
+
+    def _expire_requests(self) -> None:
+        """Requests whose reply never came (a lossy link): retry what must not be lost."""
+        now = self.clock.now()
+        for rid, pending in list(self.pending.items()):
+            if pending.deadline > now:
+                continue
+            del self.pending[rid]
+            if pending.kind == "fetch":
+                self.fetching = False
+                self._maybe_fetch()
+            elif pending.kind == "outcome" and pending.context in self.unreported:
+                self._send_outcome(self.unreported[pending.context])
+            elif pending.kind in ("hello", "register"):
+                self._lost(f"no reply to {pending.kind}")
+                return
 
     def _frame_in(self, message: FrameIn) -> None:
         if message.link != self.link_id:
@@ -194,7 +223,7 @@ class ConnectionSupervisor(CorralActor):
         entry = self.pending.pop(body.get("rid"), None)  # type: ignore[arg-type]
         if entry is None:
             return
-        kind, context = entry
+        kind, context = entry.kind, entry.context
         if body.get("type") == "error":
             self._on_error(kind, body, context)
         else:
@@ -268,7 +297,9 @@ class ConnectionSupervisor(CorralActor):
         self._schedule_beat()
         if self.clock.now() - self.last_reply > self.heartbeat_timeout:
             self._lost(f"no reply for {self.heartbeat_timeout} s")
-        elif self.worker_id is not None and self.link is not None:
+            return
+        self._expire_requests()
+        if self.worker_id is not None and self.link is not None:
             self.worker.tell(NeedReport("beat"))
 
     def _schedule_beat(self) -> None:
@@ -282,6 +313,8 @@ class ConnectionSupervisor(CorralActor):
         cancel = tuple(body.get("cancel_job_ids", ()))
         for job_id in cancel:
             self.unreported.pop(job_id, None)
+        if state != states.RUNNING:
+            self.want = 0  # the worker asks again once it runs again
         self.worker.tell(Directive(state, cancel))
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -293,18 +326,20 @@ class ConnectionSupervisor(CorralActor):
     def _maybe_fetch(self) -> None:
         if self.registered and not self.fetching and self.want > 0:
             self.fetching = True
-            count, self.want = self.want, 0
-            self._request(
-                "fetch",
-                {"worker_id": self.worker_id, "count": count, "wait": self.settings.fetch_wait},
-            )
+            body = {
+                "worker_id": self.worker_id,
+                "count": self.want,
+                "wait": self.settings.fetch_wait,
+            }
+            self._request("fetch", body, patience=self.settings.fetch_wait)
 
     def _on_fetch_reply(self, body: dict[str, Any], _: Any) -> None:
         self.fetching = False
         jobs = body.get("jobs", [])
-        self.worker.tell(Jobs(jobs))
-        if not jobs:
-            self._maybe_fetch()
+        self.want = max(0, self.want - len(jobs))  # the worker sends a fresh Want once started
+        if jobs:
+            self.worker.tell(Jobs(jobs))
+        self._maybe_fetch()
 
     def _on_outcome(self, outcome: Outcome) -> None:
         self.unreported[outcome.job_id] = outcome
@@ -342,4 +377,6 @@ class ConnectionSupervisor(CorralActor):
             "sessions": self.sessions,
             "unreported": len(self.unreported),
             "pending": len(self.pending),
+            "fetching": self.fetching,
+            "want": self.want,
         }

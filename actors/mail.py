@@ -98,3 +98,10 @@ class Tick:
     """Reaper -> supervisor: check liveness and reservation deadlines."""
 
     now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Orphans:
+    """Coordinator start -> supervisor: jobs the store holds as active (a restart)."""
+
+    jobs: list[Job]

@@ -52,7 +52,6 @@ class Session:
     state: str = states.RUNNING
     directive: str | None = None
     active: dict[str, Job] = field(default_factory=dict)
-    cancelled: set[str] = field(default_factory=set)
     fetch: PendingFetch | None = None
     ended_at: float | None = None
     profile: WorkerProfile | None = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from actors import states
 from actors.base import Activity, CorralActor, Mailbox
+from actors.clock import Clock
 from actors.worker_mail import (
     Directive,
     Finished,
@@ -38,18 +39,51 @@ Handler = Callable[..., Any]
 
 @dataclass
 class JobContext:
-    """What a running handler can know about its job."""
+    """What a running handler can know about its job, and a cancellable sleep."""
 
     id: str
     type: str
     attempt: int
     job: dict[str, Any]
+    clock: Clock
+    activity: Activity
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    _wake_event: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sleeping: bool = False
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled or taken away; the handler should stop early."""
         return self.cancel_event.is_set()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self._wake()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait `seconds` on the node's clock; returns False at once if the job is cancelled.
+
+        While asleep the handler does not count as busy, so a simulation moves virtual time on;
+        whoever wakes it (the timer or a cancel) hands the busy count back first.
+        """
+        with self._lock:
+            if self.cancelled:
+                return False
+            self._wake_event.clear()
+            self._sleeping = True
+            timer = self.clock.call_later(seconds, self._wake)
+            self.activity.end()
+        self._wake_event.wait()
+        timer.cancel()
+        return not self.cancelled
+
+    def _wake(self) -> None:
+        with self._lock:
+            if self._sleeping:
+                self._sleeping = False
+                self.activity.begin()
+                self._wake_event.set()
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
@@ -76,9 +110,11 @@ class WorkerActor(CorralActor):
         activity: Activity,
         handlers: dict[str, Handler],
         concurrency: int,
+        clock: Clock,
         max_result_size: int = MAX_RESULT_SIZE_BYTES,
     ) -> None:
         super().__init__(activity)
+        self.clock = clock
         self._job_handlers = dict(handlers)
         self.concurrency = concurrency
         self.max_result_size = max_result_size
@@ -100,7 +136,7 @@ class WorkerActor(CorralActor):
 
     def on_stop(self) -> None:
         for running in self.jobs.values():
-            running.context.cancel_event.set()
+            running.context.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- running jobs -------------------------------------------------------------------------
@@ -117,7 +153,9 @@ class WorkerActor(CorralActor):
     def _start_jobs(self, message: Jobs) -> None:
         mailbox = self.mailbox()
         for job in message.jobs:
-            context = JobContext(job["id"], job["type"], job["attempt"], job)
+            context = JobContext(
+                job["id"], job["type"], job["attempt"], job, self.clock, self.activity
+            )
             self.jobs[context.id] = Running(context)
             handler = self._job_handlers.get(context.type)
             self.activity.begin()  # the handler run counts as work in progress
@@ -200,7 +238,7 @@ class WorkerActor(CorralActor):
         for job_id in job_ids:
             running = self.jobs.pop(job_id, None)
             if running is not None:
-                running.context.cancel_event.set()
+                running.context.cancel()
                 log.info("abandoned job %s", job_id)
         self._notify_idle()
 
@@ -225,7 +263,7 @@ class WorkerActor(CorralActor):
         for running in self.jobs.values():
             if not running.finished:
                 running.finished = True
-                running.context.cancel_event.set()
+                running.context.cancel()
                 context = running.context
                 if self.connection is not None:
                     self.connection.tell(

@@ -24,6 +24,7 @@ from actors.mail import (
     Hold,
     Inbound,
     JobsAvailable,
+    Orphans,
     Tick,
     Touch,
 )
@@ -56,6 +57,8 @@ class SupervisorCore:
         self.waking: dict[str, list[str]] = {}  # queue -> parked workers still to offer jobs to
         self.offers: dict[str, int] = {}  # queue -> token of the fetch its jobs are offered to
         self.rewake: set[str] = set()
+        self.orphans: dict[str, Session] = {}  # worker_id -> jobs active before a restart
+        self.orphans_until = 0.0
         self._tokens = itertools.count(1)
         self._handlers: dict[type, Callable[[bytes, Any], None]] = {
             m.Hello: self.hello,
@@ -151,7 +154,8 @@ class SupervisorCore:
         """Move the listed jobs still active under the previous session to this one."""
         if not previous_id or previous_id == session.worker_id:
             return []
-        previous = self.sessions.get(previous_id)
+        orphaned = previous_id in self.orphans
+        previous = self.orphans.pop(previous_id) if orphaned else self.sessions.get(previous_id)
         if previous is None:
             return []
         now = self.ctx.clock.now()
@@ -166,8 +170,31 @@ class SupervisorCore:
             self.reservations[job_id] = session
             self.ctx.store.save(job)
             resumed.append(job_id)
-        self.end_session(previous, "replaced")
+        if orphaned:
+            self._recover_all(previous, "not resumed after the coordinator restarted")
+        else:
+            self.end_session(previous, "replaced")
         return resumed
+
+    def adopt(self, message: Orphans) -> None:
+        """Jobs found active in the store at start: their workers may come back and resume them
+        until `heartbeat_timeout` has passed; the rest are then recovered as worker_lost."""
+        now = self.ctx.clock.now()
+        self.orphans_until = now + self.ctx.settings.heartbeat_timeout
+        for job in message.jobs:
+            worker_id = job.worker_id or ""
+            ghost = self.orphans.get(worker_id)
+            if ghost is None:
+                ghost = self.orphans[worker_id] = Session(worker_id, b"", "", 0, now, now)
+            job.deadline = now + self._timeout(job)
+            ghost.active[job.id] = job
+            self.reservations[job.id] = ghost
+
+    def _recover_all(self, session: Session, reason: str) -> None:
+        for job in list(session.active.values()):
+            self._recover(
+                session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
+            )
 
     def end_session(self, session: Session, reason: str) -> None:
         """End a session: recover its jobs as failed attempts, forget its fetch."""
@@ -203,6 +230,7 @@ class SupervisorCore:
         session = self._session(peer, request.worker_id)
         now = self.ctx.clock.now()
         wanted = session.directive or request.state
+        previous = session.state
         session.state = states.next_worker_state(session.state, wanted)
         abandon = []
         for job_id in request.active_job_ids:
@@ -211,13 +239,8 @@ class SupervisorCore:
                 abandon.append(job_id)
             else:
                 job.deadline = now + self._timeout(job)
-        session.cancelled.difference_update(request.active_job_ids)
-        if (
-            session.state != states.RUNNING
-            and session.fetch is not None
-            and session.fetch.parked_since
-        ):
-            self._answer_fetch(session)
+        if previous != states.RUNNING and session.state == states.RUNNING:
+            self._slot_freed(session)  # a parked fetch of a quiet worker may take jobs now
         self._send(
             peer,
             request.rid,
@@ -265,10 +288,12 @@ class SupervisorCore:
             wait=min(request.wait, self.ctx.settings.heartbeat_timeout),
         )
         session.fetch = fetch
-        if session.state != states.RUNNING:
+        if session.state == states.RUNNING:
+            self._start_claims(session, fetch)
+        elif fetch.wait > 0:
+            self._park(session, fetch)  # quiet: nothing until running again or the wait ends
+        else:
             self._answer_fetch(session)
-            return
-        self._start_claims(session, fetch)
 
     def _start_claims(self, session: Session, fetch: PendingFetch) -> None:
         fetch.next_queue = 0
@@ -470,7 +495,6 @@ class SupervisorCore:
         if session is not None:
             job = session.active[message.job_id]
             self._release(session, job)
-            session.cancelled.add(job.id)
             cancel_job(self.ctx, job)
             self._send(message.peer, message.rid, state=job.state)
             self._slot_freed(session)
@@ -493,10 +517,13 @@ class SupervisorCore:
         for job_id, session in list(self.reservations.items()):
             job = session.active[job_id]
             if job.deadline is not None and job.deadline <= now:
-                session.cancelled.add(job_id)
                 self._recover(
                     session, job, "timeout", f"reservation expired after {self._timeout(job)} s"
                 )
+        if self.orphans and now >= self.orphans_until:
+            for ghost in self.orphans.values():
+                self._recover_all(ghost, "not resumed after the coordinator restarted")
+            self.orphans.clear()
         for worker_id, session in list(self.ended.items()):
             if now - (session.ended_at or now) > settings.terminated_retention:
                 del self.ended[worker_id]
@@ -519,6 +546,7 @@ class WorkerSupervisor(CorralActor):
             FetchExpired: core.fetch_expired,
             CancelJob: core.cancel,
             Tick: core.tick,
+            Orphans: core.adopt,
         }
 
     def on_handler_error(self, message: Any) -> None:

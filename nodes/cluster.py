@@ -14,6 +14,7 @@ from typing import Any
 from actors.base import Activity
 from actors.clock import Clock, ManualClock, SystemClock
 from actors.context import CoordinatorSettings
+from actors.events import EventHub
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
 from actors.worker import Handler
@@ -51,6 +52,7 @@ class Cluster:
         self.seed = seed
         self.rng = random.Random(seed)
         self.activity = Activity()
+        self.events = EventHub()  # outlives coordinator restarts, so observers see everything
         self.network = InprocNetwork(self._child_rng(), auto=not self.manual)
         self.store = store or MemoryStore()
         self.settings = settings or CoordinatorSettings()
@@ -87,6 +89,7 @@ class Cluster:
             clock=self.clock,
             rng=self._child_rng(),
             activity=self.activity,
+            events=self.events,
         ).start()
         return self.coordinator
 

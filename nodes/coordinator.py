@@ -7,11 +7,12 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from actors import base
+from actors import base, states
 from actors.base import Activity
 from actors.clock import Clock, SystemClock
 from actors.context import CoordinatorContext, CoordinatorSettings, QueueDirectory
 from actors.events import EventHub
+from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.store.base import Store
@@ -109,14 +110,18 @@ class Coordinator:
         return self
 
     def _restore(self, store: Store) -> None:
-        """Give the queues back the waiting jobs of a durable store."""
-        from actors.mail import Hold
-
+        """Restart over a durable store: waiting jobs go back to their queues, active ones
+        wait (as orphans) for their workers to reconnect and resume them."""
         assert self.ctx is not None
-        waiting = [job for job in store.unfinished() if job.state != "active"]
-        for job in waiting:
+        active = []
+        for job in sorted(store.unfinished(), key=lambda job: (job.created_at, job.seq)):
             job.seq = next(self.ctx.seq)
-            self.ctx.queues.get(job.queue).tell(Hold([job]))
+            if job.state == states.ACTIVE:
+                active.append(job)
+            else:
+                self.ctx.queues.get(job.queue).tell(Hold([job]))
+        if active:
+            self.ctx.supervisor.tell(Orphans(active))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the socket, stop every actor, close the store. Idempotent."""

@@ -87,7 +87,9 @@ class WorkerNode:
 
             connector = zmq_connector(self.connect)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
-        self._worker_ref = WorkerActor.start(self.activity, self.handlers, settings.concurrency)
+        self._worker_ref = WorkerActor.start(
+            self.activity, self.handlers, settings.concurrency, self.clock
+        )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = ConnectionSupervisor.start(
             self.activity, connector, settings, self._worker, self.clock, self.rng

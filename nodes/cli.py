@@ -1,0 +1,146 @@
+"""The `corral` command: parse arguments and call the public API (nothing else lives here).
+
+Exit codes: 0 success; 1 the coordinator refused (`error: <code>: <message>`) or a job failed;
+2 a usage or config error, or no answer from the coordinator within `--timeout`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nodes import cli_commands as commands
+from nodes.config_fields import ConfigError
+from transport.errors import ConnectionLost, CorralError
+
+DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_RESULT_WAIT_S = 30.0
+DEFAULT_WATCH_INTERVAL_S = 2.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral", description="A job coordinator over ZeroMQ: run nodes, manage jobs."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run every node of a config (or one with --node)")
+    run.add_argument("file", metavar="FILE", help="YAML config")
+    run.add_argument("--node", metavar="NAME", help="run only this node, in this process")
+
+    client = argparse.ArgumentParser(add_help=False)
+    where = client.add_mutually_exclusive_group()
+    where.add_argument(
+        "--connect", metavar="ENDPOINT", help=f"coordinator address (default {DEFAULT_CONNECT})"
+    )
+    where.add_argument("--config", metavar="FILE", help="use the first coordinator of FILE")
+    client.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the coordinator (default {DEFAULT_TIMEOUT_S:.0f})",
+    )
+
+    enqueue = sub.add_parser("enqueue", parents=[client], help="enqueue a job, print its id")
+    enqueue.add_argument("type", metavar="TYPE")
+    enqueue.add_argument("args", nargs="*", metavar="ARGS", help="JSON values, else strings")
+    enqueue.add_argument("--queue", default=None)
+    enqueue.add_argument("--priority", type=int, default=None)
+    enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", default=None)
+    enqueue.add_argument("--max-attempts", type=int, default=None, metavar="N")
+    enqueue.add_argument("--unique-key", default=None, metavar="K")
+    enqueue.add_argument(
+        "--route", action="extend", nargs="+", default=[], metavar="K=V", help="label routing"
+    )
+    enqueue.add_argument(
+        "--wait",
+        nargs="?",
+        type=float,
+        const=DEFAULT_RESULT_WAIT_S,
+        metavar="SECONDS",
+        help=f"wait for the result (default {DEFAULT_RESULT_WAIT_S:.0f} s) and print it",
+    )
+
+    get = sub.add_parser("get", parents=[client], help="print a job as JSON")
+    get.add_argument("job_id", metavar="JOB_ID")
+    get.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+
+    cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+
+    status = sub.add_parser("status", parents=[client], help="queues and workers")
+    status.add_argument("--json", action="store_true", help="the raw stats as JSON")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=DEFAULT_WATCH_INTERVAL_S,
+        metavar="SECONDS",
+        help="refresh until Ctrl-C",
+    )
+
+    for state, verb in (("quiet", "quiet"), ("terminate", "terminate"), ("running", "resume")):
+        direct = sub.add_parser(verb, parents=[client], help=f"direct a worker to {state}")
+        direct.add_argument("worker_id", metavar="WORKER_ID")
+        direct.set_defaults(state=state)
+
+    keys = sub.add_parser("keys", help="CURVE key pairs")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    generate = keys_sub.add_parser("generate", help="write coordinator/worker/client key pairs")
+    generate.add_argument("directory", metavar="DIR")
+    generate.add_argument("--force", action="store_true", help="overwrite existing keys")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `corral` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionLost:
+        address = getattr(args, "address", "the coordinator")
+        print(
+            f"error: no answer from the coordinator at {address} within {args.timeout:g} s "
+            "(is it running? see --connect / --config / --timeout)",
+            file=sys.stderr,
+        )
+        return 2
+    except CorralError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        if args.node:
+            from nodes.node_process import run_node
+
+            return run_node(args.file, args.node)
+        from nodes.runner import run_cluster
+
+        return run_cluster(args.file)
+    if args.command == "keys":
+        return commands.generate_keys(args.directory, force=args.force)
+    args.address = commands.resolve_address(args.connect, args.config, DEFAULT_CONNECT)
+    handler = {
+        "enqueue": commands.enqueue,
+        "get": commands.get,
+        "cancel": commands.cancel,
+        "status": commands.status,
+        "quiet": commands.direct,
+        "terminate": commands.direct,
+        "resume": commands.direct,
+    }[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

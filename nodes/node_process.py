@@ -1,0 +1,101 @@
+"""`corral run FILE --node NAME`: one node in this process until a signal stops it.
+
+Signal handlers only post to a queue; the main thread does the work (starting, quieting,
+stopping), so no handler ever runs node code re-entrantly. Semantics:
+SIGTERM/SIGINT -> graceful stop, exit 0; a second SIGINT -> exit at once (1);
+SIGTSTP -> worker quiet; SIGCONT -> worker resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from nodes.config import NodeConfig, load_config
+
+log = logging.getLogger("corral.node")
+
+SUPERVISOR_PID_ENV = "CORRAL_SUPERVISOR_PID"
+PARENT_CHECK_INTERVAL_S = 1.0
+LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%H:%M:%S"
+
+STOP, FINISHED, QUIET, RESUME = "stop", "finished", "quiet", "resume"
+
+
+def setup_logging(level: str) -> None:
+    """Plain lines on stderr; the multi-process runner prefixes them with the node name."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, force=True)
+
+
+class SignalInbox:
+    """Turns signals into queue items for the main thread (SimpleQueue.put is reentrant)."""
+
+    def __init__(self, worker: bool) -> None:
+        self.events: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.interrupts = 0
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        if worker:
+            signal.signal(signal.SIGTSTP, lambda *_: self.events.put(QUIET))
+            signal.signal(signal.SIGCONT, lambda *_: self.events.put(RESUME))
+
+    def _on_stop(self, signum: int, _: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            self.interrupts += 1
+            if self.interrupts > 1:
+                os.write(2, b"second interrupt: exiting at once\n")
+                os._exit(1)
+        self.events.put(STOP)
+
+    def next(self) -> str:
+        """The next event; a vanished supervisor counts as a stop, so no node is orphaned."""
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+        while True:
+            try:
+                return self.events.get(timeout=PARENT_CHECK_INTERVAL_S)
+            except queue.Empty:
+                if supervisor and os.getppid() != int(supervisor):
+                    log.warning("supervisor %s is gone; stopping", supervisor)
+                    return STOP
+
+
+def run_node(path: str, name: str) -> int:
+    """Start node `name` of config `path`, serve until stopped, stop it gracefully."""
+    config: NodeConfig = load_config(path).node(name)
+    setup_logging(config.log_level)
+    inbox = SignalInbox(worker=config.kind == "worker")
+    overrides: dict[str, Any] = {}
+    if config.kind == "producer":
+        overrides["on_finish"] = lambda: inbox.events.put(FINISHED)
+    node = config.build(**overrides)
+    try:
+        node.start()
+    except OSError as exc:
+        log.error("%s %r could not start: %s", config.kind, name, exc)
+        return 1
+    log.info("%s %r started (pid %d)", config.kind, name, os.getpid())
+    try:
+        while True:
+            event = inbox.next()
+            if event == STOP:
+                log.info("stopping %s %r", config.kind, name)
+                break
+            if event == FINISHED:
+                return int(node.exit_code or 0)
+            if event == QUIET:
+                log.info("quiet: finishing running jobs, fetching no more")
+                node.quiet()
+            elif event == RESUME:
+                log.info("resume: fetching again")
+                node.resume()
+    finally:
+        node.stop()
+        log.info("%s %r stopped", config.kind, name)
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,107 @@
+"""Simulation fixtures: whole clusters on the in-process network with a ManualClock, and a
+history checker that judges every run by the invariants of the recovery issue."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from actors import events
+from actors.clock import ManualClock
+from actors.context import CoordinatorSettings
+from actors.worker import current_job
+from nodes.cluster import Cluster
+
+FAST = CoordinatorSettings(visibility_timeout=120.0)
+
+
+class History:
+    """Everything that happened to jobs, in one global order, checked at the end.
+
+    Invariants: every enqueued job ends terminal exactly once; no handler starts a job after
+    that job was completed (acked); results are the handler's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._order = itertools.count()
+        self.terminal: Counter[str] = Counter()
+        self.completed_at: dict[str, int] = {}
+        self.starts: list[tuple[int, str, int]] = []
+        self.recoveries: list[tuple[str, str]] = []
+
+    def observe(self, name: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            if name == events.JOB_TERMINAL:
+                job = payload["job"]
+                self.terminal[job.id] += 1
+                if job.state == "completed":
+                    self.completed_at[job.id] = next(self._order)
+            elif name == events.JOB_RECOVERED:
+                self.recoveries.append((payload["job"].id, payload["reason"]))
+
+    def started(self, job_id: str, attempt: int) -> None:
+        with self._lock:
+            self.starts.append((next(self._order), job_id, attempt))
+
+    def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(*args: Any) -> Any:
+            job = current_job()
+            assert job is not None
+            self.started(job.id, job.attempt)
+            return handler(*args)
+
+        return recorded
+
+    def check(self, cluster: Cluster, job_ids: list[str]) -> None:
+        store = cluster.store
+        for job_id in job_ids:
+            stored = store.get(job_id)
+            assert stored is not None, f"job {job_id} lost (seed={cluster.seed})"
+            assert stored["state"] in ("completed", "discarded", "cancelled"), (
+                f"job {job_id} ended {stored['state']} (seed={cluster.seed})"
+            )
+            assert self.terminal[job_id] == 1, (
+                f"job {job_id} ended {self.terminal[job_id]} times (seed={cluster.seed})"
+            )
+        for order, job_id, attempt in self.starts:
+            done = self.completed_at.get(job_id)
+            assert done is None or order < done, (
+                f"job {job_id} attempt {attempt} ran after its ack (seed={cluster.seed})"
+            )
+
+
+@pytest.fixture
+def history() -> History:
+    return History()
+
+
+@pytest.fixture
+def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
+    """Start simulated clusters (ManualClock, seeded); all are stopped at teardown."""
+    started: list[Cluster] = []
+
+    def make(
+        workers: int = 3, *, seed: int = 0, settings: CoordinatorSettings = FAST, **options: Any
+    ) -> Cluster:
+        handlers = options.pop("handlers", None) or {
+            "square": lambda x: x * x,
+            "sleep": lambda seconds: current_job().sleep(seconds),  # type: ignore[union-attr]
+            "boom": lambda: 1 / 0,
+        }
+        handlers = {name: history.wrap(fn) for name, fn in handlers.items()}
+        cluster = Cluster(
+            workers, clock=ManualClock(), seed=seed, handlers=handlers, settings=settings, **options
+        )
+        cluster.events.subscribe(history.observe)
+        started.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in started:
+        cluster.stop()
