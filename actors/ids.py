@@ -20,15 +20,18 @@ class IdFactory:
         self._clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._last = 0
+        self._last = (0, 0)
 
     def new(self) -> str:
         with self._lock:
             millis = int(self._clock.now() * 1000) & ((1 << 48) - 1)
-            value = (millis << 80) | self._rng.getrandbits(80)
-            value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-            value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-            if value <= self._last:  # keep ids strictly increasing within one process
-                value = self._last + 1
-            self._last = value
+            counter = self._rng.getrandbits(74)  # rand_a (12 bits) and rand_b (62 bits)
+            if (millis, counter) <= self._last:  # same or earlier ms: count up from the last id
+                millis, counter = self._last
+                counter += 1
+                if counter >> 74:
+                    millis, counter = millis + 1, 0
+            self._last = (millis, counter)
+            rand_a, rand_b = counter >> 62, counter & ((1 << 62) - 1)
+            value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0x2 << 62) | rand_b
             return str(uuid.UUID(int=value))

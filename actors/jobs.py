@@ -95,7 +95,7 @@ class Job:
             "state": self.state,
             "attempt": self.attempt,
             "created_at": self.created_at,
-            "errors": self.errors,
+            "errors": list(self.errors),
         }
         for key in (
             "scheduled_at",

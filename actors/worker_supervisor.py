@@ -217,6 +217,7 @@ class SupervisorCore:
 
     def deregister(self, peer: bytes, request: m.Deregister) -> None:
         session = self._session(peer, request.worker_id)
+        self._answer_fetch(session)  # a parked fetch gets its (empty) answer, not silence
         self.end_session(session, "deregistered")
         self._send(peer, request.rid)
 

@@ -15,7 +15,7 @@ from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
 from transport.errors import BadRequest, CorralError
-from transport.validation import Limits, parse_request, request_header
+from transport.validation import Limits, parse_request, request_rid, request_type
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,11 @@ class Dispatcher:
     def __call__(self, peer: bytes, frame: bytes) -> None:
         rid: m.Rid | None = None
         try:
+            if len(frame) > self.max_message_size:
+                rid = codec.readable_rid(frame)
             body = codec.decode(frame, self.max_message_size)
-            kind, rid = request_header(body)
+            rid = request_rid(body)
+            kind = request_type(body)
             if kind in m.WORKER_REQUEST_TYPES and peer not in self.greeted:
                 self._refuse(peer, "not_registered", "say hello first", rid)
                 return

@@ -26,8 +26,35 @@ def decode(frame: bytes, max_size: int = MAX_MESSAGE_SIZE_BYTES) -> dict[str, An
     """
     if len(frame) > max_size:
         raise TooLarge(f"frame of {len(frame)} bytes exceeds max_message_size {max_size}")
+    value = _unpack(frame)
+    if any(marker in frame for marker in _TIMESTAMP_MARKERS) and _holds_timestamp(value):
+        raise BadRequest("msgpack extension type -1 (timestamp) is not accepted")
+    if not isinstance(value, dict):
+        raise BadRequest("a frame must be a msgpack map")
+    for key in value:
+        if not isinstance(key, str):
+            raise BadRequest("map keys must be strings")
+    return value
+
+
+# The timestamp extension (-1) is decoded by msgpack itself, never through ext_hook; these are
+# its three encodings. Only a frame holding one of these byte pairs pays for a full walk.
+_TIMESTAMP_MARKERS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+def _holds_timestamp(value: Any) -> bool:
+    if isinstance(value, msgpack.Timestamp):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_timestamp(k) or _holds_timestamp(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_timestamp(item) for item in value)
+    return False
+
+
+def _unpack(frame: bytes) -> Any:
     try:
-        value = msgpack.unpackb(
+        return msgpack.unpackb(
             frame,
             raw=False,
             strict_map_key=True,
@@ -38,12 +65,16 @@ def decode(frame: bytes, max_size: int = MAX_MESSAGE_SIZE_BYTES) -> dict[str, An
         raise
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise BadRequest(f"undecodable frame: {type(exc).__name__}") from None
-    if not isinstance(value, dict):
-        raise BadRequest("a frame must be a msgpack map")
-    for key in value:
-        if not isinstance(key, str):
-            raise BadRequest("map keys must be strings")
-    return value
+
+
+def readable_rid(frame: bytes) -> Rid | None:
+    """The rid of a frame refused for its size, when it can be read (to echo it)."""
+    try:
+        value = _unpack(frame)
+    except BadRequest:
+        return None
+    rid = value.get("rid") if isinstance(value, dict) else None
+    return rid if valid_rid(rid) else None
 
 
 def encode(message: dict[str, Any]) -> bytes:

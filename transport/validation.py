@@ -132,8 +132,8 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         raise TooLarge(f"job spec exceeds max_job_size {limits.max_job_size}")
     route = _mapping(raw, "route", {})
     for key, value in route.items():
-        if not isinstance(value, str):
-            raise BadRequest(f"route value for '{key}' must be a string")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise BadRequest("field 'route' must map strings to strings")
     args = _get(raw, "args", [])
     if not isinstance(args, list | tuple):
         raise BadRequest("field 'args' must be a list")
@@ -162,14 +162,16 @@ def _hello(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Hello:
     version = _get(b, "v")
     if version != PROTOCOL_VERSION or isinstance(version, bool):
         raise UnsupportedVersion(f"protocol version {version!r} is not supported; speak 1")
-    role = _string(b, "role", "worker")
+    role = _string(b, "role")
     if role != "worker":
         raise BadRequest("hello.role must be 'worker'")
-    return m.Hello(rid, role, _string(b, "hostname", ""), _integer(b, "pid", 0, minimum=0))
+    return m.Hello(rid, role, _string(b, "hostname"), _integer(b, "pid", minimum=0))
 
 
 def _labels(b: dict[str, Any]) -> dict[str, frozenset[str]]:
     raw = _mapping(b, "labels", {})
+    if not all(isinstance(key, str) for key in raw):
+        raise BadRequest("field 'labels' must have string keys")
     return {key: frozenset(_strings(raw, key)) for key in raw}
 
 
@@ -182,8 +184,8 @@ def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Reg
         concurrency=_integer(b, "concurrency", DEFAULT_CONCURRENCY, minimum=1),
         functions=frozenset(_strings(b, "functions", [])),
         labels=_labels(b),
-        hostname=_string(b, "hostname", ""),
-        pid=_integer(b, "pid", 0, minimum=0),
+        hostname=_string(b, "hostname"),
+        pid=_integer(b, "pid", minimum=0),
         previous_worker_id=previous,
         active_job_ids=_strings(b, "active_job_ids", []),
     )
@@ -197,7 +199,7 @@ def _state(b: dict[str, Any]) -> str:
 
 
 def _beat(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Beat:
-    return m.Beat(rid, _string(b, "worker_id"), _state(b), _strings(b, "active_job_ids", []))
+    return m.Beat(rid, _string(b, "worker_id"), _state(b), _strings(b, "active_job_ids"))
 
 
 def _fetch(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fetch:
@@ -305,15 +307,20 @@ _PARSERS: dict[str, Callable[[dict[str, Any], m.Rid, int, Limits], m.Request]] =
 REQUEST_TYPES = frozenset(_PARSERS)
 
 
-def request_header(body: dict[str, Any]) -> tuple[str, m.Rid]:
-    """Read `type` and `rid`; raise BadRequest (with no rid to echo) when rid is invalid."""
+def request_rid(body: dict[str, Any]) -> m.Rid:
+    """Read `rid`; BadRequest (with no rid to echo) when it is missing or invalid."""
     rid = body.get("rid")
     if not valid_rid(rid):
         raise BadRequest("'rid' must be an int >= 0 or a string of at most 64 characters")
+    return rid
+
+
+def request_type(body: dict[str, Any]) -> str:
+    """Read `type`; BadRequest when it is not a request this coordinator knows."""
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in _PARSERS:
         raise BadRequest(f"unknown request type {kind!r}")
-    return kind, rid
+    return kind
 
 
 def parse_request(

@@ -15,6 +15,7 @@ from typing import Any
 
 import zmq
 
+from transport import codec
 from transport._zmq_loop import SocketLoop, apply_common_options
 from transport.base import ClientFrameHandler, Connector, ServerFrameHandler
 
@@ -136,7 +137,10 @@ class ZmqServer:
 
     def _dispatch(self, parts: list[Any]) -> None:
         if len(parts) != 2:
-            log.warning("dropped a %d-frame message; the protocol sends one frame", len(parts) - 1)
+            log.warning("refused a %d-frame message; the protocol sends one frame", len(parts) - 1)
+            if len(parts) > 1:
+                peer = parts[0] if isinstance(parts[0], bytes) else parts[0].bytes
+                self.send(peer, codec.error("bad_request", "a message must be exactly one frame"))
             return
         peer, frame = parts
         if self._curve is not None:

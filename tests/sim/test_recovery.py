@@ -100,7 +100,7 @@ def test_a_reservation_not_beaten_within_its_visibility_timeout_returns_with_err
     job = client.enqueue("square", [3], timeout=40)
     raw = RawWorker(cluster)
     worker_id = raw.request("hello", v=1, role="worker", hostname="raw", pid=1)["worker_id"]
-    raw.request("register", worker_id=worker_id, queues=["default"])
+    raw.request("register", worker_id=worker_id, queues=["default"], hostname="raw", pid=1)
     fetched = raw.request("fetch", worker_id=worker_id, count=1)["jobs"]
     assert [j["id"] for j in fetched] == [job]
 

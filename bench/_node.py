@@ -1,0 +1,203 @@
+"""Launch one corral node (or a raw ZeroMQ echo server) in its own process, for the benchmarks.
+
+    python bench/_node.py coordinator --bind tcp://127.0.0.1:* --store memory [--profile FILE]
+    python bench/_node.py worker --connect tcp://127.0.0.1:PORT --concurrency 16
+    python bench/_node.py zmq-echo --bind tcp://127.0.0.1:*
+
+Each node prints one line `READY <address>` on stdout once it is up, then runs until SIGTERM or
+SIGINT (or until its stdin closes, so an orphan never outlives the bench), stops and exits 0.
+With `--profile FILE` a coordinator or worker runs every one of its threads (actors, the ZeroMQ
+loop, handler pool) under cProfile and writes the merged stats to FILE on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import os
+import pstats
+import signal
+import sys
+import threading
+from typing import Any
+
+STOP_POLL_S = 0.2
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM, SIGINT, or the parent closing our stdin."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    fd = sys.stdin.fileno()
+
+    def watch_stdin() -> None:
+        try:
+            # raw os.read, not sys.stdin: a daemon thread blocked in a buffered read aborts
+            # the interpreter at shutdown ("could not acquire lock for <stdin>")
+            while os.read(fd, 4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, name="bench-stdin-watch", daemon=True).start()
+    return stop
+
+
+def _ready(address: str) -> None:
+    print(f"READY {address}", flush=True)
+
+
+def _wait(stop: threading.Event) -> None:
+    # Event.wait with a timeout in a loop so signal handlers run promptly on the main thread.
+    while not stop.wait(STOP_POLL_S):
+        pass
+
+
+class ThreadProfiles:
+    """cProfile every thread started after `install()`, plus the caller's; merge at the end.
+
+    cProfile only sees the thread that enabled it, and the coordinator does its work on pykka
+    actor threads and the socket loop thread, so each new thread enables its own profiler.
+    """
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        threading.setprofile(self._start_in_thread)
+        main = cProfile.Profile()
+        self.profiles.append(main)
+        main.enable()
+
+    def _start_in_thread(self, frame: Any, event: str, arg: Any) -> None:
+        sys.setprofile(None)
+        profile = cProfile.Profile()
+        with self._lock:
+            self.profiles.append(profile)
+        profile.enable()
+
+    def dump(self, path: str) -> None:
+        threading.setprofile(None)
+        with self._lock:
+            profiles = list(self.profiles)
+        profiles[0].disable()
+        stats: pstats.Stats | None = None
+        for profile in profiles:
+            try:
+                if stats is None:
+                    stats = pstats.Stats(profile)
+                else:
+                    stats.add(profile)
+            except TypeError:  # a thread that never returned from a profiled call
+                continue
+        if stats is not None:
+            stats.dump_stats(path)
+
+
+def run_coordinator(args: argparse.Namespace) -> None:
+    profiles = ThreadProfiles() if args.profile else None
+    if profiles is not None:
+        profiles.install()
+    from nodes import Coordinator
+
+    stop = _stop_event()
+    coordinator = Coordinator(bind=args.bind, store=args.store).start()
+    try:
+        _ready(coordinator.address)
+        _wait(stop)
+    finally:
+        coordinator.stop(timeout=5.0)
+        if profiles is not None:
+            profiles.dump(args.profile)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    profiles = ThreadProfiles() if args.profile else None
+    if profiles is not None:
+        profiles.install()
+    from nodes import WorkerNode
+
+    stop = _stop_event()
+    worker = WorkerNode(connect=args.connect, queues=args.queues, concurrency=args.concurrency)
+
+    @worker.handler("noop")
+    def noop(*args: Any) -> None:
+        return None
+
+    @worker.handler("square")
+    def square(x: int) -> int:
+        return x * x
+
+    worker.start()
+    try:
+        _ready(args.connect)
+        _wait(stop)
+    finally:
+        # kill, not stop: the bench is over and a graceful drain would only add seconds.
+        worker.kill()
+        if profiles is not None:
+            profiles.dump(args.profile)
+
+
+def run_zmq_echo(args: argparse.Namespace) -> None:
+    """A ROUTER that decodes each msgpack request and answers with a msgpack reply."""
+    import msgpack
+    import zmq
+
+    stop = _stop_event()
+    context = zmq.Context()
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.bind(args.bind)
+    _ready(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    try:
+        while not stop.is_set():
+            if not poller.poll(int(STOP_POLL_S * 1000)):
+                continue
+            while True:
+                try:
+                    peer, frame = socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                body = msgpack.unpackb(frame)
+                reply = {"type": "reply", "rid": body["rid"], "job_id": body["job"]["type"]}
+                socket.send_multipart([peer, msgpack.packb(reply)])
+    finally:
+        socket.close(0)
+        context.term()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="kind", required=True)
+    coordinator = sub.add_parser("coordinator")
+    coordinator.add_argument("--bind", default="tcp://127.0.0.1:*")
+    coordinator.add_argument("--store", default="memory")
+    coordinator.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
+    worker = sub.add_parser("worker")
+    worker.add_argument("--connect", required=True)
+    worker.add_argument("--concurrency", type=int, default=16)
+    worker.add_argument("--queues", nargs="+", default=["default"])
+    worker.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
+    echo = sub.add_parser("zmq-echo")
+    echo.add_argument("--bind", default="tcp://127.0.0.1:*")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("CORRAL_BENCH_LOG", "WARNING"))
+    {"coordinator": run_coordinator, "worker": run_worker, "zmq-echo": run_zmq_echo}[args.kind](
+        args
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Run every corral benchmark, print a table, then one JSON object as the last line.
+
+    .venv/bin/python bench/run.py            # full sizes (about two minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
+
+The last line is machine-readable (keys: jobs_per_s_memory, enqueue_batch_per_s, latency_p50_ms,
+latency_p99_ms, zmq_reqrep_window1_per_s, zmq_reqrep_window100_per_s); a scenario that fails
+reports null and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import common
+import latency
+import throughput
+import zmq_ceiling
+
+FULL = {"jobs": 20_000, "rounds": 500, "warmup": 50, "requests": 20_000, "repeat": 3}
+QUICK = {"jobs": 10_000, "rounds": 300, "warmup": 30, "requests": 10_000, "repeat": 1}
+
+
+def _attempt(
+    name: str, fn: Callable[[], dict[str, Any]], repeat: int, failures: list[str]
+) -> list[dict[str, Any]]:
+    """Run `fn` `repeat` times; a run that raises is reported and left out."""
+    results: list[dict[str, Any]] = []
+    for i in range(repeat):
+        started = time.perf_counter()
+        print(f"-- {name} ({i + 1}/{repeat}) ...", file=sys.stderr, flush=True)
+        try:
+            results.append(fn())
+        except Exception:
+            traceback.print_exc()
+            failures.append(name)
+            continue
+        took = time.perf_counter() - started
+        print(f"   {name} took {took:.1f} s", file=sys.stderr, flush=True)
+    return results
+
+
+def _median(results: list[dict[str, Any]], *path: str) -> float | None:
+    """The median over runs of the value at `path` (None when no run produced one)."""
+    values: list[float] = []
+    for result in results:
+        value: Any = result
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            values.append(float(value))
+    return round(statistics.median(values), 3) if values else None
+
+
+def _cell(results: list[dict[str, Any]], path: tuple[str, ...], unit: str) -> str:
+    """The median, and every run's value when there was more than one."""
+    median = _median(results, *path)
+    if median is None:
+        return "FAILED"
+    cell = _fmt(median, unit)
+    values = [v for v in (_median([r], *path) for r in results) if v is not None]
+    if len(values) > 1:
+        digits = 2 if unit == "ms" else 0
+        cell += f"  (runs: {', '.join(f'{v:,.{digits}f}' for v in values)})"
+    return cell
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "FAILED"
+    if unit == "ms":
+        return f"{value:,.2f} ms"
+    return f"{value:,.0f} {unit}".strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument("--workers", type=int, default=throughput.DEFAULT_WORKERS)
+    parser.add_argument("--concurrency", type=int, default=throughput.DEFAULT_CONCURRENCY)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the end-to-end coordinator into FILE"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="runs per scenario (default 1 quick, 3 full)"
+    )
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    failures: list[str] = []
+
+    repeat = args.repeat or size["repeat"]
+    zmq = _attempt("zmq ceiling", lambda: zmq_ceiling.run(size["requests"]), repeat, failures)
+    enqueue = _attempt(
+        "batch enqueue", lambda: throughput.enqueue_only(size["jobs"]), repeat, failures
+    )
+    e2e = _attempt(
+        "end-to-end throughput",
+        lambda: throughput.end_to_end(
+            size["jobs"], args.workers, args.concurrency, profile=args.profile
+        ),
+        repeat,
+        failures,
+    )
+    if any(r.get("timed_out") for r in e2e):
+        failures.append("end-to-end throughput (timed out)")
+    lat = _attempt("latency", lambda: latency.run(size["rounds"], size["warmup"]), repeat, failures)
+
+    summary = {
+        "jobs_per_s_memory": _median(e2e, "jobs_per_s"),
+        "enqueue_batch_per_s": _median(enqueue, "jobs_per_s"),
+        "latency_p50_ms": _median(lat, "p50_ms"),
+        "latency_p99_ms": _median(lat, "p99_ms"),
+        "zmq_reqrep_window1_per_s": _median(zmq, "window1", "per_s"),
+        "zmq_reqrep_window100_per_s": _median(zmq, "window100", "per_s"),
+    }
+    jobs = f"{size['jobs']:,} jobs"
+    rows = [
+        (
+            f"end-to-end no-op, memory ({jobs}, {args.workers}x{args.concurrency})",
+            _cell(e2e, ("jobs_per_s",), "jobs/s"),
+        ),
+        (
+            "  coordinator CPU per job (end to end)",
+            _cell(e2e, ("coordinator_cpu_us_per_job",), "us"),
+        ),
+        ("  worker CPU per job, all workers", _cell(e2e, ("workers_cpu_us_per_job",), "us")),
+        (
+            f"batch enqueue only ({jobs}, batches of 1,000)",
+            _cell(enqueue, ("jobs_per_s",), "jobs/s"),
+        ),
+        (f"enqueue->result latency p50 ({size['rounds']} rounds)", _cell(lat, ("p50_ms",), "ms")),
+        ("enqueue->result latency p99", _cell(lat, ("p99_ms",), "ms")),
+        ("enqueue->result latency max", _cell(lat, ("max_ms",), "ms")),
+        ("raw zmq req/rep, window 1", _cell(zmq, ("window1", "per_s"), "req/s")),
+        ("raw zmq req/rep, window 1, p50", _cell(zmq, ("window1", "p50_ms"), "ms")),
+        ("raw zmq req/rep, window 100", _cell(zmq, ("window100", "per_s"), "req/s")),
+    ]
+    print(
+        f"corral benchmarks ({'quick' if args.quick else 'full'}, median of {repeat})"
+        f" - {common.machine()}"
+    )
+    width = max(len(name) for name, _ in rows)
+    print(f"{'scenario':<{width}}  result")
+    print(f"{'-' * width}  {'-' * 16}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if failures:
+        print(f"failed: {', '.join(failures)}")
+    print(json.dumps(summary))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

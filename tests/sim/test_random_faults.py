@@ -1,0 +1,105 @@
+"""Randomised fault schedules: whatever the network and the workers do, no job is lost.
+
+Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minutes drops,
+duplicates, delays and reorders frames, partitions workers and kills them. Then the network
+heals and the run must end with every job terminal exactly once and no job run after its ack.
+A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from actors.context import CoordinatorSettings
+from transport.inproc import Faults
+
+DEFAULT_SEEDS = range(200)
+SLOW_SEEDS = range(200, 2200)
+JOBS_PER_RUN = 24
+CHAOS_S = 240.0
+SETTLE_WITHIN_S = 4 * 3600.0
+SETTINGS = CoordinatorSettings(visibility_timeout=90.0)
+
+
+def _job_mix(rng: random.Random) -> list[dict]:
+    jobs = []
+    for n in range(JOBS_PER_RUN):
+        kind = rng.choice(["square", "square", "sleep", "boom"])
+        if kind == "square":
+            jobs.append({"type": "square", "args": [n]})
+        elif kind == "sleep":
+            jobs.append({"type": "sleep", "args": [rng.uniform(1, 40)], "max_attempts": 5})
+        else:
+            jobs.append({"type": "boom", "max_attempts": 2, "retry": {"initial_interval": 2.0}})
+    return jobs
+
+
+def _all_terminal(cluster, job_ids) -> bool:
+    return all(
+        cluster.store.get(j)["state"] in ("completed", "discarded", "cancelled") for j in job_ids
+    )
+
+
+def run_seed(make_cluster, history, seed: int) -> None:
+    rng = random.Random(seed)
+    cluster = make_cluster(
+        rng.randint(1, 4), seed=seed, settings=SETTINGS, concurrency=rng.randint(1, 3)
+    )
+    client = cluster.client()
+    job_ids = [str(job) for job in client.enqueue_many(_job_mix(rng))]
+    cancel_target = rng.choice(job_ids)
+
+    cluster.network.faults = Faults(
+        drop=rng.uniform(0, 0.05),
+        duplicate=rng.uniform(0, 0.05),
+        delay=rng.uniform(0, 0.1),
+        reorder=rng.uniform(0, 0.1),
+    )
+    partitioned: set[str] = set()
+    chaos_ends = cluster.clock.now() + CHAOS_S
+    while cluster.clock.now() < chaos_ends:
+        cluster.advance(rng.uniform(1, 15))
+        action = rng.random()
+        names = sorted(cluster.workers)
+        if action < 0.15 and names:
+            cluster.kill_worker(rng.choice(names))
+            cluster.add_worker()
+        elif action < 0.3 and names:
+            name = rng.choice(names)
+            cluster.network.partition(name)
+            partitioned.add(name)
+        elif action < 0.45 and partitioned:
+            name = sorted(partitioned)[0]
+            cluster.network.heal(name)
+            partitioned.discard(name)
+        elif action < 0.5:
+            cluster.add_worker()
+        elif action < 0.55 and cancel_target:
+            cluster.network.faults, saved = Faults(), cluster.network.faults
+            client.cancel(cancel_target)
+            cluster.network.faults, cancel_target = saved, ""
+
+    cluster.network.faults = Faults()
+    for name in sorted(partitioned):
+        cluster.network.heal(name)
+    if not cluster.workers:
+        cluster.add_worker()
+    cluster.run_until(lambda: _all_terminal(cluster, job_ids), within=SETTLE_WITHIN_S)
+    history.check(cluster, job_ids)
+    for job_id in job_ids:
+        stored = cluster.store.get(job_id)
+        if stored["type"] == "square" and stored["state"] == "completed":
+            assert stored["result"] == stored["args"][0] ** 2, f"wrong result (seed={seed})"
+
+
+@pytest.mark.parametrize("seed", DEFAULT_SEEDS, ids=lambda s: f"seed_{s}")
+def test_no_job_is_lost_or_run_after_its_ack_under_random_faults(make_cluster, history, seed):
+    run_seed(make_cluster, history, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SLOW_SEEDS, ids=lambda s: f"seed_{s}")
+def test_no_job_is_lost_under_random_faults_many_more_seeds(make_cluster, history, seed):
+    run_seed(make_cluster, history, seed)

@@ -1,0 +1,712 @@
+"""Request validation against PROTOCOL.md sections 2 to 4: typed messages, defaults, refusals.
+
+Field tables below are transcribed from PROTOCOL.md: a field without `?` and without a stated
+default is required; `(default X)` fills X in; `field?` is optional.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transport import codec
+from transport import messages as m
+from transport.errors import BadRequest, TooLarge, UnsupportedVersion
+from transport.validation import (
+    DEFAULT_LIMITS,
+    REQUEST_TYPES,
+    Limits,
+    job_spec,
+    parse_request,
+    request_rid,
+    request_type,
+)
+
+DETERMINISTIC = settings(derandomize=True, deadline=None, database=None, max_examples=300)
+WID = "0190f0a0-0000-7000-8000-000000000001"
+JID = "0190f0a0-0000-7000-8000-000000000002"
+
+
+def parse(body: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> m.Request:
+    """What the coordinator's edge does with one frame."""
+    frame = codec.encode(body)
+    decoded = codec.decode(frame)
+    rid = request_rid(decoded)
+    return parse_request(request_type(decoded), rid, decoded, len(frame), limits)
+
+
+# One complete, valid body per request type (every field PROTOCOL.md lists, none defaulted).
+FULL: dict[str, dict[str, Any]] = {
+    "hello": {"v": 1, "role": "worker", "hostname": "h1", "pid": 42},
+    "register": {
+        "worker_id": WID,
+        "queues": ["q1", "q2"],
+        "concurrency": 4,
+        "functions": ["resize"],
+        "labels": {"gpu": ["a100", "h100"]},
+        "hostname": "h1",
+        "pid": 42,
+        "previous_worker_id": "0190f0a0-0000-7000-8000-0000000000ff",
+        "active_job_ids": [JID],
+    },
+    "beat": {"worker_id": WID, "state": "running", "active_job_ids": [JID]},
+    "fetch": {"worker_id": WID, "count": 2, "queues": ["q1"], "wait": 1.5},
+    "ack": {"worker_id": WID, "job_id": JID, "attempt": 1, "result": {"ok": True}},
+    "fail": {
+        "worker_id": WID,
+        "job_id": JID,
+        "attempt": 2,
+        "error": {"type": "ValueError", "message": "bad", "retryable": False, "backtrace": ["l1"]},
+    },
+    "deregister": {"worker_id": WID},
+    "ping": {},
+    "enqueue": {"job": {"type": "resize"}},
+    "get": {"job_id": JID, "wait": 2},
+    "cancel": {"job_id": JID},
+    "stats": {},
+    "direct": {"worker_id": WID, "state": "quiet"},
+}
+FULL_SPEC: dict[str, Any] = {
+    "type": "resize",
+    "args": [1, "two", {"three": 3}],
+    "queue": "images",
+    "priority": 5,
+    "scheduled_at": 1_700_000_123.5,
+    "max_attempts": 7,
+    "retry": {
+        "initial_interval": 0.5,
+        "backoff_coefficient": 3.0,
+        "max_interval": 60.0,
+        "jitter": False,
+    },
+    "timeout": 30.0,
+    "route": {"gpu": "a100"},
+    "unique_key": "img-1",
+    "meta": {"owner": "me"},
+}
+
+
+def request(kind: str, rid: Any = 1, **changes: Any) -> dict[str, Any]:
+    body = {"type": kind, "rid": rid, **copy.deepcopy(FULL[kind])}
+    body.update(changes)
+    return body
+
+
+# -- every request type parses into its typed message -------------------------------------------
+
+
+def test_hello_parses_into_hello():
+    assert parse(request("hello")) == m.Hello(1, "worker", "h1", 42)
+
+
+def test_register_parses_into_register_with_every_field():
+    assert parse(request("register", rid="r")) == m.Register(
+        rid="r",
+        worker_id=WID,
+        queues=("q1", "q2"),
+        concurrency=4,
+        functions=frozenset({"resize"}),
+        labels={"gpu": frozenset({"a100", "h100"})},
+        hostname="h1",
+        pid=42,
+        previous_worker_id="0190f0a0-0000-7000-8000-0000000000ff",
+        active_job_ids=(JID,),
+    )
+
+
+def test_register_fills_in_concurrency_10_any_function_no_labels_and_no_previous_session():
+    body = request("register")
+    for optional in ("concurrency", "functions", "labels", "previous_worker_id", "active_job_ids"):
+        del body[optional]
+    parsed = parse(body)
+    assert isinstance(parsed, m.Register)
+    assert parsed.concurrency == 10
+    assert parsed.functions == frozenset()
+    assert parsed.labels == {}
+    assert parsed.previous_worker_id is None
+    assert parsed.active_job_ids == ()
+
+
+def test_register_keeps_the_queue_order_given():
+    parsed = parse(request("register", queues=["z", "a", "m"]))
+    assert isinstance(parsed, m.Register)
+    assert parsed.queues == ("z", "a", "m")
+
+
+def test_beat_parses_into_beat():
+    assert parse(request("beat")) == m.Beat(1, WID, "running", (JID,))
+
+
+@pytest.mark.parametrize("state", ["running", "quiet", "terminate"])
+def test_beat_and_direct_accept_each_worker_state(state):
+    assert parse(request("beat", state=state)).state == state  # type: ignore[union-attr]
+    assert parse(request("direct", state=state)).state == state  # type: ignore[union-attr]
+
+
+def test_fetch_parses_into_fetch():
+    assert parse(request("fetch")) == m.Fetch(1, WID, 2, ("q1",), 1.5)
+
+
+def test_fetch_defaults_to_the_registered_queues_and_no_wait():
+    assert parse({"type": "fetch", "rid": 1, "worker_id": WID, "count": 3}) == m.Fetch(
+        1, WID, 3, None, 0.0
+    )
+
+
+def test_fetch_accepts_an_integer_wait_as_seconds():
+    parsed = parse(request("fetch", wait=2))
+    assert isinstance(parsed, m.Fetch)
+    assert parsed.wait == 2.0
+
+
+def test_ack_parses_into_ack_with_its_result():
+    assert parse(request("ack")) == m.Ack(1, WID, JID, 1, {"ok": True})
+
+
+def test_ack_without_a_result_has_none():
+    body = request("ack")
+    del body["result"]
+    assert parse(body) == m.Ack(1, WID, JID, 1, None)
+
+
+def test_fail_parses_into_fail_with_its_error():
+    assert parse(request("fail")) == m.Fail(
+        1, WID, JID, 2, m.ErrorInfo("ValueError", "bad", False, ("l1",))
+    )
+
+
+def test_a_fail_error_is_retryable_by_default_and_has_no_backtrace():
+    body = request("fail", error={"type": "E", "message": "m"})
+    assert parse(body) == m.Fail(1, WID, JID, 2, m.ErrorInfo("E", "m", True, ()))
+
+
+def test_deregister_ping_cancel_and_stats_parse_into_their_messages():
+    assert parse(request("deregister")) == m.Deregister(1, WID)
+    assert parse(request("ping", rid="p")) == m.Ping("p")
+    assert parse(request("cancel")) == m.Cancel(1, JID)
+    assert parse(request("stats")) == m.Stats(1)
+
+
+def test_get_parses_into_get_and_its_wait_defaults_to_zero():
+    assert parse(request("get")) == m.Get(1, JID, 2.0)
+    assert parse({"type": "get", "rid": 1, "job_id": JID}) == m.Get(1, JID, 0.0)
+
+
+def test_direct_parses_into_direct():
+    assert parse(request("direct")) == m.Direct(1, WID, "quiet")
+
+
+def test_unknown_keys_are_ignored_in_every_request_type():
+    for kind in FULL:
+        extra = {"x-future": [1, 2], "also": {"nested": True}}
+        plain = parse(request(kind))
+        assert parse(request(kind, **extra)) == plain, kind
+
+
+# -- JobSpec --------------------------------------------------------------------------------------
+
+
+def test_an_enqueue_of_one_job_fills_in_every_jobspec_default():
+    parsed = parse(request("enqueue"))
+    assert parsed == m.Enqueue(1, (m.JobSpec(type="resize"),), batch=False)
+    spec = parsed.specs[0]  # type: ignore[union-attr]
+    assert spec.args == []
+    assert spec.queue == "default"
+    assert spec.priority == 0
+    assert spec.scheduled_at is None
+    assert spec.max_attempts == 3
+    assert spec.retry == m.RetryPolicy(1.0, 2.0, 300.0, True)
+    assert spec.timeout is None
+    assert spec.route == {}
+    assert spec.unique_key is None
+    assert spec.meta == {}
+
+
+def test_a_jobspec_with_every_field_keeps_every_value():
+    assert job_spec(copy.deepcopy(FULL_SPEC)) == m.JobSpec(
+        type="resize",
+        args=[1, "two", {"three": 3}],
+        queue="images",
+        priority=5,
+        scheduled_at=1_700_000_123.5,
+        max_attempts=7,
+        retry=m.RetryPolicy(0.5, 3.0, 60.0, False),
+        timeout=30.0,
+        route={"gpu": "a100"},
+        unique_key="img-1",
+        meta={"owner": "me"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("partial", "expected"),
+    [
+        ({}, m.RetryPolicy(1.0, 2.0, 300.0, True)),
+        ({"initial_interval": 5}, m.RetryPolicy(5.0, 2.0, 300.0, True)),
+        ({"backoff_coefficient": 1.5}, m.RetryPolicy(1.0, 1.5, 300.0, True)),
+        ({"max_interval": 10.0}, m.RetryPolicy(1.0, 2.0, 10.0, True)),
+        ({"jitter": False}, m.RetryPolicy(1.0, 2.0, 300.0, False)),
+        (
+            {"initial_interval": 0.1, "jitter": False},
+            m.RetryPolicy(0.1, 2.0, 300.0, False),
+        ),
+    ],
+    ids=["empty", "initial", "coefficient", "max", "jitter", "two-keys"],
+)
+def test_a_partial_retry_map_is_merged_with_the_defaults(partial, expected):
+    assert job_spec({"type": "t", "retry": partial}).retry == expected
+
+
+def test_a_negative_priority_is_a_valid_priority():
+    assert job_spec({"type": "t", "priority": -3}).priority == -3
+
+
+def test_an_integer_scheduled_at_is_read_as_seconds():
+    assert job_spec({"type": "t", "scheduled_at": 1_700_000_000}).scheduled_at == 1_700_000_000.0
+
+
+def test_a_batch_enqueue_keeps_its_specs_in_order_and_says_it_is_a_batch():
+    parsed = parse(
+        {"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, {"type": "b", "priority": 2}]}
+    )
+    assert parsed == m.Enqueue(
+        1, (m.JobSpec(type="a"), m.JobSpec(type="b", priority=2)), batch=True
+    )
+
+
+@DETERMINISTIC
+@given(
+    st.fixed_dictionaries(
+        {"type": st.text(min_size=1, max_size=20)},
+        optional={
+            "args": st.lists(st.integers() | st.text(max_size=5), max_size=4),
+            "queue": st.text(min_size=1, max_size=20),
+            "priority": st.integers(min_value=-(2**31), max_value=2**31),
+            "scheduled_at": st.floats(min_value=0, max_value=4e9),
+            "max_attempts": st.integers(min_value=1, max_value=1000),
+            "timeout": st.floats(min_value=0.001, max_value=1e6),
+            "route": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+            "unique_key": st.text(min_size=1, max_size=20),
+            "meta": st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+        },
+    )
+)
+def test_any_valid_jobspec_parses_to_its_own_values_with_the_rest_defaulted(raw):
+    spec = job_spec(copy.deepcopy(raw))
+    defaults = m.JobSpec(type=raw["type"])
+    for name in (
+        "args",
+        "queue",
+        "priority",
+        "scheduled_at",
+        "max_attempts",
+        "timeout",
+        "route",
+        "unique_key",
+        "meta",
+    ):
+        assert getattr(spec, name) == raw.get(name, getattr(defaults, name)), name
+    assert spec.retry == m.DEFAULT_RETRY
+
+
+# -- missing fields -------------------------------------------------------------------------------
+
+# (request type, path to the field). All of these have neither `?` nor a default in PROTOCOL.md.
+REQUIRED_FIELDS = [
+    ("hello", ("v",)),
+    ("hello", ("role",)),
+    ("hello", ("hostname",)),
+    ("hello", ("pid",)),
+    ("register", ("worker_id",)),
+    ("register", ("queues",)),
+    ("register", ("hostname",)),
+    ("register", ("pid",)),
+    ("beat", ("worker_id",)),
+    ("beat", ("state",)),
+    ("beat", ("active_job_ids",)),
+    ("fetch", ("worker_id",)),
+    ("fetch", ("count",)),
+    ("ack", ("worker_id",)),
+    ("ack", ("job_id",)),
+    ("ack", ("attempt",)),
+    ("fail", ("worker_id",)),
+    ("fail", ("job_id",)),
+    ("fail", ("attempt",)),
+    ("fail", ("error",)),
+    ("fail", ("error", "type")),
+    ("fail", ("error", "message")),
+    ("deregister", ("worker_id",)),
+    ("enqueue", ("job",)),
+    ("enqueue", ("job", "type")),
+    ("get", ("job_id",)),
+    ("cancel", ("job_id",)),
+    ("direct", ("worker_id",)),
+    ("direct", ("state",)),
+]
+
+
+def _without(body: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    holder = body
+    for key in path[:-1]:
+        holder = holder[key]
+    del holder[path[-1]]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"), REQUIRED_FIELDS, ids=[f"{k}.{'.'.join(p)}" for k, p in REQUIRED_FIELDS]
+)
+def test_a_request_missing_a_required_field_raises_bad_request(kind, path):
+    with pytest.raises(BadRequest):
+        parse(_without(request(kind), path))
+
+
+def test_an_enqueue_with_neither_job_nor_jobs_raises_bad_request():
+    with pytest.raises(BadRequest):
+        parse({"type": "enqueue", "rid": 1})
+
+
+# -- mistyped fields ------------------------------------------------------------------------------
+
+STR = ["5", 5, 1.5, True, ["x"], {"x": 1}, b"bin"]
+INT = ["1", 1.0, 1.5, True, False, [1], {"n": 1}]
+NUMBER = ["1", True, [1.0], {"n": 1}, float("nan"), float("inf")]
+BOOL = [1, 0, "true", 1.0, [True]]
+STRS = ["q", [1], [["q"]], {"q": 1}, [b"q"], 5, True]
+MAP = ["x", [1], 5, True]
+# A mistyped value is the field's correct value's type swapped; strings lose the first entry
+# (the numeral "5" is a valid string where a string is expected).
+MISTYPED: list[tuple[str, tuple[str, ...], list[Any]]] = [
+    ("hello", ("role",), STR[1:]),
+    ("hello", ("hostname",), STR[1:]),
+    ("hello", ("pid",), INT),
+    ("register", ("worker_id",), STR[1:]),
+    ("register", ("queues",), STRS),
+    ("register", ("concurrency",), INT),
+    ("register", ("functions",), STRS),
+    ("register", ("labels",), MAP),
+    ("register", ("labels", "gpu"), STRS),
+    ("register", ("hostname",), STR[1:]),
+    ("register", ("pid",), INT),
+    ("register", ("previous_worker_id",), STR[1:]),
+    ("register", ("active_job_ids",), STRS),
+    ("beat", ("worker_id",), STR[1:]),
+    ("beat", ("state",), STR[1:]),
+    ("beat", ("active_job_ids",), STRS),
+    ("fetch", ("worker_id",), STR[1:]),
+    ("fetch", ("count",), INT),
+    ("fetch", ("queues",), STRS),
+    ("fetch", ("wait",), NUMBER),
+    ("ack", ("worker_id",), STR[1:]),
+    ("ack", ("job_id",), STR[1:]),
+    ("ack", ("attempt",), INT),
+    ("fail", ("worker_id",), STR[1:]),
+    ("fail", ("job_id",), STR[1:]),
+    ("fail", ("attempt",), INT),
+    ("fail", ("error",), MAP),
+    ("fail", ("error", "type"), STR[1:]),
+    ("fail", ("error", "message"), STR[1:]),
+    ("fail", ("error", "retryable"), BOOL),
+    ("fail", ("error", "backtrace"), STRS),
+    ("deregister", ("worker_id",), STR[1:]),
+    ("enqueue", ("job",), MAP),
+    ("enqueue", ("job", "type"), STR[1:]),
+    ("enqueue", ("job", "args"), ["x", 5, {"a": 1}, True]),
+    ("enqueue", ("job", "queue"), STR[1:]),
+    ("enqueue", ("job", "priority"), INT),
+    ("enqueue", ("job", "scheduled_at"), NUMBER),
+    ("enqueue", ("job", "max_attempts"), INT),
+    ("enqueue", ("job", "retry"), MAP),
+    ("enqueue", ("job", "retry", "initial_interval"), NUMBER),
+    ("enqueue", ("job", "retry", "backoff_coefficient"), NUMBER),
+    ("enqueue", ("job", "retry", "max_interval"), NUMBER),
+    ("enqueue", ("job", "retry", "jitter"), BOOL),
+    ("enqueue", ("job", "timeout"), NUMBER),
+    ("enqueue", ("job", "route"), MAP),
+    ("enqueue", ("job", "route", "gpu"), STR[1:]),
+    ("enqueue", ("job", "unique_key"), STR[1:]),
+    ("enqueue", ("job", "meta"), MAP),
+    ("get", ("job_id",), STR[1:]),
+    ("get", ("wait",), NUMBER),
+    ("cancel", ("job_id",), STR[1:]),
+    ("direct", ("worker_id",), STR[1:]),
+    ("direct", ("state",), STR[1:]),
+]
+MISTYPED_CASES = [
+    (kind, path, value) for kind, path, bad_values in MISTYPED for value in bad_values
+]
+
+
+def _with(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    holder = body
+    for key in path[:-1]:
+        holder = holder.setdefault(key, {})
+    holder[path[-1]] = value
+    return body
+
+
+def _base(kind: str) -> dict[str, Any]:
+    body = request(kind)
+    if kind == "enqueue":
+        body["job"] = copy.deepcopy(FULL_SPEC)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    MISTYPED_CASES,
+    ids=[f"{k}.{'.'.join(p)}={v!r}" for k, p, v in MISTYPED_CASES],
+)
+def test_a_mistyped_field_raises_bad_request(kind, path, value):
+    assert parse(_base(kind))  # the same body with the right type is accepted
+    with pytest.raises(BadRequest):
+        parse(_with(_base(kind), path, value))
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("hello", ("pid",)),
+        ("register", ("concurrency",)),
+        ("register", ("pid",)),
+        ("fetch", ("count",)),
+        ("ack", ("attempt",)),
+        ("fail", ("attempt",)),
+        ("enqueue", ("job", "priority")),
+        ("enqueue", ("job", "max_attempts")),
+    ],
+)
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_bool_is_not_accepted_where_an_int_is(kind, path, flag):
+    with pytest.raises(BadRequest):
+        parse(_with(_base(kind), path, flag))
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("fetch", ("count",)),
+        ("ack", ("attempt",)),
+        ("register", ("concurrency",)),
+        ("enqueue", ("job", "priority")),
+        ("enqueue", ("job", "max_attempts")),
+    ],
+)
+def test_a_float_is_not_accepted_where_an_int_is_even_when_whole(kind, path):
+    with pytest.raises(BadRequest):
+        parse(_with(_base(kind), path, 1.0))
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("register", ("queues",), []),
+        ("register", ("concurrency",), 0),
+        ("fetch", ("count",), 0),
+        ("fetch", ("wait",), -0.5),
+        ("enqueue", ("job", "max_attempts"), 0),
+        ("beat", ("state",), "terminated"),
+        ("beat", ("state",), "RUNNING"),
+        ("direct", ("state",), "paused"),
+        ("hello", ("role",), "client"),
+    ],
+    ids=lambda v: repr(v),
+)
+def test_a_value_outside_its_documented_range_raises_bad_request(kind, path, value):
+    with pytest.raises(BadRequest):
+        parse(_with(_base(kind), path, value))
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [(("route",), {b"gpu": "a100"}), (("labels",), {b"gpu": ["a100"]})],
+    ids=["route", "labels"],
+)
+def test_a_binary_key_where_the_protocol_says_str_keys_raises_bad_request(where, value):
+    # route is {str: str} and labels {str: [str]} (PROTOCOL.md sections 3 and 4).
+    if where == ("route",):
+        body = {"type": "enqueue", "rid": 1, "job": {"type": "t", "route": value}}
+    else:
+        body = request("register", labels=value)
+    with pytest.raises(BadRequest):
+        parse(body)
+
+
+# -- rid and type ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rid", [0, 17, 2**63, "", "abc", "r" * 64])
+def test_a_valid_rid_is_carried_into_the_typed_message(rid):
+    assert parse(request("ping", rid=rid)) == m.Ping(rid)
+
+
+@pytest.mark.parametrize(
+    "rid",
+    [-1, True, False, 1.0, "r" * 65, b"rid", [1], {"r": 1}, None],
+    ids=["negative", "true", "false", "float", "65-chars", "bin", "list", "map", "nil"],
+)
+def test_an_invalid_rid_raises_bad_request(rid):
+    with pytest.raises(BadRequest):
+        request_rid(request("ping", rid=rid))
+
+
+def test_a_missing_rid_raises_bad_request():
+    with pytest.raises(BadRequest):
+        request_rid({"type": "ping"})
+
+
+def test_an_invalid_rid_is_refused_even_when_the_type_is_unknown_too():
+    with pytest.raises(BadRequest, match="rid"):
+        request_rid({"type": "frobnicate", "rid": -1})
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["frobnicate", "", "PING", "reply", "workerregistered", "pong", "error", 5, None, ["ping"]],
+)
+def test_an_unknown_or_mistyped_type_raises_bad_request(kind):
+    with pytest.raises(BadRequest):
+        request_type({"type": kind, "rid": 1})
+
+
+def test_a_missing_type_raises_bad_request():
+    with pytest.raises(BadRequest):
+        request_type({"rid": 1})
+
+
+def test_every_request_type_of_the_protocol_is_known_and_no_other():
+    assert frozenset(FULL) == REQUEST_TYPES
+
+
+# -- hello version --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [0, 2, 3, 100, -1])
+def test_a_hello_with_a_version_other_than_1_raises_unsupported_version(version):
+    with pytest.raises(UnsupportedVersion):
+        parse(request("hello", v=version))
+
+
+@pytest.mark.parametrize("version", ["1", True, [1], 1.5])
+def test_a_hello_whose_version_is_not_the_int_1_is_refused(version):
+    # "mistyped" (bad_request) and "not 1" (unsupported_version) both describe these.
+    with pytest.raises((UnsupportedVersion, BadRequest)):
+        parse(request("hello", v=version))
+
+
+# -- sizes ----------------------------------------------------------------------------------------
+
+SMALL = Limits(max_job_size=1000, max_result_size=1000)
+
+
+def test_a_job_spec_over_max_job_size_raises_too_large():
+    body = {"type": "enqueue", "rid": 1, "job": {"type": "t", "args": ["x" * 1000]}}
+    with pytest.raises(TooLarge):
+        parse(body, SMALL)
+
+
+def test_a_job_spec_just_under_max_job_size_is_accepted():
+    spec = {"type": "t", "args": ["x" * 980]}
+    assert 990 <= len(codec.encode(spec)) <= 1000
+    parse({"type": "enqueue", "rid": 1, "job": spec}, SMALL)
+
+
+def test_a_batch_with_one_job_over_max_job_size_raises_too_large_naming_its_index():
+    jobs = [{"type": "t"}, {"type": "t", "meta": {"blob": "x" * 1000}}]
+    with pytest.raises(TooLarge, match=r"jobs\[1\]"):
+        parse({"type": "enqueue", "rid": 1, "jobs": jobs}, SMALL)
+
+
+def test_a_batch_whose_jobs_are_each_under_max_job_size_is_accepted_though_larger_in_total():
+    jobs = [{"type": "t", "args": ["x" * 600]} for _ in range(3)]
+    parsed = parse({"type": "enqueue", "rid": 1, "jobs": jobs}, SMALL)
+    assert len(parsed.specs) == 3  # type: ignore[union-attr]
+
+
+def test_an_ack_result_over_max_result_size_raises_too_large():
+    with pytest.raises(TooLarge):
+        parse(request("ack", result={"blob": "x" * 1000}), SMALL)
+
+
+def test_an_ack_result_under_max_result_size_is_accepted():
+    parsed = parse(request("ack", result={"blob": "x" * 900}), SMALL)
+    assert parsed.result == {"blob": "x" * 900}  # type: ignore[union-attr]
+
+
+def test_the_default_job_and_result_limits_are_512_kib():
+    assert DEFAULT_LIMITS.max_job_size == 512 * 1024
+    assert DEFAULT_LIMITS.max_result_size == 512 * 1024
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])
+def test_one_bad_spec_rejects_the_whole_batch_with_its_index_in_the_message(index):
+    jobs: list[Any] = [{"type": f"t{i}"} for i in range(5)]
+    jobs[index] = {"type": "t", "priority": "high"}
+    with pytest.raises(BadRequest, match=rf"jobs\[{index}\]"):
+        parse({"type": "enqueue", "rid": 1, "jobs": jobs})
+
+
+def test_a_batch_entry_that_is_not_a_map_rejects_the_batch_with_its_index():
+    with pytest.raises(BadRequest, match=r"jobs\[1\]"):
+        parse({"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, "b"]})
+
+
+@pytest.mark.parametrize("jobs", [[], "x", {"type": "a"}, 5], ids=["empty", "str", "map", "int"])
+def test_a_jobs_field_that_is_not_a_non_empty_list_raises_bad_request(jobs):
+    with pytest.raises(BadRequest):
+        parse({"type": "enqueue", "rid": 1, "jobs": jobs})
+
+
+# -- nothing but the documented errors ------------------------------------------------------------
+
+field_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.sampled_from(["running", "quiet", WID, JID, "q1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+FIELD_NAMES = sorted(
+    {key for body in FULL.values() for key in body} | set(FULL_SPEC) | {"job", "jobs"}
+)
+
+
+@DETERMINISTIC
+@given(
+    st.sampled_from(sorted(REQUEST_TYPES)),
+    st.dictionaries(st.sampled_from(FIELD_NAMES), field_values, max_size=8),
+)
+def test_any_fields_on_any_request_type_parse_or_raise_only_a_protocol_error(kind, fields):
+    body = {**fields, "type": kind, "rid": 1}
+    try:
+        parsed = parse(body, SMALL)
+    except (BadRequest, TooLarge, UnsupportedVersion):
+        return
+    assert parsed.rid == 1
+
+
+@DETERMINISTIC
+@given(st.sampled_from(sorted(FULL)), st.data())
+def test_a_valid_request_with_one_field_replaced_by_garbage_parses_or_raises_bad_request(
+    kind, data
+):
+    body = _base(kind)
+    if kind != "ping" and kind != "stats":
+        key = data.draw(st.sampled_from(sorted(body)))
+        if key not in ("type", "rid"):
+            body[key] = data.draw(field_values)
+    with contextlib.suppress(BadRequest, UnsupportedVersion):
+        parse(body)
