@@ -47,4 +47,5 @@ class ReaperActor(CorralActor):
         self.ctx.supervisor.tell(Tick(now))
         for queue in self.ctx.queues.all():
             queue.tell(Promote(now))
+        self.ctx.store.prune(now)
         self._schedule()

@@ -16,6 +16,7 @@ from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.store.base import Store
+from actors.store.memory import MemoryStore
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
 from nodes.dispatcher import Dispatcher
@@ -88,8 +89,12 @@ class Coordinator:
 
             self._transport = ZmqServer(self.bind, max_message_size=self.max_message_size)
         transport = self._transport
+        def send_after_commit(peer: bytes, frame: bytes) -> None:
+            store.after_commit(lambda: transport.send(peer, frame))
+
+        outbox = transport.send if isinstance(store, MemoryStore) else send_after_commit
         ctx = CoordinatorContext(
-            self.settings, self.clock, store, transport.send, self.activity, self.rng, self.events
+            self.settings, self.clock, store, outbox, self.activity, self.rng, self.events
         )
         self.ctx = ctx
 
@@ -103,7 +108,7 @@ class Coordinator:
         self._actors.append(ctx.supervisor)
         self._actors.append(base.start(ReaperActor, self.activity, ctx))
         self._restore(store)
-        waiters = JobWaiters(self.clock, store, transport.send, self.events)
+        waiters = JobWaiters(self.clock, store, outbox, self.events)
         self.dispatcher = Dispatcher(ctx, waiters, self.limits, self.max_message_size)
         transport.start(self.dispatcher)
         log.info("coordinator listening on %s", self.address)

@@ -6,7 +6,7 @@ per-queue state counts and the unique-key index. Every method is thread-safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from actors.jobs import Job
@@ -35,6 +35,20 @@ class Store(Protocol):
 
     def unfinished(self) -> Iterable[Job]:
         """Every non-terminal job, for a coordinator restarting over this store."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once every change saved so far is durable (at once if none is pending).
+
+        Every reply the coordinator sends goes through here, so an acknowledged change is never
+        lost, and many requests share one commit (group commit) instead of one fsync each.
+        Callbacks run in the order they were given.
+        """
+        ...
+
+    def prune(self, now: float) -> int:
+        """Forget terminal jobs past their retention; returns how many. Must not block long:
+        a durable store hands the deletion to its writer thread."""
         ...
 
     def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from actors import states
@@ -63,6 +63,12 @@ class MemoryStore:
         with self._lock:
             wires = [w for w in self._jobs.values() if w["state"] not in states.TERMINAL_STATES]
         return [Job.from_wire(w, seq) for seq, w in enumerate(wires)]
+
+    def prune(self, now: float) -> int:
+        return 0  # retention arrives with the durable-store work
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing is ever pending in memory
 
     def close(self) -> None:
         pass
