@@ -98,12 +98,16 @@ class CorralActor(pykka.ThreadingActor):
                 log.error("%s got an unknown message %r", type(self).__name__, message)
             else:
                 handler(message)
+                self.after_message()
         except Exception:
             log.exception("%s failed on %s", type(self).__name__, type(message).__name__)
             self.on_handler_error(message)
         finally:
             self.activity.end()
         return None
+
+    def after_message(self) -> None:
+        """Hook: runs after each handled message, still counted as activity."""
 
     def on_handler_error(self, message: Any) -> None:
         """Hook: e.g. answer the requester with `internal`."""

@@ -50,6 +50,7 @@ class CoordinatorContext:
     events: EventHub = field(default_factory=EventHub)
     ids: IdFactory = field(init=False)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    unroutable: dict[str, int] = field(default_factory=dict)  # queue -> jobs no worker may take
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
 

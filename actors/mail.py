@@ -105,3 +105,12 @@ class Orphans:
     """Coordinator start -> supervisor: jobs the store holds as active (a restart)."""
 
     jobs: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
+class Revive:
+    """-> queue: a discarded job retried by hand goes back to available."""
+
+    job_id: str
+    peer: bytes
+    rid: Rid

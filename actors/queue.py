@@ -8,7 +8,7 @@ jobs no connected worker may take never block the ones behind them.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from actors import states
 from actors.jobs import Job
@@ -26,6 +26,7 @@ class QueueCore:
         self._jobs: dict[str, Job] = {}
         self._classes: dict[str, RouteClass] = {}
         self._ready: dict[RouteClass, list[HeapEntry]] = defaultdict(list)
+        self._available: Counter[RouteClass] = Counter()  # live available jobs per class
         self._timed: list[tuple[float, int, str]] = []
 
     def __len__(self) -> int:
@@ -39,7 +40,7 @@ class QueueCore:
         self._jobs[job.id] = job
         self._classes[job.id] = route_class(job.type, job.route)
         if job.state == states.AVAILABLE:
-            heapq.heappush(self._ready[self._classes[job.id]], (-job.priority, job.seq, job.id))
+            self._make_ready(job)
             return True
         due = job.scheduled_at if job.state == states.SCHEDULED else job.next_attempt_at
         heapq.heappush(self._timed, (due or 0.0, job.seq, job.id))
@@ -55,14 +56,22 @@ class QueueCore:
                 continue  # cancelled, or a stale entry
             job.move(states.AVAILABLE)
             job.next_attempt_at = None
-            heapq.heappush(self._ready[self._classes[job_id]], (-job.priority, job.seq, job_id))
+            self._make_ready(job)
             promoted.append(job)
         return promoted
 
+    def _make_ready(self, job: Job) -> None:
+        job_class = self._classes[job.id]
+        heapq.heappush(self._ready[job_class], (-job.priority, job.seq, job.id))
+        self._available[job_class] += 1
+
     def remove(self, job_id: str) -> Job | None:
         """Take a job out (cancellation); its heap entries are skipped lazily."""
-        self._classes.pop(job_id, None)
-        return self._jobs.pop(job_id, None)
+        job_class = self._classes.pop(job_id, None)
+        job = self._jobs.pop(job_id, None)
+        if job is not None and job.state == states.AVAILABLE and job_class is not None:
+            self._available[job_class] -= 1
+        return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
         """Pop up to `count` jobs this worker may take, best first (priority, then age)."""
@@ -79,7 +88,7 @@ class QueueCore:
             if not heaps:
                 break
             _, _, job_id = heapq.heappop(min(heaps, key=lambda heap: heap[0]))
-            del self._classes[job_id]
+            self._available[self._classes.pop(job_id)] -= 1
             claimed.append(self._jobs.pop(job_id))
         return claimed
 
@@ -91,11 +100,9 @@ class QueueCore:
             heapq.heappop(heap)
 
     def unroutable(self) -> int:
-        """Available jobs that no connected worker is eligible for."""
+        """Available jobs that no connected worker is eligible for (they wait, counted)."""
         return sum(
-            1
-            for job_class, heap in self._ready.items()
-            if self.routing.top_specificity(job_class) < 0
-            for _, _, job_id in heap
-            if job_id in self._jobs
+            count
+            for job_class, count in self._available.items()
+            if count and self.routing.top_specificity(job_class) < 0
         )

@@ -19,6 +19,7 @@ from actors.mail import (
     Inbound,
     JobsAvailable,
     Promote,
+    Revive,
     RoutingUpdate,
 )
 from actors.queue import QueueCore
@@ -45,7 +46,11 @@ class QueueActor(CorralActor):
             Promote: self._promote,
             CancelJob: self._cancel,
             RoutingUpdate: self._routing,
+            Revive: self._revive,
         }
+
+    def after_message(self) -> None:
+        self.ctx.unroutable[self.core.name] = self.core.unroutable()  # read by stats
 
     def on_handler_error(self, message: Any) -> None:
         if isinstance(message, Inbound | CancelJob):
@@ -122,6 +127,39 @@ class QueueActor(CorralActor):
             return
         cancel_job(self.ctx, job)
         self.ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
+
+    def _revive(self, message: Revive) -> None:
+        """Retry a discarded job by hand: one more full round of attempts, history kept.
+
+        `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced.
+        """
+        ctx = self.ctx
+        stored = ctx.store.get(message.job_id)
+        if stored is None or stored["state"] != states.DISCARDED:
+            state = stored["state"] if stored else "unknown"
+            ctx.outbox(
+                message.peer,
+                codec.error(
+                    "bad_request",
+                    f"only a discarded job can be retried (this one is {state})",
+                    message.rid,
+                ),
+            )
+            return
+        job = Job.from_wire(stored, next(ctx.seq))
+        holder = ctx.store.unique_holder(job.unique_key) if job.unique_key else None
+        if holder is not None:
+            ctx.outbox(
+                message.peer,
+                codec.error("bad_request", f"unique_key is held by job {holder}", message.rid),
+            )
+            return
+        job.move(states.AVAILABLE)
+        job.max_attempts = job.attempt + job.max_attempts
+        job.completed_at = job.worker_id = None
+        ctx.store.save(job)
+        self._hold(Hold([job]))
+        ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
 
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.routing.update(message.workers)

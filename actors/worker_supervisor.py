@@ -266,8 +266,10 @@ class SupervisorCore:
         counts = self.ctx.store.counts()
         for name in self.ctx.queues.names():
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
+
         workers = [s.to_stats() for s in (*self.sessions.values(), *self.ended.values())]
-        self._send(peer, request.rid, queues=counts, workers=workers)
+        unroutable = {name: n for name, n in sorted(self.ctx.unroutable.items()) if n}
+        self._send(peer, request.rid, queues=counts, workers=workers, unroutable=unroutable)
 
     # -- fetching -----------------------------------------------------------------------------
 

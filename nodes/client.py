@@ -29,6 +29,14 @@ JOB_OPTIONS = frozenset(
 
 
 @dataclass(frozen=True)
+class JobType:
+    """A job type with default JobSpec options (set by `@worker.handler(type, **defaults)`)."""
+
+    name: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Job:
     """A job as `get` returns it (PROTOCOL.md section 4); `raw` keeps every wire field."""
 
@@ -161,10 +169,20 @@ class Client:
     # -- the API ------------------------------------------------------------------------------
 
     def enqueue(
-        self, job_type: str, args: list[Any] | tuple[Any, ...] = (), **options: Any
+        self,
+        job_type: str | Callable[..., Any],
+        args: list[Any] | tuple[Any, ...] = (),
+        **options: Any,
     ) -> JobHandle:
-        """Enqueue one job; options are JobSpec fields (queue, priority, scheduled_at, ...)."""
-        reply = self.request("enqueue", job=job_spec(job_type, args, **options))
+        """Enqueue one job; options are JobSpec fields (queue, priority, scheduled_at, ...).
+
+        `job_type` is a type name, or a handler function decorated with `@worker.handler`,
+        whose defaults apply unless overridden here.
+        """
+        kind: Any = getattr(job_type, "corral_job", None) or JobType(str(job_type))
+        reply = self.request(
+            "enqueue", job=job_spec(kind.name, args, **{**kind.defaults, **options})
+        )
         return JobHandle(reply["job_id"], self)
 
     def enqueue_many(self, specs: list[dict[str, Any]]) -> list[JobHandle]:
@@ -184,10 +202,18 @@ class Client:
         """Cancel a job; returns its state afterwards."""
         return self.request("cancel", job_id=str(job_id))["state"]
 
+    def retry(self, job_id: str) -> str:
+        """Put a discarded job (the dead set) back in its queue; returns its new state."""
+        return self.request("retry", job_id=str(job_id))["state"]
+
     def stats(self) -> dict[str, Any]:
-        """Counts per queue and state, and the workers."""
+        """Counts per queue and state, the workers, and per queue the jobs no worker may take."""
         reply = self.request("stats")
-        return {"queues": reply["queues"], "workers": reply["workers"]}
+        return {
+            "queues": reply["queues"],
+            "workers": reply["workers"],
+            "unroutable": reply.get("unroutable", {}),
+        }
 
     def direct(self, worker_id: str, state: str) -> None:
         """Tell a worker to go `running`, `quiet` or `terminate` on its next beat."""

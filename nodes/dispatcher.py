@@ -10,7 +10,7 @@ import logging
 
 from actors import states
 from actors.context import CoordinatorContext
-from actors.mail import CancelJob, Inbound, Touch
+from actors.mail import CancelJob, Inbound, Revive, Touch
 from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
@@ -71,6 +71,8 @@ class Dispatcher:
             self._get(peer, request)
         elif isinstance(request, m.Cancel):
             self._cancel(peer, request)
+        elif isinstance(request, m.Retry):
+            self._retry(peer, request)
         elif isinstance(request, m.Ping):
             ctx.outbox(peer, codec.encode({"type": "pong", "rid": request.rid}))
             if peer in self.greeted:
@@ -88,6 +90,13 @@ class Dispatcher:
             self.waiters.wait(request.job_id, peer, request.rid, request.wait)
         else:
             self.ctx.outbox(peer, codec.reply(request.rid, job=stored))
+
+    def _retry(self, peer: bytes, request: m.Retry) -> None:
+        stored = self.ctx.store.get(request.job_id)
+        if stored is None:
+            self._refuse(peer, "unknown_job", f"no job {request.job_id}", request.rid)
+        else:
+            self.ctx.queues.get(stored["queue"]).tell(Revive(request.job_id, peer, request.rid))
 
     def _cancel(self, peer: bytes, request: m.Cancel) -> None:
         stored = self.ctx.store.get(request.job_id)

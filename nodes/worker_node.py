@@ -15,6 +15,7 @@ from actors.clock import Clock, SystemClock
 from actors.connection import ConnectionSupervisor, WorkerSettings
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import Deregister
+from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,23 @@ class WorkerNode:
         self._connection_ref: Any = None
         self._stop_lock = threading.Lock()
 
-    def handler(self, job_type: str) -> Callable[[Handler], Handler]:
-        """Decorator: run `fn(*args)` for jobs of `job_type`."""
+    def handler(self, job_type: str, **defaults: Any) -> Callable[[Handler], Handler]:
+        """Decorator: run `fn(*args)` for jobs of `job_type`.
+
+        `defaults` are JobSpec options (queue, max_attempts, timeout, priority, retry, ...) used
+        when the function itself is passed to `Client.enqueue`; a queue named there is consumed
+        by this worker too (after its configured queues).
+        """
+        unknown = set(defaults) - JOB_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")
 
         def register(fn: Handler) -> Handler:
             self.handlers[job_type] = fn
+            fn.corral_job = JobType(job_type, defaults)  # type: ignore[attr-defined]
+            queue = defaults.get("queue")
+            if queue and queue not in self.settings.queues:
+                self.settings = replace(self.settings, queues=(*self.settings.queues, queue))
             return fn
 
         return register

@@ -148,6 +148,14 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Retry:
+    """Extension (docs/PROTOCOL.md): put a discarded job back in its queue by hand."""
+
+    rid: Rid
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     rid: Rid
 
@@ -160,7 +168,7 @@ class Direct:
 
 
 WorkerRequest = Register | Beat | Fetch | Ack | Fail | Deregister
-ClientRequest = Enqueue | Get | Cancel | Stats | Direct
+ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Direct
 Request = Hello | WorkerRequest | ClientRequest | Ping
 
 WORKER_REQUEST_TYPES = frozenset({"register", "beat", "fetch", "ack", "fail", "deregister"})

@@ -111,7 +111,7 @@ def _mapping(body: dict[str, Any], key: str, default: Any = _MISSING) -> dict[st
     return value
 
 
-def _retry(raw: dict[str, Any]) -> m.RetryPolicy:
+def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
     base = m.DEFAULT_RETRY
     policy = m.RetryPolicy(
         initial_interval=_number(raw, "initial_interval", base.initial_interval, minimum=0.0),
@@ -150,7 +150,7 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         priority=_integer(raw, "priority", 0),
         scheduled_at=_number(raw, "scheduled_at", None),
         max_attempts=_integer(raw, "max_attempts", 3, minimum=1),
-        retry=_retry(_mapping(raw, "retry", {})),
+        retry=_retry_policy(_mapping(raw, "retry", {})),
         timeout=timeout,
         route=dict(route),
         unique_key=unique_key,
@@ -280,6 +280,10 @@ def _cancel(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Cance
     return m.Cancel(rid, _string(b, "job_id"))
 
 
+def _retry_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Retry:
+    return m.Retry(rid, _string(b, "job_id"))
+
+
 def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
     return m.Stats(rid)
 
@@ -300,6 +304,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], m.Rid, int, Limits], m.Request]] =
     "enqueue": _enqueue,
     "get": _get_job,
     "cancel": _cancel,
+    "retry": _retry_job,
     "stats": _stats,
     "direct": _direct,
 }

@@ -29,6 +29,10 @@ class Store(Protocol):
         """The job's last saved wire form."""
         ...
 
+    def unique_holder(self, unique_key: str) -> str | None:
+        """The id of the non-terminal job holding this unique key, if any."""
+        ...
+
     def counts(self) -> dict[str, dict[str, int]]:
         """queue -> state -> number of jobs."""
         ...

@@ -40,9 +40,13 @@ class MemoryStore:
     def save(self, job: Job) -> None:
         with self._lock:
             self._put(job)
-            terminal = job.state in states.TERMINAL_STATES
-            if terminal and job.unique_key and self._unique.get(job.unique_key) == job.id:
-                del self._unique[job.unique_key]
+            if job.unique_key:
+                holder = self._unique.get(job.unique_key)
+                if job.state in states.TERMINAL_STATES:
+                    if holder == job.id:
+                        del self._unique[job.unique_key]
+                elif holder is None:
+                    self._unique[job.unique_key] = job.id  # a retried dead job takes it back
 
     def _put(self, job: Job) -> None:
         previous = self._where.get(job.id)
@@ -54,6 +58,9 @@ class MemoryStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self._jobs.get(job_id)
+
+    def unique_holder(self, unique_key: str) -> str | None:
+        return self._unique.get(unique_key)
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self._lock:

@@ -68,6 +68,7 @@ FULL: dict[str, dict[str, Any]] = {
     "enqueue": {"job": {"type": "resize"}},
     "get": {"job_id": JID, "wait": 2},
     "cancel": {"job_id": JID},
+    "retry": {"job_id": JID},  # extension of docs/PROTOCOL.md: retry a discarded job by hand
     "stats": {},
     "direct": {"worker_id": WID, "state": "quiet"},
 }
