@@ -251,6 +251,9 @@ class ConnectionSupervisor(CorralActor):
         self.sessions += 1
         self.heartbeat_interval = float(body.get("heartbeat_interval", self.heartbeat_interval))
         self.heartbeat_timeout = float(body.get("heartbeat_timeout", self.heartbeat_timeout))
+        if self._beat_timer is not None:  # beat on the coordinator's interval from now on
+            self._beat_timer.cancel()
+        self._schedule_beat()
         self.worker.tell(NeedReport("register"))
 
     def _on_report(self, report: Report) -> None:

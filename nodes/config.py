@@ -1,6 +1,6 @@
 """Typed node configs built from a YAML file (DESIGN.md section 4).
 
-One frozen dataclass per node kind; its keyed fields are the schema (`config_fields.key`).
+One frozen dataclass per node kind; its fields marked with `config_fields.check` are the schema.
 `load_config` refuses unknown keys and wrong types with the file, node and key named, resolves
 relative paths against the file's directory, and `NodeConfig.build()` makes the unstarted node.
 """
@@ -23,13 +23,12 @@ from actors.context import (
     VISIBILITY_TIMEOUT_S,
 )
 from nodes import config_fields as f
-from nodes import demo
+from nodes import producer as load
 from nodes.config_fields import ConfigError, Where
+from nodes.config_security import SecurityConfig, parse_security
 from nodes.worker_node import SHUTDOWN_GRACE_S
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.validation import MAX_BATCH_JOBS, MAX_JOB_SIZE_BYTES, MAX_RESULT_SIZE_BYTES
-
-__all__ = ["ClusterConfig", "ConfigError", "NodeConfig", "connect_address", "load_config"]
 
 log = logging.getLogger(__name__)
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -39,7 +38,6 @@ DEFAULT_LOG_LEVEL = "INFO"
 WORKER_CONCURRENCY = 10
 MIN_MESSAGE_SIZE_BYTES = 1024
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
-ROLES = frozenset({"worker", "client", "admin"})
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -74,39 +72,6 @@ class NodeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AuthorizedKey:
-    """One allowed CURVE public key and the roles it may use (PROTOCOL.md section 7)."""
-
-    public_key_file: Path = field(metadata=f.FILE_PATH)
-    roles: tuple[str, ...] = field(metadata=f.STR_LIST)
-
-
-def _authorized(value: Any, where: Where, name: str) -> tuple[AuthorizedKey, ...]:
-    if not isinstance(value, list):
-        raise where.error("expected a list of {public_key_file, roles}", name)
-    keys = []
-    for i, item in enumerate(value):
-        entry = AuthorizedKey(**f.parse_keys(item, AuthorizedKey, where, f"{name}[{i}]."))
-        unknown = sorted(set(entry.roles) - ROLES)
-        if unknown:
-            raise where.error(f"unknown roles {unknown}; use {sorted(ROLES)}", f"{name}[{i}].roles")
-        keys.append(entry)
-    return tuple(keys)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SecurityConfig:
-    """CURVE keys of a coordinator. Parsed and checked here; the transport applies them."""
-
-    secret_key_file: Path = field(metadata=f.FILE_PATH)
-    authorized: tuple[AuthorizedKey, ...] = field(default=(), metadata=f.check(_authorized))
-
-
-def _security(value: Any, where: Where, name: str) -> SecurityConfig:
-    return SecurityConfig(**f.parse_keys(value, SecurityConfig, where, f"{name}."))
-
-
-@dataclass(frozen=True, kw_only=True)
 class CoordinatorConfig(NodeConfig):
     """A coordinator: its socket, store, timings and size limits."""
 
@@ -123,7 +88,7 @@ class CoordinatorConfig(NodeConfig):
     # None: min(512 KiB, max_message_size), as PROTOCOL.md section 1 caps job and result sizes
     max_job_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
     max_result_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
-    security: SecurityConfig | None = field(default=None, metadata=f.check(_security))
+    security: SecurityConfig | None = field(default=None, metadata=f.check(parse_security))
 
     @property
     def connect_address(self) -> str:
@@ -222,18 +187,18 @@ class ProducerConfig(NodeConfig):
     kind: ClassVar[str] = "producer"
     connect: str = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINT)
     type: str = field(metadata=f.TEXT)
-    count: int = field(default=demo.PRODUCER_COUNT, metadata=f.POSITIVE_INT)
+    count: int = field(default=load.PRODUCER_COUNT, metadata=f.POSITIVE_INT)
     args: tuple[Any, ...] = field(default=(), metadata=f.DATA_LIST)  # "{i}": the job index
     queue: str = field(default="default", metadata=f.TEXT)
     priority: int = field(default=0, metadata=f.check(f.integer(PRIORITY_MIN, PRIORITY_MAX)))
     route: dict[str, str] | None = field(default=None, metadata=f.STR_MAP)
     max_attempts: int | None = field(default=None, metadata=f.POSITIVE_INT)
     batch_size: int = field(
-        default=demo.PRODUCER_BATCH_SIZE, metadata=f.check(f.integer(1, MAX_BATCH_JOBS))
+        default=load.PRODUCER_BATCH_SIZE, metadata=f.check(f.integer(1, MAX_BATCH_JOBS))
     )
     wait: bool = field(default=True, metadata=f.FLAG)
-    timeout: float = field(default=demo.PRODUCER_TIMEOUT_S, metadata=f.SECONDS)
-    progress_interval: float = field(default=demo.PROGRESS_INTERVAL_S, metadata=f.SECONDS)
+    timeout: float = field(default=load.PRODUCER_TIMEOUT_S, metadata=f.SECONDS)
+    progress_interval: float = field(default=load.PROGRESS_INTERVAL_S, metadata=f.SECONDS)
     # computes the expected result from the args; each completed job is checked against it
     expect: str | None = field(default=None, metadata=f.REF)
 
@@ -257,7 +222,7 @@ class ProducerConfig(NodeConfig):
             "expect": expect,
             "name": self.name,
         }
-        return demo.Producer(**{**kwargs, **overrides})
+        return load.Producer(**{**kwargs, **overrides})
 
 
 NODE_KINDS: dict[str, type[NodeConfig]] = {

@@ -76,8 +76,8 @@ def run_node(path: str, name: str) -> int:
     node = config.build(**overrides)
     try:
         node.start()
-    except OSError as exc:
-        log.error("%s %r could not start: %s", config.kind, name, exc)
+    except Exception as exc:  # a port in use, a store that cannot open: say it in one line
+        log.error("%s %r could not start: %s: %s", config.kind, name, type(exc).__name__, exc)
         return 1
     log.info("%s %r started (pid %d)", config.kind, name, os.getpid())
     try:
@@ -87,7 +87,7 @@ def run_node(path: str, name: str) -> int:
                 log.info("stopping %s %r", config.kind, name)
                 break
             if event == FINISHED:
-                return int(node.exit_code or 0)
+                return 1 if node.exit_code is None else int(node.exit_code)
             if event == QUIET:
                 log.info("quiet: finishing running jobs, fetching no more")
                 node.quiet()

@@ -174,7 +174,8 @@ class Runner:
             wanted = sum(1 for c in self.children.values() if c.kind == "worker" and c.alive)
             live = sum(self._live_workers(address) for address in addresses)
             if live >= wanted:
-                self.say(f"{live} workers registered")
+                dead = len(self.config.workers()) - wanted
+                self.say(f"{live} workers registered" + (f" ({dead} exited)" if dead else ""))
                 return
             self._pause(READY_POLL_S)
         self.say(f"only {live} of {wanted} workers registered; starting producers anyway")

@@ -1,0 +1,341 @@
+"""`corral` as a user runs it: real processes over TCP loopback, real signals.
+
+Every wait is on a condition with a deadline (a line in a process' output, a coordinator
+answer); every process started here is killed by the fixture's finalizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodes.client import Client
+from transport.errors import CorralError
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 20.0
+RUN_TIMEOUT_S = 45.0
+CLI_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        threading.Event().wait(0.05)
+
+
+class Proc:
+    """A `python -m nodes.cli ...` process whose output is collected line by line."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "nodes.cli", *args],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (
+                    self.process.poll() is not None and not self._reader.is_alive()
+                ):
+                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
+                self._changed.wait(min(remaining, 0.5))
+
+    def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout} s:\n{self.output}") from None
+        self._reader.join(5)
+        return code
+
+    def child_pids(self) -> list[int]:
+        """The node processes a `corral run FILE` runner reported starting."""
+        return [int(pid) for pid in re.findall(r"\(pid (\d+)\)", self.output)]
+
+    def kill(self) -> None:
+        for pid in [*self.child_pids(), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Proc]]:
+    started: list[Proc] = []
+
+    def start(*args: str) -> Proc:
+        proc = Proc(*args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+def corral(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """One short CLI command, run to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "nodes.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_config(tmp_path: Path, port: int, extra_nodes: str = "", grace: float = 10) -> Path:
+    text = f"""
+    nodes:
+      coordinator:
+        kind: coordinator
+        bind: tcp://127.0.0.1:{port}
+        store: memory
+        heartbeat_interval: 0.5
+        heartbeat_timeout: 5
+      worker:
+        kind: worker
+        connect: tcp://127.0.0.1:{port}
+        concurrency: 4
+        shutdown_grace: {grace}
+        handlers:
+          square: "nodes.demo:square"
+          sleep_ms: "nodes.demo:sleep_ms"
+    """
+    path = tmp_path / "cluster.yaml"
+    path.write_text(textwrap.dedent(text) + textwrap.indent(textwrap.dedent(extra_nodes), "  "))
+    return path
+
+
+def live_workers(address: str) -> list[dict[str, Any]]:
+    try:
+        with Client(address, timeout=1.0) as client:
+            workers = client.stats()["workers"]
+    except CorralError:
+        return []
+    return [worker for worker in workers if worker["state"] != "terminated"]
+
+
+# -- corral run FILE --------------------------------------------------------------------------
+
+
+def test_run_starts_a_whole_cluster_whose_producer_verifies_every_result_and_exits_0(
+    tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    port = free_port()
+    path = write_config(
+        tmp_path,
+        port,
+        f"""
+        worker-2:
+          kind: worker
+          connect: tcp://127.0.0.1:{port}
+          concurrency: 4
+          handlers: {{square: "nodes.demo:square"}}
+        producer:
+          kind: producer
+          connect: tcp://127.0.0.1:{port}
+          type: square
+          count: 1000
+          batch_size: 300
+          args: ["{{i}}"]
+          expect: "nodes.demo:square"
+        """,
+    )
+
+    runner = spawn("run", str(path))
+    code = runner.wait()
+
+    output = runner.output
+    assert code == 0, output
+    assert "2 workers registered" in output
+    assert re.search(r"producer +\| summary: 1000 square jobs: 1000 completed, 0 discarded", output)
+    assert "producer    | results: 1000/1000 correct" in output
+    assert "every producer finished: stopping the cluster" in output
+    for pid in runner.child_pids():
+        wait_until(lambda pid=pid: not _alive(pid), 10, f"node process {pid} to be gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# -- client commands against a running cluster ------------------------------------------------
+
+
+def test_client_commands_talk_to_a_running_cluster(
+    tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    port = free_port()
+    path = write_config(tmp_path, port)
+    address = f"tcp://127.0.0.1:{port}"
+    runner = spawn("run", str(path))
+    wait_until(lambda: live_workers(address), START_TIMEOUT_S, "the worker to register")
+
+    enqueued = corral("enqueue", "square", "7", "--wait", "--connect", address)
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id, result = enqueued.stdout.split()
+    assert result == "49"
+
+    status = corral("status", "--json", "--config", str(path))
+    assert status.returncode == 0, status.stderr
+    [worker] = json.loads(status.stdout)["workers"]
+    assert worker["state"] == "running"
+    assert worker["functions"] == ["sleep_ms", "square"]
+    assert json.loads(status.stdout)["queues"]["default"]["completed"] == 1
+
+    table = corral("status", "--connect", address)
+    assert worker["worker_id"] in table.stdout
+    assert re.search(r"default +0 +0 +0 +0 +1 +0 +0", table.stdout), table.stdout
+
+    got = corral("get", job_id, "--connect", address)
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["state"] == "completed"
+    assert json.loads(got.stdout)["result"] == 49
+
+    scheduled = corral("enqueue", "square", "3", "--in", "3600", "--connect", address)
+    later_id = scheduled.stdout.strip()
+    cancelled = corral("cancel", later_id, "--connect", address)
+    assert (cancelled.returncode, cancelled.stdout.strip()) == (0, "cancelled")
+
+    missing = corral("get", "no-such-job", "--connect", address)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: unknown_job: ")
+
+    quiet = corral("quiet", worker["worker_id"], "--connect", address)
+    assert quiet.returncode == 0, quiet.stderr
+    wait_until(
+        lambda: [w for w in live_workers(address) if w["state"] == "quiet"],
+        START_TIMEOUT_S,
+        "the worker to go quiet on its next beat",
+    )
+
+    runner.process.send_signal(signal.SIGTERM)
+    assert runner.wait() == 0, runner.output
+    assert "SIGTERM: stopping the cluster" in runner.output
+
+
+def test_a_client_command_without_a_coordinator_says_so_and_exits_2() -> None:
+    result = corral("status", "--connect", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.3")
+
+    assert result.returncode == 2
+    assert "no answer from the coordinator" in result.stderr
+
+
+def test_keys_generate_writes_three_key_pairs(tmp_path: Path) -> None:
+    result = corral("keys", "generate", str(tmp_path / "keys"))
+
+    assert result.returncode == 0, result.stderr
+    for name in ("coordinator", "worker", "client"):
+        assert (tmp_path / "keys" / f"{name}.key").exists()
+        assert (tmp_path / "keys" / f"{name}.key_secret").stat().st_mode & 0o077 == 0
+    assert corral("keys", "generate", str(tmp_path / "keys")).returncode == 2  # no overwrite
+
+
+# -- one node per process: signals ------------------------------------------------------------
+
+
+@pytest.fixture
+def single_nodes(tmp_path: Path, spawn: Callable[..., Proc]) -> tuple[str, Proc]:
+    """A coordinator and a worker, each `corral run FILE --node NAME` in its own process."""
+    port = free_port()
+    path = write_config(tmp_path, port)
+    address = f"tcp://127.0.0.1:{port}"
+    spawn("run", str(path), "--node", "coordinator")
+    worker = spawn("run", str(path), "--node", "worker")
+    wait_until(lambda: live_workers(address), START_TIMEOUT_S, "the worker to register")
+    return address, worker
+
+
+def test_sigterm_lets_a_running_job_finish_then_the_worker_exits_0(
+    single_nodes: tuple[str, Proc],
+) -> None:
+    address, worker = single_nodes
+    with Client(address) as client:
+        job_id = client.enqueue("sleep_ms", [1500])
+        wait_until(lambda: client.get(job_id).state == "active", START_TIMEOUT_S, "job active")
+
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.wait()
+        job = client.get(job_id, wait=5)
+
+    assert code == 0, worker.output
+    assert (job.state, job.result, job.attempt, job.errors) == ("completed", 1500, 1, [])
+    assert live_workers(address) == []  # deregistered, not left to time out
+
+
+def test_sigtstp_quiets_a_worker_and_sigcont_resumes_it(
+    single_nodes: tuple[str, Proc],
+) -> None:
+    address, worker = single_nodes
+
+    def worker_state(state: str) -> Callable[[], bool]:
+        return lambda: [w for w in live_workers(address) if w["state"] == state] != []
+
+    worker.process.send_signal(signal.SIGTSTP)
+    wait_until(worker_state("quiet"), START_TIMEOUT_S, "the worker to report quiet")
+    worker.process.send_signal(signal.SIGCONT)
+    wait_until(worker_state("running"), START_TIMEOUT_S, "the worker to report running")
+    with Client(address) as client:
+        assert client.enqueue("square", [4]).result(timeout=10) == 16

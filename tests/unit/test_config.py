@@ -1,0 +1,302 @@
+"""Config files: what loads, what is refused (with file, node and key named), what resolves."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nodes.config import (
+    CoordinatorConfig,
+    ProducerConfig,
+    WorkerConfig,
+    connect_address,
+    load_config,
+)
+from nodes.config_fields import ConfigError
+from nodes.coordinator import Coordinator
+from nodes.demo import square
+from nodes.producer import Producer, expand, percentile
+from nodes.worker_node import WorkerNode
+
+REPO = Path(__file__).resolve().parents[2]
+
+VALID = """
+nodes:
+  coordinator:
+    kind: coordinator
+    bind: tcp://127.0.0.1:5555
+    store: sqlite:///data/corral.db
+    heartbeat_interval: 2
+    heartbeat_timeout: 10
+    visibility_timeout: 60
+    max_message_size: 262144
+    security:
+      secret_key_file: keys/coordinator.key_secret
+      authorized:
+        - {public_key_file: keys/worker.key, roles: [worker]}
+        - {public_key_file: /etc/corral/client.key, roles: [client, admin]}
+  worker-eu:
+    kind: worker
+    connect: tcp://127.0.0.1:5555
+    queues: [critical, default]
+    concurrency: 3
+    labels: {region: [eu]}
+    handlers: {square: "nodes.demo:square"}
+    shutdown_grace: 2.5
+  load:
+    kind: producer
+    type: square
+    count: 10
+    args: ["{i}"]
+    expect: "nodes.demo:square"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building imports handlers with the config's directory on sys.path; undo that."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def refusal(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return str(caught.value)
+
+
+def worker_yaml(**extra: str) -> str:
+    lines = "\n".join(f"    {k}: {v}" for k, v in extra.items())
+    return f"""
+nodes:
+  worker-eu:
+    kind: worker
+    handlers: {{square: "nodes.demo:square"}}
+{lines}
+"""
+
+
+# -- what loads -------------------------------------------------------------------------------
+
+
+def test_a_valid_file_loads_every_node_in_file_order_with_typed_values(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+
+    assert list(config.nodes) == ["coordinator", "worker-eu", "load"]
+    coordinator = config.node("coordinator")
+    assert isinstance(coordinator, CoordinatorConfig)
+    assert coordinator.heartbeat_timeout == 10.0
+    assert coordinator.security is not None
+    assert coordinator.security.authorized[1].roles == ("client", "admin")
+    worker = config.node("worker-eu")
+    assert isinstance(worker, WorkerConfig)
+    assert worker.queues == ("critical", "default")
+    assert worker.labels == {"region": ("eu",)}
+    assert isinstance(config.node("load"), ProducerConfig)
+
+
+def test_unset_keys_take_the_named_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, worker_yaml()))
+
+    worker = config.node("worker-eu")
+    assert isinstance(worker, WorkerConfig)
+    assert (worker.connect, worker.queues, worker.concurrency) == (
+        "tcp://127.0.0.1:5555",
+        ("default",),
+        10,
+    )
+    assert worker.shutdown_grace == 25.0
+
+
+def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+
+    coordinator = config.node("coordinator").build(store="memory")
+    worker = config.node("worker-eu").build()
+    producer = config.node("load").build()
+
+    assert isinstance(coordinator, Coordinator)
+    assert coordinator.settings.heartbeat_interval == 2.0
+    assert coordinator.limits.max_job_size == 262144  # capped by max_message_size
+    assert coordinator.ctx is None  # not started
+    assert isinstance(worker, WorkerNode)
+    assert worker.handlers == {"square": square}
+    assert worker.settings.labels == {"region": ["eu"]}
+    assert worker.settings.concurrency == 3
+    assert isinstance(producer, Producer)
+    assert producer.expect is square
+
+
+def test_overrides_passed_to_build_replace_the_file_values(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+
+    coordinator = config.node("coordinator").build(bind="tcp://127.0.0.1:0", store="memory")
+
+    assert coordinator.bind == "tcp://127.0.0.1:0"
+
+
+def test_the_shipped_configs_load_and_build() -> None:
+    for name in ("demo.yaml", "single.yaml"):
+        config = load_config(REPO / "configs" / name)
+        for node in config.nodes.values():
+            node.build()
+
+
+# -- what is refused --------------------------------------------------------------------------
+
+
+def test_an_unknown_key_is_refused_naming_file_node_and_key(tmp_path: Path) -> None:
+    message = refusal(tmp_path, worker_yaml(concurency="10"))
+
+    assert message.startswith(f"{tmp_path / 'cluster.yaml'}: node 'worker-eu': ")
+    assert "unknown key 'concurency'" in message
+    assert "did you mean 'concurrency'" in message
+
+
+def test_a_wrong_type_is_refused_naming_file_node_and_key(tmp_path: Path) -> None:
+    message = refusal(tmp_path, worker_yaml(concurrency="ten"))
+
+    assert message.startswith(f"{tmp_path / 'cluster.yaml'}: node 'worker-eu': ")
+    assert "key 'concurrency'" in message
+    assert "'ten'" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"concurrency": "0"}, "concurrency"),
+        ({"concurrency": "true"}, "concurrency"),  # a YAML boolean is not a number
+        ({"queues": "default"}, "queues"),
+        ({"queues": "[]"}, "queues"),
+        ({"labels": "{region: eu}"}, "labels.region"),
+        ({"shutdown_grace": "-1"}, "shutdown_grace"),
+        ({"connect": "127.0.0.1:5555"}, "connect"),
+        ({"handlers": '{square: "nodes.demo.square"}'}, "handlers.square"),
+        ({"handlers": "{}"}, "handlers"),
+    ],
+)
+def test_bad_worker_values_are_refused_with_their_key(
+    tmp_path: Path, extra: dict[str, str], key: str
+) -> None:
+    message = refusal(tmp_path, worker_yaml(**extra))
+
+    assert f"node 'worker-eu': key '{key}'" in message
+
+
+def test_nested_security_keys_are_checked(tmp_path: Path) -> None:
+    text = VALID.replace("roles: [worker]", "roles: [wrker]")
+    message = refusal(tmp_path, text)
+
+    assert "node 'coordinator': key 'security.authorized[0].roles'" in message
+    text = VALID.replace("secret_key_file:", "secret_key:")
+    assert "unknown key 'security.secret_key'" in refusal(tmp_path, text)
+
+
+def test_cross_key_rules_are_checked(tmp_path: Path) -> None:
+    text = VALID.replace("heartbeat_timeout: 10", "heartbeat_timeout: 1")
+    assert "key 'heartbeat_timeout': must be greater" in refusal(tmp_path, text)
+    text = VALID.replace(
+        "max_message_size: 262144", "max_message_size: 2048\n    max_job_size: 4096"
+    )
+    assert "key 'max_job_size'" in refusal(tmp_path, text)
+
+
+def test_a_missing_or_unknown_kind_and_a_missing_required_key_are_refused(
+    tmp_path: Path,
+) -> None:
+    assert "node 'x': key 'kind'" in refusal(tmp_path, "nodes: {x: {bind: tcp://a:1}}")
+    assert "node 'x': key 'kind'" in refusal(tmp_path, "nodes: {x: {kind: broker}}")
+    assert "node 'p': key 'type': is required" in refusal(tmp_path, "nodes: {p: {kind: producer}}")
+
+
+def test_a_file_that_is_not_a_config_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    assert refusal(tmp_path, "nodes: [a, b]").startswith(str(path))
+    assert "unknown top-level key 'node'" in refusal(tmp_path, "node: {}\nnodes: {}")
+    assert "not valid YAML" in refusal(tmp_path, "nodes: {a: [}")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_a_handler_that_does_not_import_is_refused_at_build_naming_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, worker_yaml(handlers='{square: "nodes.demo:sqare"}')))
+
+    with pytest.raises(ConfigError) as caught:
+        config.node("worker-eu").build()
+
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'cluster.yaml'}: node 'worker-eu': ")
+    assert "key 'handlers.square'" in message
+    assert "nodes.demo:sqare" in message
+
+
+def test_asking_for_a_node_that_is_not_in_the_file_names_the_nodes(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID))
+
+    with pytest.raises(ConfigError, match="no node 'nope' \\(nodes: coordinator, worker-eu"):
+        config.node("nope")
+
+
+# -- relative paths ---------------------------------------------------------------------------
+
+
+def test_relative_store_and_key_paths_resolve_against_the_files_directory(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, VALID))
+
+    coordinator = config.node("coordinator")
+    assert isinstance(coordinator, CoordinatorConfig)
+    base = tmp_path.resolve()
+    assert coordinator.store == f"sqlite:///{base}/data/corral.db"
+    assert coordinator.store.startswith("sqlite:////")
+    assert coordinator.security is not None
+    assert coordinator.security.secret_key_file == base / "keys/coordinator.key_secret"
+    assert coordinator.security.authorized[0].public_key_file == base / "keys/worker.key"
+    assert coordinator.security.authorized[1].public_key_file == Path("/etc/corral/client.key")
+
+
+def test_absolute_and_in_memory_store_urls_are_kept(tmp_path: Path) -> None:
+    for url in ("sqlite:////var/corral.db", "sqlite:///:memory:", "memory"):
+        path = write(tmp_path, f"nodes: {{c: {{kind: coordinator, store: '{url}'}}}}")
+        assert load_config(path).node("c").store == url  # type: ignore[attr-defined]
+
+
+def test_handler_modules_next_to_the_config_are_importable(tmp_path: Path) -> None:
+    (tmp_path / "corral_test_jobs_nearby.py").write_text("def triple(x):\n    return 3 * x\n")
+    path = write(tmp_path, worker_yaml(handlers='{triple: "corral_test_jobs_nearby:triple"}'))
+
+    worker = load_config(path).node("worker-eu").build()
+
+    assert worker.handlers["triple"](5) == 15
+
+
+def test_a_wildcard_bind_becomes_a_loopback_connect_address() -> None:
+    assert connect_address("tcp://*:5555") == "tcp://127.0.0.1:5555"
+    assert connect_address("tcp://0.0.0.0:7000") == "tcp://127.0.0.1:7000"
+    assert connect_address("tcp://10.0.0.5:5555") == "tcp://10.0.0.5:5555"
+
+
+# -- producer helpers -------------------------------------------------------------------------
+
+
+def test_the_args_template_puts_the_job_index_in_place_of_i() -> None:
+    assert expand(["{i}", 25, "img-{i}.png", {"n": "{i}"}], 7) == [7, 25, "img-7.png", {"n": 7}]
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99), percentile([3.0], 0.99)) == (
+        50.0,
+        99.0,
+        3.0,
+    )
