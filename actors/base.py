@@ -46,6 +46,20 @@ class Activity:
             return self._cond.wait_for(lambda: self._busy == 0, timeout)
 
 
+class Untracked(Activity):
+    """The production Activity: counting every message costs a lock round trip per tell that
+    only a simulation needs, so real nodes skip it."""
+
+    def begin(self) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+    def wait_idle(self, timeout: float) -> bool:
+        raise RuntimeError("wait_idle needs a counting Activity (simulation only)")
+
+
 class Mailbox:
     """A tell-only handle on an actor that keeps the activity count honest."""
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from actors import base, states
-from actors.base import Activity
+from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.context import CoordinatorContext, CoordinatorSettings, QueueDirectory
 from actors.events import EventHub
@@ -62,7 +62,7 @@ class Coordinator:
         self._transport = transport
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.activity = activity or Activity()
+        self.activity = activity or Untracked()
         self.events = events or EventHub()
         self.ctx: CoordinatorContext | None = None
         self.dispatcher: Dispatcher | None = None

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from actors import base, states
-from actors.base import Activity
+from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.connection import ConnectionSupervisor, WorkerSettings
 from actors.worker import Handler, WorkerActor
@@ -64,7 +64,7 @@ class WorkerNode:
         self._connector = connector
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.activity = activity or Activity()
+        self.activity = activity or Untracked()
         self._pump = pump  # simulation: moves messages and virtual time while we wait
         self._worker: base.Mailbox | None = None
         self._connection: base.Mailbox | None = None
