@@ -52,6 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", default=None)
     enqueue.add_argument("--max-attempts", type=int, default=None, metavar="N")
     enqueue.add_argument("--unique-key", default=None, metavar="K")
+    enqueue.add_argument("--at", dest="scheduled_at", type=float, default=None, metavar="UNIX_S")
+    enqueue.add_argument(
+        "--job-timeout",
+        dest="job_timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="visibility timeout of this job",
+    )
+    enqueue.add_argument("--retry-initial", type=float, default=None, metavar="S")
+    enqueue.add_argument("--retry-backoff", type=float, default=None, metavar="X")
+    enqueue.add_argument("--retry-max", type=float, default=None, metavar="S")
+    enqueue.add_argument("--no-jitter", action="store_true", help="retry delays without jitter")
+    enqueue.add_argument(
+        "--meta", default=None, metavar="JSON", help="a JSON map kept with the job"
+    )
     enqueue.add_argument(
         "--route", action="extend", nargs="+", default=[], metavar="K=V", help="label routing"
     )
@@ -70,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
     cancel.add_argument("job_id", metavar="JOB_ID")
+
+    retry = sub.add_parser("retry", parents=[client], help="retry a discarded job, print its state")
+    retry.add_argument("job_id", metavar="JOB_ID")
 
     status = sub.add_parser("status", parents=[client], help="queues and workers")
     status.add_argument("--json", action="store_true", help="the raw stats as JSON")
@@ -134,6 +153,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "enqueue": commands.enqueue,
         "get": commands.get,
         "cancel": commands.cancel,
+        "retry": commands.retry,
         "status": commands.status,
         "quiet": commands.direct,
         "terminate": commands.direct,

@@ -74,6 +74,21 @@ def enqueue(args: argparse.Namespace) -> int:
     }
     if args.delay is not None:
         options["scheduled_at"] = SystemClock().now() + args.delay
+    elif args.scheduled_at is not None:
+        options["scheduled_at"] = args.scheduled_at
+    options["timeout"] = args.job_timeout
+    retry = {
+        "initial_interval": args.retry_initial,
+        "backoff_coefficient": args.retry_backoff,
+        "max_interval": args.retry_max,
+        "jitter": False if args.no_jitter else None,
+    }
+    options["retry"] = {key: value for key, value in retry.items() if value is not None} or None
+    if args.meta is not None:
+        meta = json.loads(args.meta)
+        if not isinstance(meta, dict):
+            raise ValueError("--meta must be a JSON map")
+        options["meta"] = meta
     with _client(args) as client:
         handle = client.enqueue(args.type, [parse_arg(arg) for arg in args.args], **options)
         print(handle, flush=True)
@@ -102,6 +117,12 @@ def get(args: argparse.Namespace) -> int:
 def cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         print(client.cancel(args.job_id))
+    return 0
+
+
+def retry(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        print(client.retry(args.job_id))
     return 0
 
 
