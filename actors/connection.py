@@ -31,7 +31,6 @@ from actors.worker_mail import (
     NeedReport,
     Outcome,
     Report,
-    Reported,
     Resumed,
     Want,
 )
@@ -234,8 +233,7 @@ class ConnectionSupervisor(CorralActor):
         if code in LOSS_ERRORS:
             self._lost(f"{kind} answered {code}")
         elif kind == "outcome":
-            self.unreported.pop(context, None)
-            self.worker.tell(Reported(context))  # not_owner / unknown_job: the job is not ours
+            self.unreported.pop(context, None)  # not_owner / unknown_job: the job is not ours
         elif kind == "fetch":
             self.fetching = False
             log.warning("fetch refused: %s %s", code, body.get("message"))
@@ -259,6 +257,11 @@ class ConnectionSupervisor(CorralActor):
     def _on_report(self, report: Report) -> None:
         if self.link is None or self.worker_id is None:
             return
+        # Jobs whose outcome is not acknowledged yet are still ours to list.
+        unreported = tuple(
+            job_id for job_id in self.unreported if job_id not in report.active_job_ids
+        )
+        report = Report(report.purpose, report.state, report.active_job_ids + unreported)
         if report.purpose == "beat":
             body = {
                 "worker_id": self.worker_id,
@@ -348,6 +351,8 @@ class ConnectionSupervisor(CorralActor):
         self.unreported[outcome.job_id] = outcome
         if self.registered:
             self._send_outcome(outcome)
+        if outcome.want is not None:
+            self._on_want(Want(outcome.want))
 
     def _send_outcome(self, outcome: Outcome) -> None:
         body: dict[str, Any] = {
@@ -364,7 +369,6 @@ class ConnectionSupervisor(CorralActor):
 
     def _on_outcome_reply(self, body: dict[str, Any], job_id: Any) -> None:
         self.unreported.pop(job_id, None)
-        self.worker.tell(Reported(job_id))
 
     def _deregister(self, _: Deregister) -> None:
         if self.registered and self.worker_id:

@@ -25,7 +25,6 @@ from actors.worker_mail import (
     NeedReport,
     Outcome,
     Report,
-    Reported,
     Resumed,
     Want,
 )
@@ -96,12 +95,6 @@ def current_job() -> JobContext | None:
     return _current.get()
 
 
-@dataclass
-class Running:
-    context: JobContext
-    finished: bool = False
-
-
 class WorkerActor(CorralActor):
     """Runs jobs, reports outcomes through the ConnectionSupervisor, obeys directives."""
 
@@ -119,7 +112,7 @@ class WorkerActor(CorralActor):
         self.concurrency = concurrency
         self.max_result_size = max_result_size
         self.state = states.RUNNING
-        self.jobs: dict[str, Running] = {}
+        self.jobs: dict[str, JobContext] = {}  # running; a finished job's report is the link's
         self.connection: Mailbox | None = None
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="corral-job")
         self._idle = threading.Condition()
@@ -128,26 +121,27 @@ class WorkerActor(CorralActor):
         return {
             Jobs: self._start_jobs,
             Finished: self._finished,
-            Reported: self._reported,
             NeedReport: self._report,
             Directive: self._directive,
             Resumed: self._resumed,
         }
 
     def on_stop(self) -> None:
-        for running in self.jobs.values():
-            running.context.cancel()
+        for context in self.jobs.values():
+            context.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # -- running jobs -------------------------------------------------------------------------
 
-    @property
-    def running_count(self) -> int:
-        return sum(1 for running in self.jobs.values() if not running.finished)
+    def _free(self) -> int:
+        """Slots to offer the coordinator: none unless running."""
+        if self.state != states.RUNNING:
+            return 0
+        return self.concurrency - len(self.jobs)
 
     def _want_more(self) -> None:
-        free = self.concurrency - len(self.jobs)
-        if free > 0 and self.state == states.RUNNING and self.connection is not None:
+        free = self._free()
+        if free > 0 and self.connection is not None:
             self.connection.tell(Want(free))
 
     def _start_jobs(self, message: Jobs) -> None:
@@ -156,7 +150,7 @@ class WorkerActor(CorralActor):
             context = JobContext(
                 job["id"], job["type"], job["attempt"], job, self.clock, self.activity
             )
-            self.jobs[context.id] = Running(context)
+            self.jobs[context.id] = context
             handler = self._job_handlers.get(context.type)
             self.activity.begin()  # the handler run counts as work in progress
             self._executor.submit(self._run, handler, context, mailbox)
@@ -198,21 +192,15 @@ class WorkerActor(CorralActor):
         return {"result": result}
 
     def _finished(self, message: Finished) -> None:
-        running = self.jobs.get(message.job_id)
-        if running is None:
+        context = self.jobs.pop(message.job_id, None)
+        if context is None:
             return  # abandoned (cancelled or not resumed): its outcome is not ours to report
-        running.finished = True
-        context = running.context
         if self.connection is not None:
+            # The freed slot rides along: one message per job instead of two.
             self.connection.tell(
-                Outcome(context.id, context.attempt, message.result, message.error)
+                Outcome(context.id, context.attempt, message.result, message.error, self._free())
             )
         self._notify_idle()
-
-    def _reported(self, message: Reported) -> None:
-        if self.jobs.pop(message.job_id, None) is not None:
-            self._notify_idle()
-            self._want_more()
 
     # -- talking to the coordinator -----------------------------------------------------------
 
@@ -236,9 +224,9 @@ class WorkerActor(CorralActor):
 
     def _abandon(self, job_ids: Any) -> None:
         for job_id in job_ids:
-            running = self.jobs.pop(job_id, None)
-            if running is not None:
-                running.context.cancel()
+            context = self.jobs.pop(job_id, None)
+            if context is not None:
+                context.cancel()
                 log.info("abandoned job %s", job_id)
         self._notify_idle()
 
@@ -259,22 +247,19 @@ class WorkerActor(CorralActor):
 
     def fail_unfinished(self, reason: str) -> int:
         """Report every job still running as a retryable failure (grace period over)."""
-        count = 0
-        for running in self.jobs.values():
-            if not running.finished:
-                running.finished = True
-                running.context.cancel()
-                context = running.context
-                if self.connection is not None:
-                    self.connection.tell(
-                        Outcome(context.id, context.attempt, error=_error("Shutdown", reason))
-                    )
-                count += 1
-        return count
+        unfinished = list(self.jobs.values())
+        self.jobs.clear()
+        for context in unfinished:
+            context.cancel()
+            if self.connection is not None:
+                failure = _error("Shutdown", reason)
+                self.connection.tell(Outcome(context.id, context.attempt, error=failure))
+        self._notify_idle()
+        return len(unfinished)
 
-    def counts(self) -> tuple[int, int]:
-        """(jobs still running, jobs held: running or waiting for their report)."""
-        return self.running_count, len(self.jobs)
+    def running(self) -> int:
+        """How many handlers are still running."""
+        return len(self.jobs)
 
 
 def _error(

@@ -62,13 +62,7 @@ class Outcome:
     attempt: int
     result: Any = None
     error: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reported:
-    """Connection -> worker: the coordinator has the outcome (or the job is no longer ours)."""
-
-    job_id: str
+    want: int | None = None  # the worker's free slots now, when it reports them with this
 
 
 @dataclass(frozen=True, slots=True)

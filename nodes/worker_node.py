@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import base, states
 from actors.base import Activity, Untracked
@@ -17,6 +17,9 @@ from actors.worker import Handler, WorkerActor
 from actors.worker_mail import Deregister
 from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
+
+if TYPE_CHECKING:
+    from transport.zmq import CurveClientConfig
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 25.0
@@ -41,6 +44,7 @@ class WorkerNode:
         handlers: dict[str, Handler] | None = None,
         shutdown_grace: float = SHUTDOWN_GRACE_S,
         connector: Connector | None = None,
+        curve: CurveClientConfig | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         activity: Activity | None = None,
@@ -62,6 +66,7 @@ class WorkerNode:
             **settings,
         )
         self._connector = connector
+        self.curve = curve  # CURVE keys for the default ZeroMQ connector (PROTOCOL.md section 7)
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.activity = activity or Untracked()
@@ -98,7 +103,7 @@ class WorkerNode:
         if connector is None:
             from transport.zmq import zmq_connector
 
-            connector = zmq_connector(self.connect)
+            connector = zmq_connector(self.connect, curve=self.curve)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
         self._worker_ref = WorkerActor.start(
             self.activity, self.handlers, settings.concurrency, self.clock
@@ -124,9 +129,9 @@ class WorkerNode:
     def status(self) -> dict[str, Any]:
         """worker_id, registration and job counts, for tests and `corral status`."""
         status = self._connection_ref.proxy().status().get()
-        running, held = self._worker_ref.proxy().counts().get()
+        running = self._worker_ref.proxy().running().get()
         state = self._worker_ref.proxy().state.get()
-        return {**status, "running": running, "held": held, "state": state}
+        return {**status, "running": running, "state": state}
 
     @property
     def worker_id(self) -> str | None:
@@ -142,12 +147,13 @@ class WorkerNode:
             worker = self._worker_ref.proxy()
             try:
                 worker.set_state(states.TERMINATE).get()
-                if not self._wait(lambda: worker.counts().get()[0] == 0, grace):
+                if not self._wait(lambda: worker.running().get() == 0, grace):
                     log.warning(
-                        "grace period over: failing %d running jobs", worker.counts().get()[0]
+                        "grace period over: failing %d running jobs", worker.running().get()
                     )
                     worker.fail_unfinished("worker shut down before the job finished").get()
-                self._wait(lambda: worker.counts().get()[1] == 0, REPORT_GRACE_S)
+                connection = self._connection_ref.proxy()
+                self._wait(lambda: connection.status().get()["unreported"] == 0, REPORT_GRACE_S)
                 assert self._connection is not None
                 self._connection.tell(Deregister())
                 self._wait(
