@@ -17,6 +17,7 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 MANUAL_CLOCK_EPOCH_S = 1_700_000_000.0
+MAX_TIMER_WAIT_S = 3600.0  # the timer thread wakes at least hourly; nothing fires early
 
 
 class Timer:
@@ -75,7 +76,9 @@ class SystemClock:
             with self._cond:
                 while not self._heap or self._heap[0][0] > self.now():
                     delay = self._heap[0][0] - self.now() if self._heap else None
-                    self._cond.wait(delay)
+                    # capped: a far deadline (a client's `get` with wait=1e300) would overflow
+                    # the lock's timeout and kill this thread, and with it every timer
+                    self._cond.wait(None if delay is None else min(delay, MAX_TIMER_WAIT_S))
                 _, _, timer = heapq.heappop(self._heap)
             if not timer.cancelled:
                 _fire(timer)

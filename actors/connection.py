@@ -170,7 +170,12 @@ class ConnectionSupervisor(CorralActor):
         """Drop the link and reconnect after a backoff (1 s doubling to 32 s, jittered)."""
         if self._connect_timer is not None or self.deregistered:
             return
-        log.warning("coordinator lost (%s); reconnecting", reason)
+        log.warning(
+            "worker %s: coordinator lost (%s); reconnecting",
+            self.worker_id,
+            reason,
+            extra={"event": "reconnect", "worker_id": self.worker_id, "reason": reason},
+        )
         self._close_link()
         delay = 0.0
         if self.failures:
@@ -232,6 +237,16 @@ class ConnectionSupervisor(CorralActor):
         code = body.get("code")
         if code in LOSS_ERRORS:
             self._lost(f"{kind} answered {code}")
+        elif kind == "outcome" and code == "too_large" and context in self.unreported:
+            # The coordinator's result limit is lower than ours: end the job with the reason
+            # rather than letting its lease run out.
+            outcome = self.unreported[context]
+            error = {
+                "type": "ResultTooLarge",
+                "message": body.get("message", ""),
+                "retryable": False,
+            }
+            self._on_outcome(Outcome(outcome.job_id, outcome.attempt, error=error))
         elif kind == "outcome":
             self.unreported.pop(context, None)  # not_owner / unknown_job: the job is not ours
         elif kind == "fetch":
@@ -296,7 +311,18 @@ class ConnectionSupervisor(CorralActor):
             else:
                 del self.unreported[job_id]
         self.worker.tell(Resumed(resumed, reconnected))
-        log.info("registered as %s (resumed %d jobs)", self.worker_id, len(resumed))
+        log.info(
+            "registered as %s (previous %s, resumed %d jobs)",
+            self.worker_id,
+            self.previous_worker_id or "none",
+            len(resumed),
+            extra={
+                "event": "registered",
+                "worker_id": self.worker_id,
+                "previous_worker_id": self.previous_worker_id,
+                "resumed_job_ids": sorted(resumed),
+            },
+        )
         self._maybe_fetch()
 
     def _beat_due(self, _: BeatDue) -> None:

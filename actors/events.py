@@ -14,14 +14,29 @@ log = logging.getLogger(__name__)
 
 Observer = Callable[[str, dict[str, Any]], None]
 
-# Event names, each with the payload keys it carries.
-JOB_ENQUEUED = "job_enqueued"  # job (wire form)
-JOB_TERMINAL = "job_terminal"  # job (wire form): completed, discarded or cancelled
-JOB_RETRY = "job_retry"  # job (wire form)
-JOB_RECOVERED = "job_recovered"  # job (wire form), reason: worker_lost | timeout
+# Event names, each with the payload keys it carries. `job` is the live `actors.jobs.Job` of
+# the emitting actor: read it inside the observer (`job.to_wire()` for a copy), never keep or
+# change it. Observers run in the emitting actor's thread, so they must be quick.
+JOB_ENQUEUED = "job_enqueued"  # job
+JOB_STARTED = "job_started"  # job: handed to a worker (state active, attempt and started_at set)
+JOB_TERMINAL = "job_terminal"  # job: completed, discarded or cancelled
+JOB_RETRY = "job_retry"  # job: a failed attempt, retried at job.next_attempt_at
+JOB_RECOVERED = "job_recovered"  # job, reason: worker_lost | timeout
 WORKER_JOINED = "worker_joined"  # worker_id, hostname, pid
 WORKER_LOST = "worker_lost"  # worker_id, reason: timeout | deregistered | replaced
 WORKER_DIRECTED = "worker_directed"  # worker_id, state
+FETCH_ANSWERED = "fetch_answered"  # worker_id, jobs (how many), waited (s the fetch was parked)
+EVENTS = (
+    JOB_ENQUEUED,
+    JOB_STARTED,
+    JOB_TERMINAL,
+    JOB_RETRY,
+    JOB_RECOVERED,
+    WORKER_JOINED,
+    WORKER_LOST,
+    WORKER_DIRECTED,
+    FETCH_ANSWERED,
+)
 
 
 class EventHub:

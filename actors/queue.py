@@ -1,8 +1,9 @@
 """One queue: its scheduled, available and retryable jobs, ordered by priority then age.
 
 `QueueCore` is the pure part (no threads, time passed in). Jobs waiting to be handed out sit in
-one heap per route class, so a claim costs O(classes x log n) however many jobs are queued, and
-jobs no connected worker may take never block the ones behind them.
+one heap per route class (job type plus the route values of keys that workers label), so a claim
+costs O(classes x log n) however many jobs are queued, and jobs no connected worker may take never
+block the ones behind them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class QueueCore:
     def add(self, job: Job) -> bool:
         """Hold a waiting job; True when it can be handed out now."""
         self._jobs[job.id] = job
-        self._classes[job.id] = route_class(job.type, job.route)
+        self._classes[job.id] = route_class(job.type, job.route, self.routing.label_keys)
         if job.state == states.AVAILABLE:
             self._make_ready(job)
             return True
@@ -60,6 +61,24 @@ class QueueCore:
             promoted.append(job)
         return promoted
 
+    def update_workers(self, workers: tuple[WorkerProfile, ...]) -> None:
+        """New live worker profiles; regroup the waiting jobs if the label keys changed."""
+        if not self.routing.update(workers):
+            return
+        keys = self.routing.label_keys
+        self._classes = {
+            job_id: route_class(j.type, j.route, keys) for job_id, j in self._jobs.items()
+        }
+        self._ready = defaultdict(list)
+        self._available = Counter()
+        for job in self._jobs.values():
+            if job.state == states.AVAILABLE:
+                job_class = self._classes[job.id]
+                self._ready[job_class].append((-job.priority, job.seq, job.id))
+                self._available[job_class] += 1
+        for heap in self._ready.values():
+            heapq.heapify(heap)
+
     def _make_ready(self, job: Job) -> None:
         job_class = self._classes[job.id]
         heapq.heappush(self._ready[job_class], (-job.priority, job.seq, job.id))
@@ -70,27 +89,33 @@ class QueueCore:
         job_class = self._classes.pop(job_id, None)
         job = self._jobs.pop(job_id, None)
         if job is not None and job.state == states.AVAILABLE and job_class is not None:
-            self._available[job_class] -= 1
+            self._discount(job_class)
         return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
         """Pop up to `count` jobs this worker may take, best first (priority, then age)."""
-        heaps = [
-            heap
-            for job_class, heap in self._ready.items()
-            if heap and self.routing.may_take(worker, job_class)
+        classes = [
+            c for c, heap in self._ready.items() if heap and self.routing.may_take(worker, c)
         ]
         claimed: list[Job] = []
-        while len(claimed) < count:
-            for heap in heaps:
-                self._skip_stale(heap)
-            heaps = [heap for heap in heaps if heap]
-            if not heaps:
+        while len(claimed) < count and classes:
+            for job_class in classes:
+                self._skip_stale(self._ready[job_class])
+            for job_class in [c for c in classes if not self._ready[c]]:
+                classes.remove(job_class)
+                del self._ready[job_class]  # empty classes go, so they cost nothing later
+            if not classes:
                 break
-            _, _, job_id = heapq.heappop(min(heaps, key=lambda heap: heap[0]))
-            self._available[self._classes.pop(job_id)] -= 1
+            best = min(classes, key=lambda c: self._ready[c][0])
+            _, _, job_id = heapq.heappop(self._ready[best])
+            self._discount(self._classes.pop(job_id))
             claimed.append(self._jobs.pop(job_id))
         return claimed
+
+    def _discount(self, job_class: RouteClass) -> None:
+        self._available[job_class] -= 1
+        if not self._available[job_class]:
+            del self._available[job_class]
 
     def _skip_stale(self, heap: list[HeapEntry]) -> None:
         while heap:

@@ -162,7 +162,7 @@ class QueueActor(CorralActor):
         ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
 
     def _routing(self, message: RoutingUpdate) -> None:
-        self.core.routing.update(message.workers)
+        self.core.update_workers(message.workers)
         if len(self.core):
             self.ctx.supervisor.tell(JobsAvailable(self.core.name))
 

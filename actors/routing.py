@@ -21,9 +21,18 @@ class WorkerProfile:
         return len(self.labels)
 
 
-def route_class(job_type: str, route: dict[str, str]) -> RouteClass:
-    """Jobs of one class have exactly the same eligible workers."""
-    return job_type, tuple(sorted(route.items()))
+def route_class(
+    job_type: str, route: dict[str, str], label_keys: frozenset[str] | None = None
+) -> RouteClass:
+    """Jobs of one class have exactly the same eligible workers.
+
+    Only route keys that some worker has as a label key can matter, so the others (a trace id,
+    say) are left out: a class per distinct trace id would make every claim scan them all.
+    """
+    items = (
+        route.items() if label_keys is None else [i for i in route.items() if i[0] in label_keys]
+    )
+    return job_type, tuple(sorted(items))
 
 
 def eligible(worker: WorkerProfile, queue: str, job_class: RouteClass) -> bool:
@@ -44,11 +53,18 @@ class Routing:
         self.queue = queue
         self._workers: dict[str, WorkerProfile] = {}
         self._top: dict[RouteClass, int] = {}
+        self.label_keys: frozenset[str] = frozenset()
 
-    def update(self, workers: tuple[WorkerProfile, ...]) -> None:
-        """Replace the worker set (called whenever a worker registers, leaves or dies)."""
+    def update(self, workers: tuple[WorkerProfile, ...]) -> bool:
+        """Replace the worker set (a worker registered, left or died).
+
+        Returns True when the set of label keys changed, so route classes must be recomputed.
+        """
         self._workers = {w.worker_id: w for w in workers if self.queue in w.queues}
         self._top.clear()
+        keys = frozenset(key for w in self._workers.values() for key, _ in w.labels)
+        changed, self.label_keys = keys != self.label_keys, keys
+        return changed
 
     def top_specificity(self, job_class: RouteClass) -> int:
         """Label-key count of the most specific eligible worker; -1 when none is eligible."""

@@ -213,22 +213,25 @@ class WorkerActor(CorralActor):
         self.state = states.next_worker_state(self.state, message.state)
         if self.state != previous:
             log.info("worker state %s -> %s", previous, self.state)
-        self._abandon(message.cancel_job_ids)
-        if previous != states.RUNNING:
-            self._want_more()
+        abandoned = self._abandon(message.cancel_job_ids)
+        if abandoned or previous != states.RUNNING:
+            self._want_more()  # cancelled jobs free their slots at once
 
     def _resumed(self, message: Resumed) -> None:
         if message.reconnected:
             self._abandon([job_id for job_id in self.jobs if job_id not in message.job_ids])
         self._want_more()
 
-    def _abandon(self, job_ids: Any) -> None:
+    def _abandon(self, job_ids: Any) -> int:
+        abandoned = 0
         for job_id in job_ids:
             context = self.jobs.pop(job_id, None)
             if context is not None:
                 context.cancel()
+                abandoned += 1
                 log.info("abandoned job %s", job_id)
         self._notify_idle()
+        return abandoned
 
     def _notify_idle(self) -> None:
         with self._idle:

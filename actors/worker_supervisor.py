@@ -212,7 +212,7 @@ class SupervisorCore:
             )
         if session.registered:
             self._publish_routing()
-        log.info("worker %s ended: %s", session.worker_id, reason)
+        log.debug("worker %s ended: %s", session.worker_id, reason)  # nodes.logs says it
         self.ctx.events.emit(events.WORKER_LOST, worker_id=session.worker_id, reason=reason)
 
     def deregister(self, peer: bytes, request: m.Deregister) -> None:
@@ -259,7 +259,7 @@ class SupervisorCore:
         self.ctx.events.emit(
             events.WORKER_DIRECTED, worker_id=session.worker_id, state=request.state
         )
-        log.info("worker %s directed to %s", session.worker_id, request.state)
+        log.debug("worker %s directed to %s", session.worker_id, request.state)
         self._send(peer, request.rid)
 
     def stats(self, peer: bytes, request: m.Stats) -> None:
@@ -346,6 +346,7 @@ class SupervisorCore:
             self.reservations[job.id] = session
             self.ctx.store.save(job)
             fetch.jobs.append(job)
+            self.ctx.events.emit(events.JOB_STARTED, job=job)
 
     def _park(self, session: Session, fetch: PendingFetch) -> None:
         if fetch.parked_since is None:
@@ -371,6 +372,14 @@ class SupervisorCore:
         fetch = self._drop_fetch(session)
         if fetch is not None:
             self._send(session.peer, fetch.rid, jobs=[job.to_wire() for job in fetch.jobs])
+            parked = fetch.parked_since
+            waited = 0.0 if parked is None else self.ctx.clock.now() - parked
+            self.ctx.events.emit(
+                events.FETCH_ANSWERED,
+                worker_id=session.worker_id,
+                jobs=len(fetch.jobs),
+                waited=waited,
+            )
 
     def fetch_expired(self, message: FetchExpired) -> None:
         session = self.sessions.get(message.worker_id)

@@ -6,6 +6,7 @@ per-queue state counts and the unique-key index. Every method is thread-safe.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -56,3 +57,17 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def list(
+        self,
+        queue: str | None = None,
+        state: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+    ) -> builtins.list[dict[str, Any]]:
+        """Up to `limit` jobs (wire forms) matching every filter given, newest first.
+
+        Serves the `jobs` request and the dashboard; it must not hold up the actors' saves
+        for the length of a scan.
+        """
+        ...

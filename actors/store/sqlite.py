@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgpack
 
@@ -24,6 +24,9 @@ from actors.jobs import Job
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.sqlite_writer import GroupCommitWriter
 from transport.errors import CorralError
+
+if TYPE_CHECKING:
+    from actors.base import Activity
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
@@ -40,8 +43,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     unique_key TEXT,
     ended_at REAL,          -- completed_at of a terminal job: what retention goes by
     wire BLOB NOT NULL      -- the Job map of PROTOCOL.md section 4, msgpack-encoded
-)
+) WITHOUT ROWID
 """
+# WITHOUT ROWID: one B-tree keyed by id instead of a rowid table plus an index on id, so each
+# snapshot rewrites one tree: ~20% less writer CPU per job and a 17% smaller file, measured with
+# the bench's write pattern, although rows (~450 bytes) exceed the 1/20-page size SQLite advises.
 
 
 class StoreError(CorralError):
@@ -69,7 +75,7 @@ class SqliteStore:
         *,
         completed_retention_s: float = COMPLETED_RETENTION_S,
         discarded_retention_s: float = DISCARDED_RETENTION_S,
-        activity: Any = None,
+        activity: Activity | None = None,
     ) -> None:
         self.path = str(path)
         self._index = MemoryStore(
@@ -95,8 +101,8 @@ class SqliteStore:
         """Transactions committed so far (many requests share one: group commit)."""
         return self._writer.commits
 
-    def track(self, activity: Any) -> None:
-        """Count pending commits as activity (`actors.base.Activity`), so a simulation that
+    def track(self, activity: Activity) -> None:
+        """Count pending commits as activity, so a simulation that
         runs to quiescence also waits for the commit and the replies it releases."""
         self._writer.track(activity)
 

@@ -74,7 +74,7 @@ def worker(
 
 def queue_with(*workers: WorkerProfile) -> QueueCore:
     core = QueueCore(QUEUE)
-    core.routing.update(tuple(workers))
+    core.update_workers(tuple(workers))
     return core
 
 
@@ -316,7 +316,7 @@ def test_a_less_specific_worker_takes_the_job_once_the_more_specific_one_is_gone
     core = queue_with(plain, gpu)
     core.add(make_job("gpu-job", 1, route={"gpu": "a100"}))
     assert core.claim(plain, 1) == []
-    core.routing.update((plain,))
+    core.update_workers((plain,))
     assert ids(core.claim(plain, 1)) == ["gpu-job"]
 
 
@@ -380,9 +380,9 @@ def test_unroutable_follows_the_registered_workers():
     core.add(make_job("crop", 1, job_type="crop"))
     core.add(make_job("resize", 2, job_type="resize"))
     assert core.unroutable() == 2
-    core.routing.update((resizer,))
+    core.update_workers((resizer,))
     assert core.unroutable() == 1
-    core.routing.update((resizer, ANY))
+    core.update_workers((resizer, ANY))
     assert core.unroutable() == 0
 
 
@@ -391,9 +391,9 @@ def test_removed_and_claimed_jobs_are_not_counted_unroutable():
     for seq in range(1, 4):
         core.add(make_job(f"j{seq}", seq))
     core.remove("j1")
-    core.routing.update((ANY,))
+    core.update_workers((ANY,))
     core.claim(ANY, 1)
-    core.routing.update(())
+    core.update_workers(())
     assert core.unroutable() == 1
 
 
