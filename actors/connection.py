@@ -95,6 +95,7 @@ class ConnectionSupervisor(CorralActor):
         self.link_id = 0
         self.worker_id: str | None = None
         self.previous_worker_id: str | None = None
+        self.registered_as: str | None = None  # the last worker_id whose register succeeded
         self.registered = False
         self.sessions = 0  # how many times a worker_id was issued to us
         self.failures = 0  # consecutive failed connection attempts, for backoff
@@ -258,8 +259,9 @@ class ConnectionSupervisor(CorralActor):
     # -- session ------------------------------------------------------------------------------
 
     def _on_registered(self, body: dict[str, Any], _: Any) -> None:
-        if self.worker_id is not None:
-            self.previous_worker_id = self.worker_id
+        # Resume from the last session that completed its register: a session that only got
+        # an id (the coordinator went away before our register) never held any job.
+        self.previous_worker_id = self.registered_as
         self.worker_id = body["worker_id"]
         self.sessions += 1
         self.heartbeat_interval = float(body.get("heartbeat_interval", self.heartbeat_interval))
@@ -311,6 +313,7 @@ class ConnectionSupervisor(CorralActor):
             else:
                 del self.unreported[job_id]
         self.worker.tell(Resumed(resumed, reconnected))
+        self.registered_as = self.worker_id
         log.info(
             "registered as %s (previous %s, resumed %d jobs)",
             self.worker_id,

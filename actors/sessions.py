@@ -32,6 +32,7 @@ class PendingFetch:
     parked_since: float | None = None
     timer: Timer | None = None
     expired: bool = False
+    seen: dict[str, int] = field(default_factory=dict)  # queue -> availability epoch claimed at
 
 
 @dataclass(slots=True)

@@ -57,6 +57,7 @@ class SupervisorCore:
         self.waking: dict[str, list[str]] = {}  # queue -> parked workers still to offer jobs to
         self.offers: dict[str, int] = {}  # queue -> token of the fetch its jobs are offered to
         self.rewake: set[str] = set()
+        self.epochs: dict[str, int] = {}  # queue -> how many availability notices it sent
         self.orphans: dict[str, Session] = {}  # worker_id -> jobs active before a restart
         self.orphans_until = 0.0
         self._tokens = itertools.count(1)
@@ -312,6 +313,10 @@ class SupervisorCore:
             self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
         elif fetch.jobs or fetch.wait <= 0 or fetch.expired:
             self._answer_fetch(session)
+        elif any(self.epochs.get(q, 0) != fetch.seen.get(q, 0) for q in fetch.queues):
+            # Jobs arrived in a queue after we had asked it (news we could not act on while
+            # still asking the later queues): ask again rather than park past them.
+            self._start_claims(session, fetch)
         else:
             self._park(session, fetch)
 
@@ -326,6 +331,7 @@ class SupervisorCore:
                 self.ctx.queues.get(message.queue).tell(Hold(message.jobs))
         else:
             fetch.claim_in_flight = False
+            fetch.seen[message.queue] = self.epochs.get(message.queue, 0)
             self._activate(session, fetch, message.jobs)
             if not offer:
                 self._claim_next(session, fetch)
@@ -397,6 +403,7 @@ class SupervisorCore:
         a round of offers starts another round when this one ends.
         """
         queue = message.queue
+        self.epochs[queue] = self.epochs.get(queue, 0) + 1
         if queue in self.waking:
             self.rewake.add(queue)
             return

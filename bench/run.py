@@ -3,9 +3,9 @@
     .venv/bin/python bench/run.py            # full sizes (about two minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
 
-The last line is machine-readable (keys: jobs_per_s_memory, enqueue_batch_per_s, latency_p50_ms,
-latency_p99_ms, zmq_reqrep_window1_per_s, zmq_reqrep_window100_per_s); a scenario that fails
-reports null and the exit status is 1.
+The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_sqlite,
+enqueue_batch_per_s, latency_p50_ms, latency_p99_ms, zmq_reqrep_window1_per_s,
+zmq_reqrep_window100_per_s); a scenario that fails reports null and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -80,6 +80,12 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:,.0f} {unit}".strip()
 
 
+def _ratio(summary: dict[str, float | None]) -> str:
+    """SQLite's rate as a share of the memory store's (the goal is at least 50%)."""
+    memory, sqlite = summary["jobs_per_s_memory"], summary["jobs_per_s_sqlite"]
+    return f"  = {sqlite / memory:.0%} of memory" if memory and sqlite else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
@@ -100,20 +106,36 @@ def main() -> int:
     enqueue = _attempt(
         "batch enqueue", lambda: throughput.enqueue_only(size["jobs"]), repeat, failures
     )
-    e2e = _attempt(
-        "end-to-end throughput",
-        lambda: throughput.end_to_end(
-            size["jobs"], args.workers, args.concurrency, profile=args.profile
-        ),
-        repeat,
-        failures,
-    )
+    # Memory and SQLite runs alternate, so a change in machine load hits both alike and the
+    # ratio between them stays meaningful.
+    e2e: list[dict[str, Any]] = []
+    e2e_sqlite: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        e2e += _attempt(
+            "end-to-end throughput",
+            lambda: throughput.end_to_end(
+                size["jobs"], args.workers, args.concurrency, profile=args.profile
+            ),
+            1,
+            failures,
+        )
+        e2e_sqlite += _attempt(
+            "end-to-end throughput, sqlite store",
+            lambda: throughput.end_to_end(
+                size["jobs"], args.workers, args.concurrency, store="sqlite"
+            ),
+            1,
+            failures,
+        )
     if any(r.get("timed_out") for r in e2e):
         failures.append("end-to-end throughput (timed out)")
+    if any(r.get("timed_out") for r in e2e_sqlite):
+        failures.append("end-to-end throughput, sqlite store (timed out)")
     lat = _attempt("latency", lambda: latency.run(size["rounds"], size["warmup"]), repeat, failures)
 
     summary = {
         "jobs_per_s_memory": _median(e2e, "jobs_per_s"),
+        "jobs_per_s_sqlite": _median(e2e_sqlite, "jobs_per_s"),
         "enqueue_batch_per_s": _median(enqueue, "jobs_per_s"),
         "latency_p50_ms": _median(lat, "p50_ms"),
         "latency_p99_ms": _median(lat, "p99_ms"),
@@ -131,6 +153,14 @@ def main() -> int:
             _cell(e2e, ("coordinator_cpu_us_per_job",), "us"),
         ),
         ("  worker CPU per job, all workers", _cell(e2e, ("workers_cpu_us_per_job",), "us")),
+        (
+            f"end-to-end no-op, sqlite ({jobs}, {args.workers}x{args.concurrency})",
+            _cell(e2e_sqlite, ("jobs_per_s",), "jobs/s") + _ratio(summary),
+        ),
+        (
+            "  coordinator CPU per job (sqlite)",
+            _cell(e2e_sqlite, ("coordinator_cpu_us_per_job",), "us"),
+        ),
         (
             f"batch enqueue only ({jobs}, batches of 1,000)",
             _cell(enqueue, ("jobs_per_s",), "jobs/s"),

@@ -1,6 +1,7 @@
 """End-to-end no-op throughput, and batch-enqueue-only rate.
 
     .venv/bin/python bench/throughput.py [--jobs 20000] [--workers 2] [--concurrency 16]
+    .venv/bin/python bench/throughput.py --store sqlite   # the same over a fresh SQLite file
 
 End to end: a coordinator process, `--workers` worker processes (concurrency 16 each) and this
 process as the client. The clock starts at the first `enqueue_many` (batches of 1,000 `noop`
@@ -134,7 +135,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--batch", type=int, default=BATCH_JOBS)
-    parser.add_argument("--store", default="memory")
+    parser.add_argument(
+        "--store", default="memory", help="memory, sqlite (a fresh temporary file) or a store URL"
+    )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     parser.add_argument("--profile", metavar="FILE", help="cProfile the coordinator into FILE")
     parser.add_argument(

@@ -81,6 +81,9 @@ class Cluster:
         return self
 
     def start_coordinator(self) -> Coordinator:
+        track = getattr(self.store, "track", None)  # a durable store's commits count as work
+        if track is not None:
+            track(self.activity)
         self.coordinator = Coordinator(
             COORDINATOR_ADDRESS,
             store=self.store,

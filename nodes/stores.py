@@ -1,9 +1,17 @@
-"""Open a store from its URL: `memory`, or `sqlite:///relative.db` / `sqlite:////abs.db`."""
+"""Open a store from its URL: `memory`, or `sqlite:///relative.db` / `sqlite:////abs.db`.
+
+A SQLite URL may set retention in seconds, e.g.
+`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
+
+RETENTION_OPTIONS = ("completed_retention_s", "discarded_retention_s")
 
 
 def open_store(url: str) -> Store:
@@ -13,5 +21,23 @@ def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         from actors.store.sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        path, _, query = url.removeprefix("sqlite:///").partition("?")
+        return SqliteStore(path, **_retention(url, query))
     raise ValueError(f"unknown store {url!r}: use 'memory' or 'sqlite:///path.db'")
+
+
+def _retention(url: str, query: str) -> dict[str, float]:
+    options: dict[str, float] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if name not in RETENTION_OPTIONS:
+            raise ValueError(
+                f"store {url!r}: unknown option {name!r} (known: {', '.join(RETENTION_OPTIONS)})"
+            )
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0:
+            raise ValueError(f"store {url!r}: {name} must be a number of seconds >= 0")
+        options[name] = seconds
+    return options

@@ -1,18 +1,20 @@
 """Group commit: one thread owns the SQLite connection and writes many requests per transaction.
 
 Actors hand over snapshots and deletions without waiting; the writer takes everything pending
-at once, writes it in one transaction, commits (one fsync), and only then runs the callbacks
-registered before it took the batch — the replies that announce those changes. While it
-commits, the next batch fills up, so the fsync cost is shared by every request that arrived
-meanwhile instead of paid once per request.
+at once, writes it in one transaction and commits (one fsync). A callback (a reply) waits for
+the commit that holds every change handed over before it was given, and callbacks run in the
+order they were given. While one batch commits the next fills up, so the fsync is shared by
+every request that arrived meanwhile instead of paid once per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,12 +31,13 @@ T = TypeVar("T")
 RETRY_AFTER_FAILURE_S = 1.0  # a failed commit (disk full, I/O error) is retried this often
 UPSERT = "INSERT OR REPLACE INTO jobs (id, queue, state, unique_key, ended_at, wire) VALUES "
 DELETE = "DELETE FROM jobs WHERE id IN "
-# Many rows per statement, because each statement is one sqlite3_step, which drops the GIL and
-# must win it back from the busy actor threads: with `executemany` (one step per row) a row cost
-# ~30 us of writer time in the end-to-end bench (~5 us alone) and SQLite ran at ~52% of the
-# memory store's rate; one statement per batch brought it to ~7 us and ~72%. 256 rows x 6
-# parameters stays far below SQLite's limit of 32,766 parameters per statement.
-MAX_ROWS_PER_STATEMENT = 256
+# Few statements per batch, because each statement is one sqlite3_step, which drops the GIL and
+# must win it back from the busy actor threads (up to the 5 ms switch interval each time).
+# With `executemany` (one step per row) a row cost ~30 us of writer time in the end-to-end bench
+# against ~5 us alone, and SQLite ran at ~52% of the memory store's rate; with one multi-row
+# statement per batch a row costs ~7 us. The statement runs in autocommit mode, so the same step
+# also commits. 4,096 rows x 6 parameters stays below SQLite's default limit of 32,766.
+MAX_ROWS_PER_STATEMENT = 4096
 
 
 def row(wire: dict[str, Any]) -> tuple[Any, ...]:
@@ -61,21 +64,26 @@ def delete_sql(rows: int) -> str:
 
 
 def chunks(items: list[T]) -> Iterator[list[T]]:
-    """`items` in chunks whose sizes are powers of two up to MAX_ROWS_PER_STATEMENT: few
-    distinct statements, all kept in the connection's statement cache."""
-    start = 0
-    while start < len(items):
-        size = min(MAX_ROWS_PER_STATEMENT, 1 << ((len(items) - start).bit_length() - 1))
-        yield items[start : start + size]
-        start += size
+    """`items` in statements of MAX_ROWS_PER_STATEMENT, the last one padded to a power of two
+    by repeating its last item: one statement for any usual batch, yet few distinct statements
+    (all kept in the connection's statement cache). A repeated row rewrites the same row with
+    the same values, and a repeated id in `IN (...)` changes nothing."""
+    for start in range(0, len(items), MAX_ROWS_PER_STATEMENT):
+        chunk = items[start : start + MAX_ROWS_PER_STATEMENT]
+        size = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + [chunk[-1]] * (size - len(chunk))
 
 
 class GroupCommitWriter:
     """The only user of `connection` once started. Every public method is thread-safe.
 
-    With an `activity` (simulation), while anything is pending or being
-    committed it counts as one unit of work, so a simulation run to quiescence waits for the
-    commit and for the replies it releases.
+    Changes are numbered as they are handed over; `_committed` is the number covered by the
+    last commit. A callback given after change n runs once `_committed >= n` and every earlier
+    callback ran: right after the commit holding its change, not the one after.
+
+    With an `activity` (simulation), while anything is pending or being committed it counts
+    as one unit of work, so a simulation run to quiescence waits for the commit and for the
+    replies it releases.
     """
 
     def __init__(
@@ -85,8 +93,10 @@ class GroupCommitWriter:
         self._cond = threading.Condition()
         self._upserts: dict[str, dict[str, Any]] = {}  # latest snapshot per job id
         self._deletes: list[str] = []
-        self._callbacks: list[Callable[[], None]] = []
-        self._busy = False  # a taken batch is being written or its callbacks are running
+        self._changes = 0  # changes handed over so far
+        self._committed = 0  # changes durable so far
+        self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()  # (changes needed, cb)
+        self._busy = False  # the writer holds a taken batch or callbacks it is running
         self._closing = False
         self._activity = activity
         self._counted: Activity | None = None  # the activity our pending work was counted in
@@ -103,19 +113,21 @@ class GroupCommitWriter:
         """Persist this snapshot (replacing any pending older one of the same job)."""
         with self._cond:
             self._upserts[wire["id"]] = wire
+            self._changes += 1
             self._pending()
 
     def delete(self, job_ids: list[str]) -> None:
         with self._cond:
             self._deletes.extend(job_ids)
+            self._changes += 1
             self._pending()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once every change handed over so far is committed, in call order."""
+        """Run `callback` once every change handed over so far is committed, in call order:
+        at once in the caller when that is already so and no earlier callback is waiting."""
         with self._cond:
-            idle = not (self._busy or self._upserts or self._deletes or self._callbacks)
-            if not idle:
-                self._callbacks.append(callback)
+            if self._changes > self._committed or self._callbacks or self._busy:
+                self._callbacks.append((self._changes, callback))
                 self._pending()
                 return
         callback()
@@ -126,13 +138,17 @@ class GroupCommitWriter:
             self._counted.begin()
         self._cond.notify_all()  # notify() might wake a flush() waiter instead of the writer
 
+    def _idle(self) -> bool:
+        return not (self._busy or self._upserts or self._deletes or self._callbacks)
+
+    def _work(self) -> bool:
+        ready = bool(self._callbacks) and self._callbacks[0][0] <= self._committed
+        return self._closing or bool(self._upserts or self._deletes) or ready
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything handed over is committed and its callbacks ran."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not (self._busy or self._upserts or self._deletes or self._callbacks),
-                timeout,
-            )
+            return self._cond.wait_for(self._idle, timeout)
 
     def close(self, timeout: float) -> None:
         """Commit what is pending, stop the thread and close the connection."""
@@ -148,49 +164,62 @@ class GroupCommitWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(
-                    lambda: self._closing or self._upserts or self._deletes or self._callbacks
-                )
+                self._cond.wait_for(self._work)
                 if self._closing:
                     return
-                upserts, deletes, callbacks = self._upserts, self._deletes, self._callbacks
-                self._upserts, self._deletes, self._callbacks = {}, [], []
+                upserts, deletes, covered = self._upserts, self._deletes, self._changes
+                self._upserts, self._deletes = {}, []
                 self._busy = True
-            if (upserts or deletes) and not self._commit(upserts, deletes):
-                with self._cond:  # put the batch back in front of what arrived meanwhile
+            committed = not (upserts or deletes) or self._commit(upserts, deletes)
+            with self._cond:
+                if not committed:  # put the batch back in front of what arrived meanwhile
                     self._upserts = upserts | self._upserts
                     self._deletes = deletes + self._deletes
-                    self._callbacks = callbacks + self._callbacks
-                    self._busy = False
-                self._wake.wait(RETRY_AFTER_FAILURE_S)
-                continue
-            for callback in callbacks:
+                else:
+                    self._committed = max(self._committed, covered)
+                ready = []
+                while self._callbacks and self._callbacks[0][0] <= self._committed:
+                    ready.append(self._callbacks.popleft()[1])
+            for callback in ready:
                 try:
                     callback()
                 except Exception:
                     log.exception("after-commit callback failed")
             with self._cond:
                 self._busy = False
-                if not (self._upserts or self._deletes or self._callbacks):
+                if self._idle():
                     if self._counted is not None:
                         self._counted.end()
                         self._counted = None
                     self._cond.notify_all()
+            if not committed:
+                self._wake.wait(RETRY_AFTER_FAILURE_S)
 
     def _commit(self, upserts: dict[str, dict[str, Any]], deletes: list[str]) -> bool:
+        """Write and commit one batch atomically; False (rolled back, logged) on failure."""
+        statements = [
+            (upsert_sql(len(rows)), [value for r in rows for value in r])
+            for rows in chunks([row(wire) for wire in upserts.values()])
+        ]
+        statements += [(delete_sql(len(job_ids)), job_ids) for job_ids in chunks(deletes)]
         connection = self._connection
         try:
-            with connection:  # one transaction: BEGIN ... COMMIT, or ROLLBACK on error
-                for rows in chunks([row(wire) for wire in upserts.values()]):
-                    connection.execute(upsert_sql(len(rows)), [v for r in rows for v in r])
-                for job_ids in chunks(deletes):
-                    connection.execute(delete_sql(len(job_ids)), job_ids)
+            if len(statements) == 1:  # autocommit: one statement is one transaction
+                connection.execute(*statements[0])
+            else:
+                connection.execute("BEGIN")
+                for sql, parameters in statements:
+                    connection.execute(sql, parameters)
+                connection.execute("COMMIT")
         except sqlite3.Error:
             log.exception(
                 "store commit of %d jobs failed; replies wait, retrying in %.0f s",
                 len(upserts) + len(deletes),
                 RETRY_AFTER_FAILURE_S,
             )
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
             return False
         self.commits += 1
         return True
