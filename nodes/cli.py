@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from nodes import cli_commands as commands
+from nodes import cli_jobs
 from nodes.config_fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
@@ -18,6 +19,7 @@ DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RESULT_WAIT_S = 30.0
 DEFAULT_WATCH_INTERVAL_S = 2.0
+DIRECT_COMMANDS = ("quiet", "terminate", "resume")  # `direct` needs the admin role
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"how long to wait for the coordinator (default {DEFAULT_TIMEOUT_S:.0f})",
     )
+    keys = client.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="CURVE keys from `corral keys generate DIR` (client.key_secret, coordinator.key)",
+    )
+    keys.add_argument("--secret-key-file", metavar="FILE", help="this client's *.key_secret")
+    client.add_argument("--server-key-file", metavar="FILE", help="the coordinator's *.key")
 
     enqueue = sub.add_parser("enqueue", parents=[client], help="enqueue a job, print its id")
     enqueue.add_argument("type", metavar="TYPE")
@@ -83,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", parents=[client], help="print a job as JSON")
     get.add_argument("job_id", metavar="JOB_ID")
     get.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    cli_jobs.add_get_flags(get)  # --json / --pretty
 
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
     cancel.add_argument("job_id", metavar="JOB_ID")
@@ -90,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", parents=[client], help="retry a discarded job, print its state")
     retry.add_argument("job_id", metavar="JOB_ID")
 
+    cli_jobs.add_parsers(sub, client)  # corral jobs
     status = sub.add_parser("status", parents=[client], help="queues and workers")
     status.add_argument("--json", action="store_true", help="the raw stats as JSON")
     status.add_argument(
@@ -126,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         address = getattr(args, "address", "the coordinator")
         print(
             f"error: no answer from the coordinator at {address} within {args.timeout:g} s "
-            "(is it running? see --connect / --config / --timeout)",
+            "(is it running? are the CURVE keys right? see --connect / --config / --keys / "
+            "--timeout)",
             file=sys.stderr,
         )
         return 2
@@ -149,9 +162,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "keys":
         return commands.generate_keys(args.directory, force=args.force)
     args.address = commands.resolve_address(args.connect, args.config, DEFAULT_CONNECT)
+    role = "admin" if args.command in DIRECT_COMMANDS else "client"
+    args.curve = commands.resolve_curve(args, role)
     handler = {
         "enqueue": commands.enqueue,
-        "get": commands.get,
+        "get": cli_jobs.get,
+        "jobs": cli_jobs.jobs,
         "cancel": commands.cancel,
         "retry": commands.retry,
         "status": commands.status,

@@ -7,13 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.clock import SystemClock
 from nodes.cli_status import watch_status
 from nodes.client import Client
 from nodes.config import load_config
 from nodes.config_fields import ConfigError
+
+if TYPE_CHECKING:
+    from transport.zmq import CurveClientConfig
 
 KEY_NAMES = ("coordinator", "worker", "client")
 SECRET_KEY_MODE = 0o600
@@ -29,6 +32,27 @@ def resolve_address(connect: str | None, config: str | None, default: str) -> st
             raise ConfigError(f"{config}: no coordinator node to connect to")
         return address
     return default
+
+
+def resolve_curve(args: argparse.Namespace, role: str) -> CurveClientConfig | None:
+    """CURVE keys: `--keys DIR`, or `--secret-key-file` + `--server-key-file`, or, with
+    `--config`, a key with `role` found next to the coordinator's authorized keys."""
+    from transport.auth import client_curve
+
+    secret, server = args.secret_key_file, args.server_key_file
+    if args.keys:
+        secret = secret or str(Path(args.keys) / "client.key_secret")
+        server = server or str(Path(args.keys) / "coordinator.key")
+    if secret or server:
+        if not (secret and server):
+            raise ConfigError("--secret-key-file and --server-key-file go together")
+        try:
+            return client_curve(secret, server)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the CURVE keys: {exc}") from None
+    if args.config:
+        return load_config(args.config).client_curve(role=role)
+    return None
 
 
 def parse_arg(text: str) -> Any:
@@ -61,7 +85,7 @@ def to_json(value: Any) -> str:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.address, timeout=args.timeout)
+    return Client(args.address, timeout=args.timeout, curve=getattr(args, "curve", None))
 
 
 def enqueue(args: argparse.Namespace) -> int:

@@ -6,11 +6,14 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transport import codec
 from transport.base import ClientConnection, Connector
 from transport.errors import ConnectionLost, CorralError, error_for_code
+
+if TYPE_CHECKING:
+    from transport.zmq import CurveClientConfig
 
 REQUEST_TIMEOUT_S = 10.0
 JOB_OPTIONS = frozenset(
@@ -112,13 +115,14 @@ class Client:
         connect: str = "tcp://127.0.0.1:5555",
         *,
         connector: Connector | None = None,
+        curve: CurveClientConfig | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         pump: Callable[[], float] | None = None,
     ) -> None:
         if connector is None:
             from transport.zmq import zmq_connector
 
-            connector = zmq_connector(connect)
+            connector = zmq_connector(connect, curve=curve)
         self.timeout = timeout
         self._pump = pump  # simulation: one step of the network and clock; returns virtual now
         self._rids = itertools.count(1)
@@ -214,6 +218,18 @@ class Client:
             "workers": reply["workers"],
             "unroutable": reply.get("unroutable", {}),
         }
+
+    def jobs(
+        self,
+        queue: str | None = None,
+        state: str | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Stored jobs matching every filter given, newest first (the `jobs` extension)."""
+        filters = {"queue": queue, "state": state, "job_type": job_type, "limit": limit}
+        reply = self.request("jobs", **{k: v for k, v in filters.items() if v is not None})
+        return [Job.from_wire(wire) for wire in reply["jobs"]]
 
     def direct(self, worker_id: str, state: str) -> None:
         """Tell a worker to go `running`, `quiet` or `terminate` on its next beat."""

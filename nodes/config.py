@@ -19,16 +19,38 @@ from actors.connection import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from actors.context import (
     HEARTBEAT_INTERVAL_S,
     HEARTBEAT_TIMEOUT_S,
+    MAX_QUEUES,
     REAPER_INTERVAL_S,
     VISIBILITY_TIMEOUT_S,
 )
 from nodes import config_fields as f
 from nodes import producer as load
 from nodes.config_fields import ConfigError, Where
-from nodes.config_security import SecurityConfig, parse_security
+from nodes.config_observability import (
+    DashboardConfig,
+    MetricsConfig,
+    addons,
+    parse_dashboard,
+    parse_metrics,
+)
+from nodes.config_security import (
+    PeerSecurityConfig,
+    SecurityConfig,
+    local_curve,
+    parse_peer_security,
+    parse_security,
+)
+from nodes.logs import check_log_format
 from nodes.worker_node import SHUTDOWN_GRACE_S
-from transport.codec import MAX_MESSAGE_SIZE_BYTES
-from transport.validation import MAX_BATCH_JOBS, MAX_JOB_SIZE_BYTES, MAX_RESULT_SIZE_BYTES
+from transport.codec import MAX_DEPTH, MAX_MESSAGE_SIZE_BYTES, PEER_MAX_DEPTH
+from transport.validation import (
+    MAX_BATCH_JOBS,
+    MAX_JOB_SIZE_BYTES,
+    MAX_LIST_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_RESULT_SIZE_BYTES,
+)
+from transport.zmq import CurveClientConfig
 
 log = logging.getLogger(__name__)
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -37,6 +59,7 @@ DEFAULT_STORE = "memory"
 DEFAULT_LOG_LEVEL = "INFO"
 WORKER_CONCURRENCY = 10
 MIN_MESSAGE_SIZE_BYTES = 1024
+MIN_DEPTH = 4  # an enqueue batch nests 4 deep: frame map, jobs list, job map, args list
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -58,6 +81,7 @@ class NodeConfig:
     file: str
     base_dir: Path
     log_level: str = field(default=DEFAULT_LOG_LEVEL, metadata=f.LOG_LEVEL)
+    log_format: str = field(default="text", metadata=f.check(check_log_format))  # or json
 
     @property
     def where(self) -> Where:
@@ -88,7 +112,16 @@ class CoordinatorConfig(NodeConfig):
     # None: min(512 KiB, max_message_size), as PROTOCOL.md section 1 caps job and result sizes
     max_job_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
     max_result_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
+    max_batch_jobs: int = field(default=MAX_BATCH_JOBS, metadata=f.POSITIVE_INT)
+    max_name_chars: int = field(default=MAX_NAME_CHARS, metadata=f.POSITIVE_INT)
+    max_list_items: int = field(default=MAX_LIST_ITEMS, metadata=f.POSITIVE_INT)
+    max_depth: int = field(
+        default=MAX_DEPTH, metadata=f.check(f.integer(MIN_DEPTH, PEER_MAX_DEPTH - 8))
+    )
+    max_queues: int = field(default=MAX_QUEUES, metadata=f.POSITIVE_INT)
     security: SecurityConfig | None = field(default=None, metadata=f.check(parse_security))
+    metrics: MetricsConfig | None = field(default=None, metadata=f.check(parse_metrics))
+    dashboard: DashboardConfig | None = field(default=None, metadata=f.check(parse_dashboard))
 
     @property
     def connect_address(self) -> str:
@@ -111,18 +144,14 @@ class CoordinatorConfig(NodeConfig):
         from nodes.coordinator import Coordinator
         from transport.validation import Limits
 
-        if self.security is not None:
-            log.warning(
-                "%s: node %r: 'security' is parsed but CURVE is not applied yet; "
-                "the coordinator accepts any peer that can reach %s",
-                self.file,
-                self.name,
-                self.bind,
-            )
         limits = Limits(
             max_job_size=self.max_job_size or min(MAX_JOB_SIZE_BYTES, self.max_message_size),
             max_result_size=self.max_result_size
             or min(MAX_RESULT_SIZE_BYTES, self.max_message_size),
+            max_batch_jobs=self.max_batch_jobs,
+            max_name_chars=self.max_name_chars,
+            max_list_items=self.max_list_items,
+            max_depth=self.max_depth,
         )
         kwargs: dict[str, Any] = {
             "bind": self.bind,
@@ -133,7 +162,11 @@ class CoordinatorConfig(NodeConfig):
             "heartbeat_timeout": self.heartbeat_timeout,
             "visibility_timeout": self.visibility_timeout,
             "reaper_interval": self.reaper_interval,
+            "max_queues": self.max_queues,
+            "addons": addons(self.metrics, self.dashboard, self.where),
         }
+        if self.security is not None and "security" not in overrides:  # reads the key files
+            kwargs["security"] = self.security.settings(self.where)
         return Coordinator(**{**kwargs, **overrides})
 
 
@@ -151,6 +184,7 @@ class WorkerConfig(NodeConfig):
     fetch_wait: float = field(default=FETCH_WAIT_S, metadata=f.SECONDS_OR_ZERO)
     reconnect_initial: float = field(default=RECONNECT_INITIAL_S, metadata=f.SECONDS)
     reconnect_max: float = field(default=RECONNECT_MAX_S, metadata=f.SECONDS)
+    security: PeerSecurityConfig | None = field(default=None, metadata=f.check(parse_peer_security))
 
     def validate(self) -> None:
         if not self.handlers:
@@ -177,6 +211,8 @@ class WorkerConfig(NodeConfig):
             "reconnect_initial": self.reconnect_initial,
             "reconnect_max": self.reconnect_max,
         }
+        if self.security is not None and "curve" not in overrides:
+            kwargs["curve"] = self.security.curve(self.where)
         return WorkerNode(**{**kwargs, **overrides})
 
 
@@ -201,6 +237,7 @@ class ProducerConfig(NodeConfig):
     progress_interval: float = field(default=load.PROGRESS_INTERVAL_S, metadata=f.SECONDS)
     # computes the expected result from the args; each completed job is checked against it
     expect: str | None = field(default=None, metadata=f.REF)
+    security: PeerSecurityConfig | None = field(default=None, metadata=f.check(parse_peer_security))
 
     def build(self, **overrides: Any) -> Any:
         expect = f.import_ref(self.expect, self.where, "expect") if self.expect else None
@@ -222,6 +259,8 @@ class ProducerConfig(NodeConfig):
             "expect": expect,
             "name": self.name,
         }
+        if self.security is not None and "curve" not in overrides:
+            kwargs["curve"] = self.security.curve(self.where)
         return load.Producer(**{**kwargs, **overrides})
 
 
@@ -258,6 +297,22 @@ class ClusterConfig:
         """The first coordinator's address as a local client reaches it."""
         coordinators = self.coordinators()
         return coordinators[0].connect_address if coordinators else None
+
+    def client_curve(
+        self, coordinator: CoordinatorConfig | None = None, role: str = "client"
+    ) -> CurveClientConfig | None:
+        """CURVE keys with `role` for a local client of `coordinator` (default: the first),
+        found next to its authorized keys; None when that coordinator has no security."""
+        coordinators = self.coordinators()
+        node = coordinator or (coordinators[0] if coordinators else None)
+        if node is None or node.security is None:
+            return None
+        peers = [
+            peer.security
+            for peer in self.nodes.values()
+            if isinstance(peer, WorkerConfig | ProducerConfig) and peer.security is not None
+        ]
+        return local_curve(node.security, node.where, peers, role)
 
 
 def load_config(path: str | Path) -> ClusterConfig:

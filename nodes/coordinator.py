@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import base, states
 from actors.base import Activity, Untracked
@@ -19,11 +20,17 @@ from actors.store.base import Store
 from actors.store.memory import MemoryStore
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
+from nodes.addons import Addon
 from nodes.dispatcher import Dispatcher
+from nodes.logs import EventLog
 from nodes.stores import open_store
+from nodes.traffic import Traffic
 from transport.base import ServerTransport
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.validation import Limits
+
+if TYPE_CHECKING:
+    from transport.auth import SecuritySettings
 
 log = logging.getLogger(__name__)
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -49,6 +56,8 @@ class Coordinator:
         rng: random.Random | None = None,
         activity: Activity | None = None,
         events: EventHub | None = None,
+        security: SecuritySettings | None = None,
+        addons: Sequence[Addon] = (),
         **setting_overrides: Any,
     ) -> None:
         self.bind = bind
@@ -64,6 +73,12 @@ class Coordinator:
         self.rng = rng or random.Random()
         self.activity = activity or Untracked()
         self.events = events or EventHub()
+        self.traffic = Traffic()  # frame counts and in-process peers (nodes/traffic.py)
+        # Started after us, stopped before: the event log (deaths, recoveries, directives,
+        # with ids), then metrics, dashboard.
+        self.addons = (EventLog(), *addons)
+        self.security = security
+        self._authenticator: Any = None
         self.ctx: CoordinatorContext | None = None
         self.dispatcher: Dispatcher | None = None
         self._actors: list[base.Mailbox] = []
@@ -87,8 +102,11 @@ class Coordinator:
         if self._transport is None:
             from transport.zmq import ZmqServer
 
-            self._transport = ZmqServer(self.bind, max_message_size=self.max_message_size)
-        transport = self._transport
+            self._transport = ZmqServer(
+                self.bind, max_message_size=self.max_message_size, **self._curve_options()
+            )
+        transport = self.traffic.wrap(self._transport)
+
         def send_after_commit(peer: bytes, frame: bytes) -> None:
             store.after_commit(lambda: transport.send(peer, frame))
 
@@ -109,10 +127,37 @@ class Coordinator:
         self._actors.append(base.start(ReaperActor, self.activity, ctx))
         self._restore(store)
         waiters = JobWaiters(self.clock, store, outbox, self.events)
-        self.dispatcher = Dispatcher(ctx, waiters, self.limits, self.max_message_size)
+        self.dispatcher = Dispatcher(
+            ctx, waiters, self.limits, self.max_message_size, self._roles_of(transport)
+        )
         transport.start(self.dispatcher)
+        try:
+            for addon in self.addons:
+                addon.start(self)
+        except Exception:
+            self.stop()
+            raise
         log.info("coordinator listening on %s", self.address)
         return self
+
+    def _curve_options(self) -> dict[str, Any]:
+        """ZmqServer options for CURVE: the ZAP handler must live on the server's context."""
+        if self.security is None:
+            return {}
+        from transport.auth import CurveAuthenticator
+
+        self._authenticator = CurveAuthenticator(self.security).start()
+        return {"context": self._authenticator.context, "curve": self.security.server}
+
+    def _roles_of(self, transport: ServerTransport) -> Callable[[bytes], frozenset[str]] | None:
+        """The dispatcher's role lookup: None (all allowed) without security."""
+        security = self.security
+        if security is None:
+            return None
+        user_id = getattr(transport, "peer_user_id", None)
+        if user_id is None:
+            raise TypeError("security needs a transport that reports peer_user_id")
+        return lambda peer: security.roles(user_id(peer))
 
     def _restore(self, store: Store) -> None:
         """Restart over a durable store: waiting jobs go back to their queues, active ones
@@ -129,9 +174,14 @@ class Coordinator:
             self.ctx.supervisor.tell(Orphans(active))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the socket, stop every actor, close the store. Idempotent."""
+        """Stop the add-ons, close the socket, stop every actor, close the store. Idempotent."""
+        for addon in reversed(self.addons):
+            addon.stop()
         if self._transport is not None:
             self._transport.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
         for mailbox in reversed(self._actors):
             mailbox.stop(timeout)
         self._actors.clear()

@@ -11,7 +11,7 @@ from typing import Any
 from actors.worker import current_job
 from nodes.producer import Producer
 
-__all__ = ["Producer", "echo", "fail_sometimes", "sleep_ms", "square"]
+__all__ = ["Producer", "echo", "fail", "fail_sometimes", "sleep_ms", "square"]
 
 
 def square(x: float) -> float:
@@ -46,3 +46,10 @@ def fail_sometimes(x: int, every: int = 25) -> int:
     if job is not None and job.attempt == 1 and x % every == 0:
         raise RuntimeError(f"demo failure for {x} on attempt 1")
     return x * x
+
+
+def fail(message: str = "demo failure") -> None:
+    """Always fail: the job is retried (1 s, then 2 s later) and lands in the dead set."""
+    job = current_job()
+    attempt = job.attempt if job is not None else 0
+    raise RuntimeError(f"{message} (attempt {attempt})")

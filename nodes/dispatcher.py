@@ -7,6 +7,7 @@ Runs on the transport's I/O thread, so it never blocks: every request becomes on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from actors import states
 from actors.context import CoordinatorContext
@@ -14,6 +15,7 @@ from actors.mail import CancelJob, Inbound, Revive, Touch
 from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
+from transport.auth import permits
 from transport.errors import BadRequest, CorralError
 from transport.validation import Limits, parse_request, request_rid, request_type
 
@@ -24,12 +26,18 @@ class Dispatcher:
     """Routes validated requests: sessions to the supervisor, enqueues to their queue."""
 
     def __init__(
-        self, ctx: CoordinatorContext, waiters: JobWaiters, limits: Limits, max_message_size: int
+        self,
+        ctx: CoordinatorContext,
+        waiters: JobWaiters,
+        limits: Limits,
+        max_message_size: int,
+        roles_of: Callable[[bytes], frozenset[str]] | None = None,
     ) -> None:
         self.ctx = ctx
         self.waiters = waiters
         self.limits = limits
         self.max_message_size = max_message_size
+        self.roles_of = roles_of  # peer -> roles of its CURVE key; None: security is off
         self.greeted: set[bytes] = set()  # connections that have said hello to this coordinator
         self.bad_requests = 0
 
@@ -38,9 +46,12 @@ class Dispatcher:
         try:
             if len(frame) > self.max_message_size:
                 rid = codec.readable_rid(frame)
-            body = codec.decode(frame, self.max_message_size)
+            body = codec.decode(frame, self.max_message_size, self.limits.max_depth)
             rid = request_rid(body)
             kind = request_type(body)
+            if self.roles_of is not None and not permits(self.roles_of(peer), kind):
+                self._refuse(peer, "unauthorized", f"this key may not send {kind}", rid)
+                return
             if kind in m.WORKER_REQUEST_TYPES and peer not in self.greeted:
                 self._refuse(peer, "not_registered", "say hello first", rid)
                 return
@@ -73,6 +84,9 @@ class Dispatcher:
             self._cancel(peer, request)
         elif isinstance(request, m.Retry):
             self._retry(peer, request)
+        elif isinstance(request, m.Jobs):  # extension: a listing read from the store
+            jobs = ctx.store.list(request.queue, request.state, request.job_type, request.limit)
+            ctx.outbox(peer, codec.reply(request.rid, jobs=jobs))
         elif isinstance(request, m.Ping):
             ctx.outbox(peer, codec.encode({"type": "pong", "rid": request.rid}))
             if peer in self.greeted:

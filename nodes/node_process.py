@@ -16,21 +16,21 @@ import sys
 from types import FrameType
 from typing import Any
 
+from nodes import logs
 from nodes.config import NodeConfig, load_config
 
 log = logging.getLogger("corral.node")
 
 SUPERVISOR_PID_ENV = "CORRAL_SUPERVISOR_PID"
 PARENT_CHECK_INTERVAL_S = 1.0
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
-LOG_DATE_FORMAT = "%H:%M:%S"
 
 STOP, FINISHED, QUIET, RESUME = "stop", "finished", "quiet", "resume"
 
 
-def setup_logging(level: str) -> None:
-    """Plain lines on stderr; the multi-process runner prefixes them with the node name."""
-    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, force=True)
+def setup_logging(level: str, log_format: str = "text", **fields: Any) -> None:
+    """Plain lines (or JSON, nodes/logs.py) on stderr; the multi-process runner prefixes
+    each with the node name."""
+    logs.setup_logging(level, log_format, **fields)
 
 
 class SignalInbox:
@@ -68,7 +68,7 @@ class SignalInbox:
 def run_node(path: str, name: str) -> int:
     """Start node `name` of config `path`, serve until stopped, stop it gracefully."""
     config: NodeConfig = load_config(path).node(name)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format, node=name, kind=config.kind)
     inbox = SignalInbox(worker=config.kind == "worker")
     overrides: dict[str, Any] = {}
     if config.kind == "producer":

@@ -14,11 +14,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from actors.clock import Clock, SystemClock
 from nodes.client import Client, Job, job_spec
+from nodes.progress import progress_for
 from transport.errors import CorralError
+
+if TYPE_CHECKING:
+    from transport.zmq import CurveClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +90,10 @@ class Producer:
         on_finish: Callable[[], None] | None = None,
         client_timeout: float = CLIENT_TIMEOUT_S,
         clock: Clock | None = None,
+        curve: CurveClientConfig | None = None,
     ) -> None:
         self.connect = connect
+        self.curve = curve
         self.job_type = job_type
         self.count = count
         self.args = list(args)
@@ -146,7 +152,7 @@ class Producer:
 
     def _run(self) -> int:
         started = self.clock.now()
-        with Client(self.connect, timeout=self.client_timeout) as client:
+        with Client(self.connect, timeout=self.client_timeout, curve=self.curve) as client:
             job_ids = self._enqueue(client)
             took = self.clock.now() - started
             self._say(f"enqueued {len(job_ids)} {self.job_type} jobs in {took:.2f} s")
@@ -188,26 +194,26 @@ class Producer:
                     pending.rotate(-1)  # waiting for a retry, say: look at the next one
 
         shares = [job_ids[i::FOLLOWERS] for i in range(FOLLOWERS)]
+        display = progress_for(self.out, len(job_ids), f"{self.name} {self.job_type}")
         with ThreadPoolExecutor(FOLLOWERS, thread_name_prefix="corral-follow") as pool:
             futures = [pool.submit(follow, share) for share in shares if share]
             while True:
                 finished, _ = wait(futures, timeout=self.progress_interval)
-                if len(finished) == len(futures):
-                    break
                 with lock:
-                    snapshot = list(done.values())
-                self._progress(snapshot, self.clock.now() - started)
+                    counts = self._counts(list(done.values()))
+                if len(finished) == len(futures):
+                    display.close(*counts, self.clock.now() - started)
+                    break
+                display.update(*counts, self.clock.now() - started)
         for future in futures:
             future.result()  # a follower's CorralError (say, the coordinator gone) surfaces here
         return done
 
-    def _progress(self, done: list[Job], elapsed: float) -> None:
+    @staticmethod
+    def _counts(done: list[Job]) -> tuple[int, int]:
+        """(completed, failed) among the jobs that ended."""
         completed = sum(1 for job in done if job.state == "completed")
-        percent = 100 * completed // self.count
-        self._say(
-            f"completed {completed}/{self.count} ({percent}%), "
-            f"{len(done) - completed} failed, {completed / max(elapsed, 1e-9):.0f} jobs/s"
-        )
+        return completed, len(done) - completed
 
     def _summarise(self, jobs: dict[str, Job], enqueued: int, wall: float) -> int:
         by_state = {state: 0 for state in ("completed", "discarded", "cancelled")}

@@ -70,6 +70,9 @@ class Runner:
         self._out_lock = threading.Lock()
         self._interrupts = 0
         self._producer_codes: dict[str, int] = {}
+        # keys for the runner's own pings and stats (found before any node starts, so a
+        # secured config without a usable client key fails at once with ConfigError)
+        self.curves = {node.name: config.client_curve(node) for node in config.coordinators()}
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class Runner:
     def _wait_until_answers(self, node: CoordinatorConfig) -> None:
         child = self.children[node.name]
         deadline = self.clock.now() + COORDINATOR_READY_TIMEOUT_S
-        with Client(node.connect_address, timeout=PING_TIMEOUT_S) as client:
+        curve = self.curves[node.name]
+        with Client(node.connect_address, timeout=PING_TIMEOUT_S, curve=curve) as client:
             while True:
                 if not child.alive:
                     raise RuntimeError(
@@ -166,13 +170,13 @@ class Runner:
 
     def _wait_for_workers(self) -> None:
         """Let workers register before producers start, so throughput is measured warm."""
-        addresses = [node.connect_address for node in self.config.coordinators()]
+        coordinators = self.config.coordinators()
         deadline = self.clock.now() + WORKERS_READY_TIMEOUT_S
         live = wanted = 0
         while self.clock.now() < deadline:
             # a worker process that died (say, a handler that does not import) is not awaited
             wanted = sum(1 for c in self.children.values() if c.kind == "worker" and c.alive)
-            live = sum(self._live_workers(address) for address in addresses)
+            live = sum(self._live_workers(node) for node in coordinators)
             if live >= wanted:
                 dead = len(self.config.workers()) - wanted
                 self.say(f"{live} workers registered" + (f" ({dead} exited)" if dead else ""))
@@ -180,10 +184,10 @@ class Runner:
             self._pause(READY_POLL_S)
         self.say(f"only {live} of {wanted} workers registered; starting producers anyway")
 
-    @staticmethod
-    def _live_workers(address: str) -> int:
+    def _live_workers(self, node: CoordinatorConfig) -> int:
+        curve = self.curves[node.name]
         try:
-            with Client(address, timeout=PING_TIMEOUT_S) as client:
+            with Client(node.connect_address, timeout=PING_TIMEOUT_S, curve=curve) as client:
                 workers = client.stats()["workers"]
         except CorralError:
             return 0

@@ -10,6 +10,13 @@ from transport.errors import BadRequest, TooLarge
 
 MAX_MESSAGE_SIZE_BYTES = 1024 * 1024
 MAX_RID_CHARS = 64
+# Lists and maps nested deeper than this are refused. msgpack decodes up to 1,024 levels, but
+# Python code that walks a value recursively (the timestamp check below, copies, re-encoding
+# for a fetch reply) fails well before that; no job argument needs more than a few dozen.
+MAX_DEPTH = 32  # the coordinator's default for requests (configurable: Limits.max_depth)
+# Peers decoding replies allow more: a fetch reply holds a job's args one level deeper than the
+# enqueue that carried them, and a coordinator may be configured up to PEER_MAX_DEPTH - 8.
+PEER_MAX_DEPTH = 128
 
 Rid = int | str
 
@@ -18,15 +25,20 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise BadRequest(f"msgpack extension type {code} is not accepted")
 
 
-def decode(frame: bytes, max_size: int = MAX_MESSAGE_SIZE_BYTES) -> dict[str, Any]:
+def decode(
+    frame: bytes, max_size: int = MAX_MESSAGE_SIZE_BYTES, max_depth: int = PEER_MAX_DEPTH
+) -> dict[str, Any]:
     """Decode one frame into a map with string keys, or raise BadRequest/TooLarge.
 
-    Extension types are refused (no object hooks, no pickle-like surprises) and every
-    container length is bounded by the frame size, so a tiny frame cannot claim a huge array.
+    Extension types are refused (no object hooks, no pickle-like surprises), every
+    container length is bounded by the frame size, so a tiny frame cannot claim a huge array,
+    and nesting is bounded by `max_depth` (the frame itself is level 1).
     """
     if len(frame) > max_size:
         raise TooLarge(f"frame of {len(frame)} bytes exceeds max_message_size {max_size}")
     value = _unpack(frame)
+    if _deeper_than(value, max_depth):
+        raise BadRequest(f"lists and maps nest deeper than {max_depth} levels")
     if any(marker in frame for marker in _TIMESTAMP_MARKERS) and _holds_timestamp(value):
         raise BadRequest("msgpack extension type -1 (timestamp) is not accepted")
     if not isinstance(value, dict):
@@ -40,6 +52,19 @@ def decode(frame: bytes, max_size: int = MAX_MESSAGE_SIZE_BYTES) -> dict[str, An
 # The timestamp extension (-1) is decoded by msgpack itself, never through ext_hook; these are
 # its three encodings. Only a frame holding one of these byte pairs pays for a full walk.
 _TIMESTAMP_MARKERS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+def _deeper_than(value: Any, levels: int) -> bool:
+    """True if `value` holds lists or maps nested more than `levels` deep (itself included)."""
+    if not isinstance(value, dict | list):
+        return False
+    if levels <= 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    for item in items:  # noqa: SIM110 (a plain loop: ~4x cheaper than any() over a generator)
+        if isinstance(item, dict | list) and _deeper_than(item, levels - 1):
+            return True
+    return False
 
 
 def _holds_timestamp(value: Any) -> bool:

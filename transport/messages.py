@@ -161,6 +161,17 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class Jobs:
+    """Extension (docs/PROTOCOL.md): list stored jobs, newest first, filtered."""
+
+    rid: Rid
+    queue: str | None
+    state: str | None
+    job_type: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class Direct:
     rid: Rid
     worker_id: str
@@ -168,7 +179,7 @@ class Direct:
 
 
 WorkerRequest = Register | Beat | Fetch | Ack | Fail | Deregister
-ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Direct
+ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct
 Request = Hello | WorkerRequest | ClientRequest | Ping
 
 WORKER_REQUEST_TYPES = frozenset({"register", "beat", "fetch", "ack", "fail", "deregister"})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transport import messages as m
-from transport.codec import encode, valid_rid
+from transport.codec import MAX_DEPTH, encode, valid_rid
 from transport.errors import BadRequest, TooLarge, UnsupportedVersion
 
 PROTOCOL_VERSION = 1
@@ -22,15 +22,35 @@ MAX_NAME_CHARS = 256
 MAX_BATCH_JOBS = 10_000
 MAX_LIST_ITEMS = 100_000
 DEFAULT_CONCURRENCY = 10
+DEFAULT_JOBS_LIMIT = 50  # `jobs` extension: jobs listed unless `limit` says otherwise
+MAX_JOBS_LIMIT = 1000
+# PROTOCOL.md section 5 (transport does not import actors.states)
+JOB_STATES = (
+    "scheduled",
+    "available",
+    "active",
+    "retryable",
+    "completed",
+    "discarded",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits applied while validating (all configurable on the coordinator)."""
+    """Size limits applied while validating (all configurable on the coordinator).
+
+    `max_name_chars` bounds names (job type, queue, function and label names, unique keys,
+    hostnames, error types), `max_list_items` every list of names or ids in a request, and
+    `max_depth` how deep lists and maps may nest in a frame.
+    """
 
     max_job_size: int = MAX_JOB_SIZE_BYTES
     max_result_size: int = MAX_RESULT_SIZE_BYTES
     max_batch_jobs: int = MAX_BATCH_JOBS
+    max_name_chars: int = MAX_NAME_CHARS
+    max_list_items: int = MAX_LIST_ITEMS
+    max_depth: int = MAX_DEPTH
 
 
 DEFAULT_LIMITS = Limits()
@@ -89,16 +109,22 @@ def _boolean(body: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
 
 
 def _strings(
-    body: dict[str, Any], key: str, default: Any = _MISSING, *, non_empty: bool = False
+    body: dict[str, Any],
+    key: str,
+    default: Any = _MISSING,
+    *,
+    non_empty: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, ...]:
     value = _get(body, key, default)
     if not isinstance(value, list | tuple):
         raise BadRequest(f"field '{key}' must be a list of strings")
-    if len(value) > MAX_LIST_ITEMS:
-        raise BadRequest(f"field '{key}' has more than {MAX_LIST_ITEMS} items")
+    if len(value) > limits.max_list_items:
+        raise BadRequest(f"field '{key}' has more than {limits.max_list_items} items")
+    chars = limits.max_name_chars
     for item in value:
-        if not isinstance(item, str) or not item or len(item) > MAX_NAME_CHARS:
-            raise BadRequest(f"field '{key}' must hold strings of 1 to {MAX_NAME_CHARS} characters")
+        if not isinstance(item, str) or not item or len(item) > chars:
+            raise BadRequest(f"field '{key}' must hold strings of 1 to {chars} characters")
     if non_empty and not value:
         raise BadRequest(f"field '{key}' must not be empty")
     return tuple(value)
@@ -138,15 +164,16 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
     if not isinstance(args, list | tuple):
         raise BadRequest("field 'args' must be a list")
     unique_key = _string(raw, "unique_key", None)
-    if unique_key is not None and (not unique_key or len(unique_key) > MAX_NAME_CHARS):
-        raise BadRequest(f"field 'unique_key' must have 1 to {MAX_NAME_CHARS} characters")
+    chars = limits.max_name_chars
+    if unique_key is not None and (not unique_key or len(unique_key) > chars):
+        raise BadRequest(f"field 'unique_key' must have 1 to {chars} characters")
     timeout = _number(raw, "timeout", None, minimum=0.0)
     if timeout is not None and timeout <= 0:
         raise BadRequest("field 'timeout' must be > 0")
     return m.JobSpec(
-        type=_string(raw, "type", limit=MAX_NAME_CHARS),
+        type=_string(raw, "type", limit=chars),
         args=list(args),
-        queue=_string(raw, "queue", "default", limit=MAX_NAME_CHARS),
+        queue=_string(raw, "queue", "default", limit=chars),
         priority=_integer(raw, "priority", 0),
         scheduled_at=_number(raw, "scheduled_at", None),
         max_attempts=_integer(raw, "max_attempts", 3, minimum=1),
@@ -165,14 +192,24 @@ def _hello(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Hello:
     role = _string(b, "role")
     if role != "worker":
         raise BadRequest("hello.role must be 'worker'")
-    return m.Hello(rid, role, _string(b, "hostname"), _integer(b, "pid", minimum=0))
+    return m.Hello(rid, role, _hostname(b, limits), _integer(b, "pid", minimum=0))
 
 
-def _labels(b: dict[str, Any]) -> dict[str, frozenset[str]]:
+def _hostname(b: dict[str, Any], limits: Limits) -> str:
+    hostname = _string(b, "hostname")
+    if len(hostname) > limits.max_name_chars:
+        raise BadRequest(f"field 'hostname' has more than {limits.max_name_chars} characters")
+    return hostname
+
+
+def _labels(b: dict[str, Any], limits: Limits) -> dict[str, frozenset[str]]:
     raw = _mapping(b, "labels", {})
-    if not all(isinstance(key, str) for key in raw):
-        raise BadRequest("field 'labels' must have string keys")
-    return {key: frozenset(_strings(raw, key)) for key in raw}
+    chars = limits.max_name_chars
+    if not all(isinstance(key, str) and 0 < len(key) <= chars for key in raw):
+        raise BadRequest(f"field 'labels' must have string keys of 1 to {chars} characters")
+    if len(raw) > limits.max_list_items:
+        raise BadRequest(f"field 'labels' has more than {limits.max_list_items} keys")
+    return {key: frozenset(_strings(raw, key, limits=limits)) for key in raw}
 
 
 def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Register:
@@ -180,14 +217,14 @@ def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Reg
     return m.Register(
         rid=rid,
         worker_id=_string(b, "worker_id"),
-        queues=_strings(b, "queues", non_empty=True),
+        queues=_strings(b, "queues", non_empty=True, limits=limits),
         concurrency=_integer(b, "concurrency", DEFAULT_CONCURRENCY, minimum=1),
-        functions=frozenset(_strings(b, "functions", [])),
-        labels=_labels(b),
-        hostname=_string(b, "hostname"),
+        functions=frozenset(_strings(b, "functions", [], limits=limits)),
+        labels=_labels(b, limits),
+        hostname=_hostname(b, limits),
         pid=_integer(b, "pid", minimum=0),
         previous_worker_id=previous,
-        active_job_ids=_strings(b, "active_job_ids", []),
+        active_job_ids=_strings(b, "active_job_ids", [], limits=limits),
     )
 
 
@@ -199,11 +236,16 @@ def _state(b: dict[str, Any]) -> str:
 
 
 def _beat(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Beat:
-    return m.Beat(rid, _string(b, "worker_id"), _state(b), _strings(b, "active_job_ids"))
+    job_ids = _strings(b, "active_job_ids", limits=limits)
+    return m.Beat(rid, _string(b, "worker_id"), _state(b), job_ids)
 
 
 def _fetch(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fetch:
-    queues = _strings(b, "queues", None, non_empty=True) if b.get("queues") is not None else None
+    queues = (
+        _strings(b, "queues", None, non_empty=True, limits=limits)
+        if b.get("queues") is not None
+        else None
+    )
     return m.Fetch(
         rid,
         _string(b, "worker_id"),
@@ -228,6 +270,8 @@ def _ack(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ack:
 
 def _fail(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fail:
     raw = _mapping(b, "error")
+    if size > limits.max_result_size and len(encode(raw)) > limits.max_result_size:
+        raise TooLarge(f"error exceeds max_result_size {limits.max_result_size}")
     info = m.ErrorInfo(
         type=_string(raw, "type"),
         message=_string(raw, "message"),
@@ -288,6 +332,18 @@ def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
     return m.Stats(rid)
 
 
+def _jobs(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Jobs:
+    state = _string(b, "state", None)
+    if state is not None and state not in JOB_STATES:
+        raise BadRequest(f"state must be one of {', '.join(JOB_STATES)}")
+    limit = _integer(b, "limit", DEFAULT_JOBS_LIMIT, minimum=1)
+    if limit > MAX_JOBS_LIMIT:
+        raise BadRequest(f"field 'limit' must be <= {MAX_JOBS_LIMIT}")
+    queue = _string(b, "queue", None, limit=limits.max_name_chars)
+    job_type = _string(b, "job_type", None, limit=limits.max_name_chars)  # `type` is "jobs"
+    return m.Jobs(rid, queue, state, job_type, limit)
+
+
 def _direct(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Direct:
     return m.Direct(rid, _string(b, "worker_id"), _state(b))
 
@@ -306,6 +362,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], m.Rid, int, Limits], m.Request]] =
     "cancel": _cancel,
     "retry": _retry_job,
     "stats": _stats,
+    "jobs": _jobs,
     "direct": _direct,
 }
 

@@ -137,7 +137,8 @@ class ZmqServer:
 
     def _dispatch(self, parts: list[Any]) -> None:
         if len(parts) != 2:
-            log.warning("refused a %d-frame message; the protocol sends one frame", len(parts) - 1)
+            # debug: the peer is told (bad_request), and a hostile one must not flood the log
+            log.debug("refused a %d-frame message; the protocol sends one frame", len(parts) - 1)
             if len(parts) > 1:
                 peer = parts[0] if isinstance(parts[0], bytes) else parts[0].bytes
                 self.send(peer, codec.error("bad_request", "a message must be exactly one frame"))

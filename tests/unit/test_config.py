@@ -120,7 +120,8 @@ def test_unset_keys_take_the_named_defaults(tmp_path: Path) -> None:
 def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
 
-    coordinator = config.node("coordinator").build(store="memory")
+    # security=None: this file's key files do not exist (test_security.py builds with keys)
+    coordinator = config.node("coordinator").build(store="memory", security=None)
     worker = config.node("worker-eu").build()
     producer = config.node("load").build()
 
@@ -139,7 +140,9 @@ def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) 
 def test_overrides_passed_to_build_replace_the_file_values(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
 
-    coordinator = config.node("coordinator").build(bind="tcp://127.0.0.1:0", store="memory")
+    coordinator = config.node("coordinator").build(
+        bind="tcp://127.0.0.1:0", store="memory", security=None
+    )
 
     assert coordinator.bind == "tcp://127.0.0.1:0"
 

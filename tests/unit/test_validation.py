@@ -70,6 +70,7 @@ FULL: dict[str, dict[str, Any]] = {
     "cancel": {"job_id": JID},
     "retry": {"job_id": JID},  # extension of docs/PROTOCOL.md: retry a discarded job by hand
     "stats": {},
+    "jobs": {"queue": "q1", "state": "discarded", "job_type": "resize", "limit": 10},  # extension
     "direct": {"worker_id": WID, "state": "quiet"},
 }
 FULL_SPEC: dict[str, Any] = {

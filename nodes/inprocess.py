@@ -1,0 +1,115 @@
+"""InProcessClient: the dashboard's and the metrics exporter's way into a running coordinator.
+
+It lives in the coordinator's process but outside its actors, like a client at the edge:
+- reads that the store answers (`get`, `jobs`, counts) go to the store, which is thread-safe;
+- `stats` and `retry` are told to the owning actor as requests from an in-process peer
+  (`nodes.traffic`), whose reply comes back through the coordinator's outbox. The calling
+  thread waits for it with a deadline; no actor ever waits for the caller.
+
+It bypasses the socket and so the CURVE roles of PROTOCOL.md section 7: it is trusted code
+running inside the coordinator. Whoever exposes it (the dashboard) does its own checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import TYPE_CHECKING, Any
+
+from actors.mail import Inbound, Revive
+from transport import codec
+from transport import messages as m
+from transport.errors import ConnectionLost, UnknownJob, error_for_code
+
+if TYPE_CHECKING:
+    from actors.context import CoordinatorContext
+    from nodes.coordinator import Coordinator
+
+REPLY_TIMEOUT_S = 2.0
+
+
+class InProcessClient:
+    """Reads and a few requests against a started coordinator, from any non-actor thread."""
+
+    def __init__(self, coordinator: Coordinator, timeout: float = REPLY_TIMEOUT_S) -> None:
+        if coordinator.ctx is None:
+            raise RuntimeError("start the coordinator before attaching an in-process client")
+        self.ctx: CoordinatorContext = coordinator.ctx
+        self.clock = coordinator.clock
+        self.timeout = timeout
+        self._traffic = coordinator.traffic
+        self._rids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: dict[m.Rid, list[Any]] = {}
+        self._peer = self._traffic.add_local_peer(self._on_frame)
+
+    def _on_frame(self, frame: bytes) -> None:
+        body = codec.decode(frame, max_size=max(len(frame), codec.MAX_MESSAGE_SIZE_BYTES))
+        with self._lock:
+            slot = self._waiting.get(body.get("rid"))  # type: ignore[arg-type]
+        if slot is not None:
+            slot.append(body)
+            slot[0].set()
+
+    def _ask(self, kind: str, tell: Any, timeout: float | None) -> dict[str, Any]:
+        """Run `tell(rid)`, which sends one request to an actor, and wait for its reply."""
+        rid = next(self._rids)
+        done = threading.Event()
+        slot: list[Any] = [done]
+        with self._lock:
+            self._waiting[rid] = slot
+        try:
+            tell(rid)
+            limit = self.timeout if timeout is None else timeout
+            if not done.wait(limit):
+                raise ConnectionLost(f"no answer to {kind} from the coordinator within {limit} s")
+        finally:
+            with self._lock:
+                self._waiting.pop(rid, None)
+        body: dict[str, Any] = slot[1]
+        if body.get("type") == "error":
+            raise error_for_code(body.get("code", "internal"), body.get("message", ""))
+        return body
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def stats(self, timeout: float | None = None) -> dict[str, Any]:
+        """The `stats` reply: queues with counts per state, workers, unroutable jobs."""
+        supervisor = self.ctx.supervisor
+        body = self._ask(
+            "stats", lambda rid: supervisor.tell(Inbound(self._peer, m.Stats(rid))), timeout
+        )
+        return {
+            "queues": body["queues"],
+            "workers": body["workers"],
+            "unroutable": body.get("unroutable", {}),
+        }
+
+    def retry(self, job_id: str, timeout: float | None = None) -> str:
+        """Put a discarded job back in its queue (the `retry` extension); its new state."""
+        stored = self.ctx.store.get(job_id)
+        if stored is None:
+            raise UnknownJob(f"no job {job_id}")
+        queue = self.ctx.queues.get(stored["queue"])
+        body = self._ask("retry", lambda rid: queue.tell(Revive(job_id, self._peer, rid)), timeout)
+        return str(body["state"])
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The job's stored wire form, or None."""
+        return self.ctx.store.get(job_id)
+
+    def jobs(
+        self,
+        queue: str | None = None,
+        state: str | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Stored jobs matching every filter given, newest first (wire forms)."""
+        return self.ctx.store.list(queue, state, job_type, limit)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def close(self) -> None:
+        self._traffic.remove_local_peer(self._peer)

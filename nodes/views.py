@@ -1,0 +1,236 @@
+"""What `corral status`, `corral jobs` and `corral get` show: rich renderables (pure functions
+of the stats, job lists and jobs the client returns), and the console they print on."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from nodes.formatting import (
+    QUEUE_STATES,
+    error_text,
+    format_ago,
+    format_labels,
+    format_value,
+    format_when,
+    last_error,
+    live_workers,
+    sorted_workers,
+)
+
+PIPE_WIDTH = 200  # piped output is not wrapped at 80 columns: ids and errors stay on one line
+STATE_STYLES = {
+    "running": "green",
+    "completed": "green",
+    "quiet": "yellow",
+    "retryable": "yellow",
+    "scheduled": "yellow",
+    "terminate": "red",
+    "terminated": "dim",
+    "discarded": "red",
+    "cancelled": "dim",
+    "active": "cyan",
+    "available": "blue",
+}
+
+
+def console(out: TextIO) -> Console:
+    """A console on `out`: colours and the terminal's width on a TTY, plain and wide on a pipe."""
+    if out.isatty():
+        return Console(file=out, highlight=False)
+    # Not $COLUMNS: what a pipe receives must not depend on the terminal it was started from.
+    return Console(file=out, width=PIPE_WIDTH, no_color=True, highlight=False, emoji=False)
+
+
+def show(out: TextIO, renderable: RenderableType) -> None:
+    """Print on a terminal as rich does; piped, as plain lines without the padding rich adds
+    (no trailing spaces, no blank lines around), so captures and greps stay clean."""
+    if out.isatty():
+        console(out).print(renderable)
+        return
+    buffer = io.StringIO()
+    console(buffer).print(renderable)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    text = "\n".join(lines).strip("\n") + "\n"
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    out.write(text.encode(encoding, "replace").decode(encoding))  # box lines on an ASCII pipe
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def _table(title: str | None = None) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        header_style="bold",
+    )
+
+
+def queues_table(stats: dict[str, Any]) -> RenderableType:
+    queues = stats["queues"]
+    if not queues:
+        return Text("no queues yet")
+    unroutable = stats.get("unroutable", {})
+    table = _table("Queues")
+    table.add_column("QUEUE", no_wrap=True)
+    for state in QUEUE_STATES:
+        table.add_column(state.upper(), justify="right")
+    table.add_column("NO WORKER", justify="right")
+    for name, counts in sorted(queues.items()):
+        stuck = unroutable.get(name, 0)
+        table.add_row(
+            name,
+            *(str(counts.get(state, 0)) for state in QUEUE_STATES),
+            Text(str(stuck), style="bold yellow" if stuck else ""),
+        )
+    return table
+
+
+def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:
+    if not workers:
+        return Text("no workers")
+    table = _table("Workers")
+    for name, justify in (
+        ("WORKER", "left"),
+        ("HOST", "left"),
+        ("PID", "right"),
+        ("STATE", "left"),
+        ("QUEUES", "left"),
+        ("LABELS", "left"),
+        ("ACTIVE", "right"),
+        ("LAST BEAT", "left"),
+    ):
+        no_wrap = name in ("WORKER", "STATE", "LAST BEAT")
+        table.add_column(name, justify=justify, no_wrap=no_wrap, overflow="fold")  # type: ignore[arg-type]
+    for w in sorted_workers(workers):
+        table.add_row(
+            w["worker_id"],
+            w["hostname"],
+            str(w["pid"]),
+            _state(w["state"]),
+            ",".join(w.get("queues", [])) or "-",
+            format_labels(w.get("labels", {})),
+            f"{w['active']}/{w['concurrency']}",
+            format_ago(now - w["last_seen"]),
+            style="dim" if w["state"] == "terminated" else None,
+        )
+    return table
+
+
+def unroutable_note(stats: dict[str, Any]) -> RenderableType | None:
+    waiting = {queue: n for queue, n in sorted(stats.get("unroutable", {}).items()) if n}
+    if not waiting:
+        return None
+    parts = ", ".join(f"{n} in {queue}" for queue, n in waiting.items())
+    return Text(
+        f"Jobs waiting with no eligible worker: {parts} (no connected worker has the queue, "
+        "the job type and matching labels)",
+        style="yellow",
+    )
+
+
+def status_view(stats: dict[str, Any], now: float) -> RenderableType:
+    """`corral status`: queues, workers, and the jobs no worker may take."""
+    live = live_workers(stats["workers"])
+    busy = sum(w["active"] for w in live)
+    slots = sum(w["concurrency"] for w in live)
+    parts: list[RenderableType] = [
+        queues_table(stats),
+        workers_table(stats["workers"], now),
+        Text(f"{len(live)} live workers, {busy}/{slots} slots busy", style="dim"),
+    ]
+    note = unroutable_note(stats)
+    if note is not None:
+        parts.append(note)
+    return Group(*parts)
+
+
+def jobs_table(jobs: list[dict[str, Any]], now: float) -> RenderableType:
+    """`corral jobs`: one row per job, newest first, with its last error."""
+    if not jobs:
+        return Text("no jobs match")
+    table = _table()
+    table.add_column("JOB", no_wrap=True)
+    table.add_column("TYPE", overflow="fold")
+    table.add_column("QUEUE", overflow="fold")
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("ATTEMPT", justify="right")
+    table.add_column("CREATED", no_wrap=True)
+    table.add_column("LAST ERROR", overflow="fold")
+    for job in jobs:
+        table.add_row(
+            job["id"],
+            job["type"],
+            job["queue"],
+            _state(job["state"]),
+            f"{job.get('attempt', 0)}/{job.get('max_attempts', '?')}",
+            format_ago(now - job["created_at"]),
+            Text(error_text(last_error(job)), style="red"),
+        )
+    return table
+
+
+def job_view(job: dict[str, Any], now: float) -> RenderableType:
+    """`corral get` on a terminal: the job's fields, then its error history."""
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        ("job", job["id"]),
+        ("type", job["type"]),
+        ("state", _state(job["state"])),
+        ("queue", job["queue"]),
+        ("priority", str(job.get("priority", 0))),
+        ("attempt", f"{job.get('attempt', 0)} of {job.get('max_attempts', '?')}"),
+        ("args", format_value(job.get("args", []))),
+        ("created", format_when(job.get("created_at"), now)),
+    ]
+    optional = (
+        ("scheduled", "scheduled_at", lambda v: format_when(v, now)),
+        ("started", "started_at", lambda v: format_when(v, now)),
+        ("ended", "completed_at", lambda v: format_when(v, now)),
+        ("next attempt", "next_attempt_at", lambda v: format_when(v, now)),
+        ("worker", "worker_id", str),
+        ("timeout", "timeout", lambda v: f"{v:g} s"),
+        ("unique key", "unique_key", str),
+        ("route", "route", format_value),
+        ("meta", "meta", format_value),
+    )
+    for label, key, show in optional:
+        if job.get(key) not in (None, {}, ""):
+            rows.append((label, show(job[key])))
+    if job["state"] == "completed":
+        rows.append(("result", format_value(job.get("result"))))
+    for label, value in rows:
+        fields.add_row(label, value)
+    errors = job.get("errors") or []
+    if not errors:
+        return Group(fields, Text(""), Text("no errors", style="dim"))
+    history = _table(f"Errors ({len(errors)})")
+    history.add_column("ATTEMPT", justify="right")
+    history.add_column("AT", no_wrap=True)
+    history.add_column("TYPE", style="red")
+    history.add_column("MESSAGE", overflow="fold")
+    for error in errors:
+        history.add_row(
+            str(error.get("attempt", "?")),
+            format_when(error.get("at"), now),
+            str(error.get("type")),
+            str(error.get("message")),
+        )
+    parts: list[RenderableType] = [fields, Text(""), history]
+    backtrace = next((e["backtrace"] for e in reversed(errors) if e.get("backtrace")), None)
+    if backtrace:
+        lines = "\n".join(str(line).rstrip("\n") for line in backtrace)
+        parts += [Text("Last backtrace", style="bold"), Text(lines, style="dim")]
+    return Group(*parts)

@@ -1,0 +1,168 @@
+"""The dashboard as a person sees it: a real headless Chromium loads the page served by a
+real coordinator that has run jobs, one of them into the dead set.
+
+Needs Debian's `chromium` (`apt-get install chromium`); skipped with that reason without it.
+`CORRAL_DASHBOARD_SCREENSHOT=docs/dashboard.png` also saves the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodes import Client, Coordinator, WorkerNode
+from nodes.dashboard import Dashboard
+from tests.conftest import wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="the browser test needs Debian's chromium: apt-get install -y chromium",
+)
+BROWSER_TIMEOUT_S = 25.0
+WINDOW = "1400,1000"
+
+
+def disk_full(path: str) -> None:
+    raise OSError(f"disk full while writing {path}")
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={WINDOW}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=BROWSER_TIMEOUT_S,
+        check=False,
+    )
+
+
+class Page(HTMLParser):
+    """What a person reads: per section, the rows of each table as lists of cell texts."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.section = ""
+        self.rows: dict[str, list[list[str]]] = {}
+        self.buttons: list[str] = []
+        self.body: dict[str, str] = {}
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "body":
+            self.body = {k: v or "" for k, v in attrs}
+        elif tag == "section":
+            self.section = attributes.get("id") or ""
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "button":
+            self.buttons.append(attributes.get("data-job-id") or "")
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.setdefault(self.section, []).append(self._row)
+            self._row = None
+
+    def table(self, section: str) -> list[dict[str, str]]:
+        """The rows of a section's table, as header -> cell."""
+        header, *rows = self.rows.get(section, [[]])
+        return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+@pytest.fixture
+def workers() -> Iterator[Callable[..., WorkerNode]]:
+    started: list[WorkerNode] = []
+
+    def start(address: str, **options: Any) -> WorkerNode:
+        node = WorkerNode(connect=address, **options).start()
+        started.append(node)
+        wait_for(lambda: node.status()["registered"], 10, what="the worker to register")
+        return node
+
+    yield start
+    for node in started:
+        node.stop(timeout=2)
+
+
+def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
+    coordinator: Callable[..., Coordinator],
+    workers: Callable[..., WorkerNode],
+    tmp_path: Path,
+) -> None:
+    dashboard = Dashboard("127.0.0.1:0", admin_token="let-me-retry", refresh_s=1.0)
+    node = coordinator(addons=[dashboard])
+    handlers = {"square": lambda x: x * x, "resize": disk_full}
+    main = workers(node.address, queues=["default"], handlers=handlers, concurrency=4)
+    workers(node.address, queues=["images"], handlers={"thumbnail": len}, concurrency=2)
+    with Client(node.address) as client:
+        for x in range(5):
+            assert client.enqueue("square", [x]).result(timeout=10) == x * x
+        for name in ("a.png", "b.png"):
+            assert client.enqueue("thumbnail", [name], queue="images").result(timeout=10) == 5
+        failed = client.enqueue("resize", ["cat.png"], max_attempts=1)
+        wait_for(lambda: client.get(failed, wait=1).state == "discarded", 10, what="discarded")
+
+    shot = Path(os.environ.get("CORRAL_DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
+    taken = chromium(tmp_path / "profile-1", f"--screenshot={shot.resolve()}", dashboard.url)
+    # Virtual time lets the page's own refresh run (every second here) before the DOM is read.
+    loaded = chromium(
+        tmp_path / "profile-2", "--virtual-time-budget=2500", "--dump-dom", dashboard.url
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    page = Page(loaded.stdout)
+
+    queues = {row["Queue"]: row for row in page.table("queues")}
+    assert set(queues) == {"default", "images"}
+    assert (queues["default"]["Completed"], queues["default"]["Discarded"]) == ("5", "1")
+    assert (queues["images"]["Completed"], queues["images"]["Available"]) == ("2", "0")
+
+    shown_workers = {row["Worker"]: row for row in page.table("workers")}
+    assert main.worker_id in shown_workers
+    assert len(shown_workers) == 2
+    row = shown_workers[main.worker_id]
+    assert (row["State"], row["Queues"], row["Active"]) == ("running", "default", "0/4")
+
+    [failure] = page.table("failures")
+    assert (failure["Job"], failure["Type"], failure["State"]) == (failed, "resize", "discarded")
+    assert failure["Last error"] == "OSError: disk full while writing cat.png"
+
+    [dead] = page.table("dead")
+    assert (dead["Job"], dead["Errors"]) == (failed, "1")
+    assert page.buttons == [failed]  # the admin's retry button, for the dead job only
+    assert int(page.body.get("data-refreshes", "0")) >= 1  # the page refreshed itself
+
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
