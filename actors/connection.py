@@ -163,6 +163,7 @@ class ConnectionSupervisor(CorralActor):
         if self.link is not None:
             self.link.close()
             self.link = None
+        self.worker_id = None  # no beat may carry an old id on the next connection
         self.registered = False
         self.fetching = False
         self.pending.clear()

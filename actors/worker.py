@@ -7,17 +7,18 @@ handler can see its job through `current_job()` and poll `cancelled` to stop ear
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors import states
 from actors.base import Activity, CorralActor, Mailbox
 from actors.clock import Clock
+from actors.pool import DaemonPool
 from actors.worker_mail import (
     Directive,
     Finished,
@@ -114,7 +115,8 @@ class WorkerActor(CorralActor):
         self.state = states.RUNNING
         self.jobs: dict[str, JobContext] = {}  # running; a finished job's report is the link's
         self.connection: Mailbox | None = None
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="corral-job")
+        self._executor = DaemonPool(concurrency, "corral-job")
+        self.abandoned: dict[str, JobContext] = {}  # cancelled, but their handler still runs
         self._idle = threading.Condition()
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -129,7 +131,7 @@ class WorkerActor(CorralActor):
     def on_stop(self) -> None:
         for context in self.jobs.values():
             context.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown()
 
     # -- running jobs -------------------------------------------------------------------------
 
@@ -137,7 +139,8 @@ class WorkerActor(CorralActor):
         """Slots to offer the coordinator: none unless running."""
         if self.state != states.RUNNING:
             return 0
-        return self.concurrency - len(self.jobs)
+        # A cancelled handler that has not returned still holds its thread.
+        return self.concurrency - len(self.jobs) - len(self.abandoned)
 
     def _want_more(self) -> None:
         free = self._free()
@@ -153,7 +156,7 @@ class WorkerActor(CorralActor):
             self.jobs[context.id] = context
             handler = self._job_handlers.get(context.type)
             self.activity.begin()  # the handler run counts as work in progress
-            self._executor.submit(self._run, handler, context, mailbox)
+            self._executor.submit(functools.partial(self._run, handler, context, mailbox))
         self._want_more()
 
     def _run(self, handler: Handler | None, context: JobContext, mailbox: Mailbox) -> None:
@@ -194,7 +197,11 @@ class WorkerActor(CorralActor):
     def _finished(self, message: Finished) -> None:
         context = self.jobs.pop(message.job_id, None)
         if context is None:
-            return  # abandoned (cancelled or not resumed): its outcome is not ours to report
+            # Abandoned (cancelled or not resumed): its outcome is not ours to report, but its
+            # thread is free again.
+            if self.abandoned.pop(message.job_id, None) is not None:
+                self._want_more()
+            return
         if self.connection is not None:
             # The freed slot rides along: one message per job instead of two.
             self.connection.tell(
@@ -215,7 +222,7 @@ class WorkerActor(CorralActor):
             log.info("worker state %s -> %s", previous, self.state)
         abandoned = self._abandon(message.cancel_job_ids)
         if abandoned or previous != states.RUNNING:
-            self._want_more()  # cancelled jobs free their slots at once
+            self._want_more()
 
     def _resumed(self, message: Resumed) -> None:
         if message.reconnected:
@@ -228,6 +235,7 @@ class WorkerActor(CorralActor):
             context = self.jobs.pop(job_id, None)
             if context is not None:
                 context.cancel()
+                self.abandoned[job_id] = context
                 abandoned += 1
                 log.info("abandoned job %s", job_id)
         self._notify_idle()

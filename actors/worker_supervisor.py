@@ -60,6 +60,7 @@ class SupervisorCore:
         self.epochs: dict[str, int] = {}  # queue -> how many availability notices it sent
         self.orphans: dict[str, Session] = {}  # worker_id -> jobs active before a restart
         self.orphans_until = 0.0
+        self.last_tick = 0.0
         self._tokens = itertools.count(1)
         self._handlers: dict[type, Callable[[bytes, Any], None]] = {
             m.Hello: self.hello,
@@ -504,6 +505,23 @@ class SupervisorCore:
         self.ctx.store.save(job)
         self.ctx.queues.get(job.queue).tell(Hold([job]))
 
+    def _forgive_own_stall(self, now: float) -> None:
+        """If this coordinator itself was frozen (SIGSTOP, a swapped-out VM), its silence is not
+        the workers': credit every session and lease with the stall before judging anyone, so
+        beats waiting in the socket get read before a healthy worker is declared dead."""
+        last, self.last_tick = self.last_tick, now
+        stall = now - last - self.ctx.settings.reaper_interval if last else 0.0
+        if stall <= self.ctx.settings.heartbeat_interval:
+            return
+        log.warning("coordinator stalled for %.1f s; extending every session and lease", stall)
+        for session in self.sessions.values():
+            session.last_seen = max(session.last_seen, now - self.ctx.settings.heartbeat_interval)
+        for job_id, session in self.reservations.items():
+            job = session.active[job_id]
+            if job.deadline is not None:
+                job.deadline += stall
+        self.orphans_until += stall
+
     def _timeout(self, job: Job) -> float:
         return job.timeout or self.ctx.settings.visibility_timeout
 
@@ -530,6 +548,7 @@ class SupervisorCore:
 
     def tick(self, message: Tick) -> None:
         now, settings = message.now, self.ctx.settings
+        self._forgive_own_stall(now)
         for session in list(self.sessions.values()):
             if now - session.last_seen > settings.heartbeat_timeout:
                 self.end_session(session, "timeout")

@@ -128,6 +128,7 @@ class Client:
         self._rids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiting: dict[int, list[Any]] = {}
+        self._connector = connector
         self._connection: ClientConnection | None = connector(self._on_frame)
 
     def _on_frame(self, frame: bytes) -> None:
@@ -159,6 +160,9 @@ class Client:
                     if self._pump() - started > limit:
                         raise ConnectionLost(f"no reply to {kind} within {limit} virtual s")
             elif not event.wait(limit):
+                # A new connection drops what the old one still queues, so this request
+                # cannot run later, after we told the caller it failed.
+                self._reconnect()
                 raise ConnectionLost(f"no reply to {kind} within {limit} s")
         finally:
             with self._lock:
@@ -237,6 +241,11 @@ class Client:
 
     def ping(self) -> None:
         self.request("ping")
+
+    def _reconnect(self) -> None:
+        old, self._connection = self._connection, self._connector(self._on_frame)
+        if old is not None:
+            old.close()
 
     def close(self) -> None:
         if self._connection is not None:

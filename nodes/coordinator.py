@@ -17,7 +17,6 @@ from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.store.base import Store
-from actors.store.memory import MemoryStore
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
 from nodes.addons import Addon
@@ -96,9 +95,19 @@ class Coordinator:
         return getattr(self._transport, "bound_address", None) or self.bind
 
     def start(self) -> Coordinator:
-        store = (
-            open_store(self._store_spec) if isinstance(self._store_spec, str) else self._store_spec
-        )
+        opened = isinstance(self._store_spec, str)
+        store = open_store(self._store_spec) if opened else self._store_spec
+        try:
+            self._start(store)
+        except BaseException:
+            self.stop()  # a port in use must not leave the store locked or threads running
+            if opened and self.ctx is None:
+                store.close()
+            raise
+        log.info("coordinator listening on %s", self.address)
+        return self
+
+    def _start(self, store: Store) -> None:
         if self._transport is None:
             from transport.zmq import ZmqServer
 
@@ -110,7 +119,7 @@ class Coordinator:
         def send_after_commit(peer: bytes, frame: bytes) -> None:
             store.after_commit(lambda: transport.send(peer, frame))
 
-        outbox = transport.send if isinstance(store, MemoryStore) else send_after_commit
+        outbox = send_after_commit  # a memory store runs the callback at once
         ctx = CoordinatorContext(
             self.settings, self.clock, store, outbox, self.activity, self.rng, self.events
         )
@@ -131,14 +140,8 @@ class Coordinator:
             ctx, waiters, self.limits, self.max_message_size, self._roles_of(transport)
         )
         transport.start(self.dispatcher)
-        try:
-            for addon in self.addons:
-                addon.start(self)
-        except Exception:
-            self.stop()
-            raise
-        log.info("coordinator listening on %s", self.address)
-        return self
+        for addon in self.addons:
+            addon.start(self)
 
     def _curve_options(self) -> dict[str, Any]:
         """ZmqServer options for CURVE: the ZAP handler must live on the server's context."""

@@ -1,0 +1,41 @@
+"""A fixed pool of daemon threads for job handlers.
+
+concurrent.futures' pool joins its threads at interpreter exit, so one handler that never
+returns would keep a stopped worker process alive forever; a worker that has failed such a job
+as `Shutdown` and deregistered must be able to exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+Task = Callable[[], None]
+
+
+class DaemonPool:
+    """`size` daemon threads running submitted callables in order; `shutdown` drops the rest."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self._size = size
+        self._closed = False
+        for index in range(size):
+            threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True).start()
+
+    def submit(self, task: Task) -> None:
+        self._tasks.put(task)
+
+    def shutdown(self) -> None:
+        """Threads finish their current task and exit; queued tasks are never started."""
+        for _ in range(self._size):
+            self._tasks.put(None)
+        self._closed = True
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None or self._closed:
+                return
+            task()
