@@ -15,7 +15,8 @@ from actors import events
 from actors.clock import ManualClock
 from actors.context import CoordinatorSettings
 from actors.worker import current_job
-from nodes.cluster import Cluster
+from nodes.cluster import COORDINATOR_ADDRESS, Cluster
+from transport import codec
 
 FAST = CoordinatorSettings(visibility_timeout=120.0)
 
@@ -105,3 +106,38 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
     yield make
     for cluster in started:
         cluster.stop()
+
+
+class RawWorker:
+    """A worker that speaks the protocol by hand over the in-process network."""
+
+    """A worker that speaks the protocol by hand over the in-process network."""
+
+    def __init__(self, cluster: Cluster, name: str = "raw") -> None:
+        self.cluster = cluster
+        self.replies: dict[Any, dict[str, Any]] = {}
+        self.link = cluster.network.connector(COORDINATOR_ADDRESS, node=name)(self._on_frame)
+        self.rid = 0
+        self.worker_id = ""
+
+    def _on_frame(self, frame: bytes) -> None:
+        body = codec.decode(frame)
+        self.replies[body.get("rid")] = body
+
+    def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        self.rid += 1
+        rid = self.rid
+        self.link.send(codec.encode({"type": kind, "rid": rid, **fields}))
+        self.cluster.run_until(lambda: rid in self.replies, within=60)
+        return self.replies.pop(rid)
+
+    def join(self, queues: list[str]) -> None:
+        hello = self.request("hello", v=1, role="worker", hostname="raw", pid=1)
+        self.worker_id = hello["worker_id"]
+        self.request("register", worker_id=self.worker_id, queues=queues, hostname="raw", pid=1)
+
+
+@pytest.fixture
+def raw_worker() -> Callable[..., RawWorker]:
+    """Make protocol-speaking peers on a simulated cluster's network."""
+    return RawWorker

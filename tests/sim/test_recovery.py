@@ -5,10 +5,7 @@ Every test runs on virtual time: a 30 s heartbeat timeout costs milliseconds.
 
 from __future__ import annotations
 
-from typing import Any
-
 from actors.store.memory import MemoryStore
-from transport import codec
 
 
 def _active_worker_of(client, job) -> str:
@@ -71,34 +68,13 @@ def test_a_job_that_fails_on_every_lost_worker_is_discarded_when_attempts_run_ou
     history.check(cluster, [job])
 
 
-class RawWorker:
-    """A worker that speaks the protocol by hand over the in-process network."""
-
-    def __init__(self, cluster, name: str = "raw") -> None:
-        self.cluster = cluster
-        self.replies: dict[Any, dict[str, Any]] = {}
-        self.link = cluster.network.connector("inproc://coordinator", node=name)(self._on_frame)
-        self.rid = 0
-
-    def _on_frame(self, frame: bytes) -> None:
-        body = codec.decode(frame)
-        self.replies[body.get("rid")] = body
-
-    def request(self, kind: str, **fields: Any) -> dict[str, Any]:
-        self.rid += 1
-        rid = self.rid
-        self.link.send(codec.encode({"type": kind, "rid": rid, **fields}))
-        self.cluster.run_until(lambda: rid in self.replies, within=60)
-        return self.replies.pop(rid)
-
-
 def test_a_reservation_not_beaten_within_its_visibility_timeout_returns_with_error_timeout(
-    make_cluster, history
+    make_cluster, history, raw_worker
 ):
     cluster = make_cluster(0, seed=4)
     client = cluster.client()
     job = client.enqueue("square", [3], timeout=40)
-    raw = RawWorker(cluster)
+    raw = raw_worker(cluster)
     worker_id = raw.request("hello", v=1, role="worker", hostname="raw", pid=1)["worker_id"]
     raw.request("register", worker_id=worker_id, queues=["default"], hostname="raw", pid=1)
     fetched = raw.request("fetch", worker_id=worker_id, count=1)["jobs"]

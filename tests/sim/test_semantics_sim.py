@@ -21,7 +21,6 @@ from actors.worker import current_job
 from nodes.client import JobFailed
 from nodes.cluster import COORDINATOR_ADDRESS, Cluster
 from nodes.worker_node import WorkerNode
-from transport import codec
 from transport.errors import BadRequest, UnknownJob
 
 HEARTBEAT_INTERVAL_S = 5.0  # CoordinatorSettings default: how late a worker learns of a cancel
@@ -43,33 +42,6 @@ def stored(cluster: Cluster, job_id: str) -> dict[str, Any]:
 
 def counts(client: Any, queue: str = "default") -> dict[str, int]:
     return client.stats()["queues"].get(queue, {})
-
-
-class RawWorker:
-    """A worker that speaks the protocol by hand over the in-process network."""
-
-    def __init__(self, cluster: Cluster, name: str = "raw") -> None:
-        self.cluster = cluster
-        self.replies: dict[Any, dict[str, Any]] = {}
-        self.link = cluster.network.connector(COORDINATOR_ADDRESS, node=name)(self._on_frame)
-        self.rid = 0
-        self.worker_id = ""
-
-    def _on_frame(self, frame: bytes) -> None:
-        body = codec.decode(frame)
-        self.replies[body.get("rid")] = body
-
-    def request(self, kind: str, **fields: Any) -> dict[str, Any]:
-        self.rid += 1
-        rid = self.rid
-        self.link.send(codec.encode({"type": kind, "rid": rid, **fields}))
-        self.cluster.run_until(lambda: rid in self.replies, within=60)
-        return self.replies.pop(rid)
-
-    def join(self, queues: list[str]) -> None:
-        hello = self.request("hello", v=1, role="worker", hostname="raw", pid=1)
-        self.worker_id = hello["worker_id"]
-        self.request("register", worker_id=self.worker_id, queues=queues, hostname="raw", pid=1)
 
 
 # -- ordering (section 3.4) -----------------------------------------------------------------------
@@ -403,11 +375,13 @@ def test_a_handler_that_ignores_a_cancel_finishes_but_the_job_stays_cancelled(
     history.check(cluster, jobs)
 
 
-def test_an_ack_or_fail_after_a_cancel_gets_not_owner_and_the_beat_says_abandon(make_cluster):
+def test_an_ack_or_fail_after_a_cancel_gets_not_owner_and_the_beat_says_abandon(
+    make_cluster, raw_worker
+):
     cluster = make_cluster(0, seed=35)
     client = cluster.client()
     job = client.enqueue("square", [3])
-    raw = RawWorker(cluster)
+    raw = raw_worker(cluster)
     raw.join(["default"])
     [fetched] = raw.request("fetch", worker_id=raw.worker_id, count=1)["jobs"]
     assert fetched["id"] == job
