@@ -330,7 +330,12 @@ def test_a_routed_job_waits_for_its_busy_most_specific_worker_while_a_plain_one_
     start_worker(
         coordinator, handlers("gpu"), hostname="gpu", concurrency=1, labels={"gpu": ["a100"]}
     )
-    wait_for(lambda: len(client.stats()["workers"]) == 2, timeout=5, what="both registered")
+    # A session appears in stats at hello; it is eligible only once registered (queues set).
+    wait_for(
+        lambda: [w["queues"] for w in client.stats()["workers"]] == [["default"]] * 2,
+        timeout=5,
+        what="both registered",
+    )
 
     busy = client.enqueue("hold", route={"gpu": "a100"})
     wait_for(lambda: client.get(busy).state == "active", timeout=5, what="gpu busy")
