@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 RouteClass = tuple[str, tuple[tuple[str, str], ...]]  # (job type, sorted route items)
@@ -15,6 +16,22 @@ class WorkerProfile:
     queues: frozenset[str]
     functions: frozenset[str]
     labels: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def build(
+        cls,
+        worker_id: str,
+        queues: Iterable[str],
+        functions: Iterable[str] = (),
+        labels: Mapping[str, Iterable[str]] | None = None,
+    ) -> WorkerProfile:
+        """A profile from plain collections (labels sorted, so equal workers compare equal)."""
+        return cls(
+            worker_id,
+            frozenset(queues),
+            frozenset(functions),
+            tuple(sorted((key, frozenset(values)) for key, values in (labels or {}).items())),
+        )
 
     @property
     def specificity(self) -> int:

@@ -62,12 +62,7 @@ class Session:
         return self.concurrency - len(self.active)
 
     def make_profile(self) -> WorkerProfile:
-        self.profile = WorkerProfile(
-            self.worker_id,
-            frozenset(self.queues),
-            self.functions,
-            tuple(sorted(self.labels.items())),
-        )
+        self.profile = WorkerProfile.build(self.worker_id, self.queues, self.functions, self.labels)
         return self.profile
 
     def to_stats(self) -> dict[str, Any]:

@@ -44,12 +44,7 @@ def profile(
     functions: tuple[str, ...] = (),
     labels: dict[str, list[str]] | None = None,
 ) -> WorkerProfile:
-    return WorkerProfile(
-        worker_id,
-        frozenset(queues),
-        frozenset(functions),
-        tuple(sorted((key, frozenset(values)) for key, values in (labels or {}).items())),
-    )
+    return WorkerProfile.build(worker_id, queues, functions, labels)
 
 
 def job(

@@ -111,4 +111,3 @@ def test_a_claim_for_a_fetch_that_was_replaced_goes_back_to_its_queue():
     assert [j.id for message in held_back for j in message.jobs] == ["job-1"]
     assert [reply["jobs"] for reply in sent if reply.get("rid") == 3] == [[]]
     assert job.state == "available" and job.attempt == 0
-
