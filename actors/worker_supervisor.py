@@ -314,7 +314,7 @@ class SupervisorCore:
             self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
         elif fetch.jobs or fetch.wait <= 0 or fetch.expired:
             self._answer_fetch(session)
-        elif any(self.epochs.get(q, 0) != fetch.seen.get(q, 0) for q in fetch.queues):
+        elif want > 0 and any(self.epochs.get(q, 0) != fetch.seen.get(q, 0) for q in fetch.queues):
             # Jobs arrived in a queue after we had asked it (news we could not act on while
             # still asking the later queues): ask again rather than park past them.
             self._start_claims(session, fetch)

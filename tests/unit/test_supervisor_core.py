@@ -111,3 +111,19 @@ def test_a_claim_for_a_fetch_that_was_replaced_goes_back_to_its_queue():
     assert [j.id for message in held_back for j in message.jobs] == ["job-1"]
     assert [reply["jobs"] for reply in sent if reply.get("rid") == 3] == [[]]
     assert job.state == "available" and job.attempt == 0
+
+
+def test_a_full_worker_parks_its_fetch_even_when_its_queue_has_news_it_has_not_seen():
+    core, queues, sent = make_core()
+    core.handle(PEER, m.Hello(1, "worker", "host", 1))
+    worker_id = sent[-1]["worker_id"]
+    core.handle(PEER, m.Register(2, worker_id, ("a",), 1, frozenset(), {}, "host", 1, None, ()))
+    core.handle(PEER, m.Fetch(3, worker_id, 1, None, 0.0))
+    job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
+    core.claimed(Claimed(claims(queues, "a")[-1].token, worker_id, "a", [job]))
+    core.jobs_available(JobsAvailable("a"))  # news the worker has no slot for
+
+    core.handle(PEER, m.Fetch(4, worker_id, 1, None, 5.0))  # used to recurse without end
+
+    assert worker_id in core.parked["a"]
+    assert len(claims(queues, "a")) == 1
