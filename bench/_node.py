@@ -1,13 +1,17 @@
 """Launch one corral node (or a raw ZeroMQ echo server) in its own process, for the benchmarks.
 
     python bench/_node.py coordinator --bind tcp://127.0.0.1:* --store memory [--profile FILE]
+        [--heartbeat-interval S] [--heartbeat-timeout S] [--reaper-interval S]
     python bench/_node.py worker --connect tcp://127.0.0.1:PORT --concurrency 16
+    python bench/_node.py raw-workers --connect tcp://127.0.0.1:PORT --count 250
     python bench/_node.py zmq-echo --bind tcp://127.0.0.1:*
 
 Each node prints one line `READY <address>` on stdout once it is up, then runs until SIGTERM or
 SIGINT (or until its stdin closes, so an orphan never outlives the bench), stops and exits 0.
 With `--profile FILE` a coordinator or worker runs every one of its threads (actors, the ZeroMQ
 loop, handler pool) under cProfile and writes the merged stats to FILE on exit.
+`raw-workers` simulates idle workers with raw DEALER sockets (see many_workers.py); it prints
+READY once every one of them is registered.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pstats
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 STOP_POLL_S = 0.2
@@ -110,7 +115,12 @@ def run_coordinator(args: argparse.Namespace) -> None:
     from nodes import Coordinator
 
     stop = _stop_event()
-    coordinator = Coordinator(bind=args.bind, store=args.store).start()
+    timings = {
+        name: getattr(args, name)
+        for name in ("heartbeat_interval", "heartbeat_timeout", "reaper_interval")
+        if getattr(args, name) is not None
+    }
+    coordinator = Coordinator(bind=args.bind, store=args.store, **timings).start()
     try:
         _ready(coordinator.address)
         _wait(stop)
@@ -136,6 +146,10 @@ def run_worker(args: argparse.Namespace) -> None:
     @worker.handler("square")
     def square(x: int) -> int:
         return x * x
+
+    @worker.handler("sleep")
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
 
     worker.start()
     try:
@@ -178,6 +192,13 @@ def run_zmq_echo(args: argparse.Namespace) -> None:
         context.term()
 
 
+def run_raw_workers(args: argparse.Namespace) -> None:
+    import many_workers  # bench/ is on sys.path: it is this script's directory
+
+    stop = _stop_event()
+    many_workers.drive(args.connect, args.count, args.beat_interval, _ready, stop)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -185,18 +206,28 @@ def main(argv: list[str] | None = None) -> None:
     coordinator.add_argument("--bind", default="tcp://127.0.0.1:*")
     coordinator.add_argument("--store", default="memory")
     coordinator.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
+    for timing in ("--heartbeat-interval", "--heartbeat-timeout", "--reaper-interval"):
+        coordinator.add_argument(timing, type=float, help="seconds (default: the coordinator's)")
     worker = sub.add_parser("worker")
     worker.add_argument("--connect", required=True)
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", nargs="+", default=["default"])
     worker.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
+    raw = sub.add_parser("raw-workers")
+    raw.add_argument("--connect", required=True)
+    raw.add_argument("--count", type=int, default=250)
+    raw.add_argument("--beat-interval", type=float, default=5.0)
     echo = sub.add_parser("zmq-echo")
     echo.add_argument("--bind", default="tcp://127.0.0.1:*")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CORRAL_BENCH_LOG", "WARNING"))
-    {"coordinator": run_coordinator, "worker": run_worker, "zmq-echo": run_zmq_echo}[args.kind](
-        args
-    )
+    runners = {
+        "coordinator": run_coordinator,
+        "worker": run_worker,
+        "raw-workers": run_raw_workers,
+        "zmq-echo": run_zmq_echo,
+    }
+    runners[args.kind](args)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,16 @@ class NodeProcess:
         # fields[11], fields[12] are utime and stime (stat fields 14 and 15), in clock ticks
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def rss_kib(self) -> int | None:
+        """Resident set size (VmRSS from Linux /proc; None elsewhere)."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
     def stop(self, grace: float = KILL_GRACE_S) -> None:
         """SIGTERM, wait up to `grace`, then SIGKILL. Idempotent."""
         proc = self.process
@@ -122,11 +132,16 @@ def _read_ready(proc: subprocess.Popen[bytes], timeout: float) -> str:
                     return line[len(b"READY ") :].decode().strip()
 
 
-def start_coordinator_process(store: str = "memory", profile: str | None = None) -> NodeProcess:
-    """A coordinator in its own process on a free loopback port."""
+def start_coordinator_process(
+    store: str = "memory", profile: str | None = None, **timings: float
+) -> NodeProcess:
+    """A coordinator in its own process on a free loopback port; `timings` are settings such
+    as `heartbeat_timeout=2` (the `_node.py coordinator` flags)."""
     args = ["--bind", LOOPBACK_ANY_PORT, "--store", store]
     if profile:
         args += ["--profile", profile]
+    for name, seconds in timings.items():
+        args += [f"--{name.replace('_', '-')}", str(seconds)]
     return spawn_node("coordinator", *args)
 
 
@@ -234,6 +249,49 @@ def client(address: str) -> Any:
     from nodes import Client
 
     return Client(address)
+
+
+def raw_call(sock: Any, body: dict[str, Any], rid: int, timeout: float = START_TIMEOUT_S) -> Any:
+    """Send one protocol request on a DEALER and wait (bounded) for its answer; errors raise."""
+    import msgpack
+
+    sock.send(msgpack.packb({**body, "rid": rid}))
+    if not sock.poll(int(timeout * 1000)):
+        raise BenchError(f"no answer to {body['type']} within {timeout} s")
+    answer = msgpack.unpackb(sock.recv(), raw=False)
+    if answer.get("type") == "error":
+        raise BenchError(f"{body['type']} refused: {answer}")
+    return answer
+
+
+def hello_body() -> dict[str, Any]:
+    return {"type": "hello", "v": 1, "role": "worker", "hostname": "bench", "pid": os.getpid()}
+
+
+def register_body(worker_id: str, queues: tuple[str, ...] = ("default",)) -> dict[str, Any]:
+    return {
+        "type": "register",
+        "worker_id": worker_id,
+        "queues": list(queues),
+        "hostname": "bench",
+        "pid": os.getpid(),
+    }
+
+
+def raw_worker(context: Any, address: str) -> tuple[Any, str]:
+    """A DEALER that said hello and registered on `default`; returns it and its worker id."""
+    import zmq
+
+    sock = context.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(address)
+    try:
+        worker_id = raw_call(sock, hello_body(), 1)["worker_id"]
+        raw_call(sock, register_body(worker_id), 2)
+    except BaseException:
+        sock.close(0)
+        raise
+    return sock, worker_id
 
 
 def live_workers(stats: dict[str, Any]) -> int:

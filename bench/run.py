@@ -1,11 +1,14 @@
 """Run every corral benchmark, print a table, then one JSON object as the last line.
 
-    .venv/bin/python bench/run.py            # full sizes (about two minutes on 2 cores)
+    .venv/bin/python bench/run.py            # full sizes (about three minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
 
 The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_sqlite,
 enqueue_batch_per_s, latency_p50_ms, latency_p99_ms, zmq_reqrep_window1_per_s,
-zmq_reqrep_window100_per_s); a scenario that fails reports null and the exit status is 1.
+zmq_reqrep_window100_per_s; the full run adds coordinator_cpu_pct_1k_workers,
+workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m and
+recovery_s_after_sigkill, each from one run); a scenario that fails reports null and the exit
+status is 1.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from typing import Any
 
 import common
 import latency
+import many_workers
+import million
+import recovery
 import throughput
 import zmq_ceiling
 
@@ -75,8 +81,8 @@ def _cell(results: list[dict[str, Any]], path: tuple[str, ...], unit: str) -> st
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "FAILED"
-    if unit == "ms":
-        return f"{value:,.2f} ms"
+    if unit in ("ms", "s", "%"):
+        return f"{value:,.2f} {unit}"
     return f"{value:,.0f} {unit}".strip()
 
 
@@ -133,6 +139,13 @@ def main() -> int:
         failures.append("end-to-end throughput, sqlite store (timed out)")
     lat = _attempt("latency", lambda: latency.run(size["rounds"], size["warmup"]), repeat, failures)
 
+    # The scale scenarios run once, and only in the full run: they take ~40 s each and measure
+    # sizes and times, not rates that need a median.
+    scale = not args.quick
+    crowd = _attempt("1,000 idle workers", many_workers.run, 1, failures) if scale else []
+    queued = _attempt("1,000,000 queued jobs", million.run, 1, failures) if scale else []
+    recovered = _attempt("recovery after SIGKILL", recovery.run, 1, failures) if scale else []
+
     summary = {
         "jobs_per_s_memory": _median(e2e, "jobs_per_s"),
         "jobs_per_s_sqlite": _median(e2e_sqlite, "jobs_per_s"),
@@ -142,6 +155,15 @@ def main() -> int:
         "zmq_reqrep_window1_per_s": _median(zmq, "window1", "per_s"),
         "zmq_reqrep_window100_per_s": _median(zmq, "window100", "per_s"),
     }
+    if scale:
+        summary |= {
+            "coordinator_cpu_pct_1k_workers": _median(crowd, "coordinator_cpu_pct_1k_workers"),
+            "workers_connected": _median(crowd, "workers_connected"),
+            "rss_mib_1m_queued": _median(queued, "rss_mib_1m_queued"),
+            "enqueue_jobs_per_s_1m": _median(queued, "enqueue_jobs_per_s_1m"),
+            "fetch_head_ms_1m": _median(queued, "fetch_head_ms_1m"),
+            "recovery_s_after_sigkill": _median(recovered, "recovery_s_after_sigkill"),
+        }
     jobs = f"{size['jobs']:,} jobs"
     rows = [
         (
@@ -172,6 +194,27 @@ def main() -> int:
         ("raw zmq req/rep, window 1, p50", _cell(zmq, ("window1", "p50_ms"), "ms")),
         ("raw zmq req/rep, window 100", _cell(zmq, ("window100", "per_s"), "req/s")),
     ]
+    if scale:
+        rows += [
+            (
+                "coordinator CPU, 1,000 idle workers beating (% of a core)",
+                _cell(crowd, ("coordinator_cpu_pct_1k_workers",), "%"),
+            ),
+            ("  workers connected", _cell(crowd, ("workers_connected",), "")),
+            (
+                "coordinator RSS, 1,000,000 jobs queued",
+                _cell(queued, ("rss_mib_1m_queued",), "MiB"),
+            ),
+            (
+                "  enqueue rate (batches of 10,000)",
+                _cell(queued, ("enqueue_jobs_per_s_1m",), "jobs/s"),
+            ),
+            ("  fetch of the head job", _cell(queued, ("fetch_head_ms_1m",), "ms")),
+            (
+                "job active again after SIGKILL (timeout 2 s, tick 0.1 s)",
+                _cell(recovered, ("recovery_s_after_sigkill",), "s"),
+            ),
+        ]
     print(
         f"corral benchmarks ({'quick' if args.quick else 'full'}, median of {repeat})"
         f" - {common.machine()}"
