@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from actors import states
@@ -34,14 +32,12 @@ from actors.worker_mail import (
     Resumed,
     Want,
 )
+from actors.worker_settings import WorkerSettings
 from transport import codec
 from transport.base import ClientConnection, Connector
 
 log = logging.getLogger(__name__)
 
-RECONNECT_INITIAL_S = 1.0
-RECONNECT_MAX_S = 32.0
-FETCH_WAIT_S = 5.0
 LOSS_ERRORS = frozenset({"not_registered", "unknown_worker"})
 
 
@@ -52,23 +48,6 @@ class Pending:
     kind: str
     context: Any
     deadline: float
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    """What a worker registers with, and how it behaves on the link."""
-
-    queues: tuple[str, ...] = ("default",)
-    concurrency: int = 10
-    functions: tuple[str, ...] = ()
-    labels: dict[str, list[str]] = field(default_factory=dict)
-    hostname: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    heartbeat_interval: float = 5.0  # until the coordinator says otherwise
-    heartbeat_timeout: float = 30.0
-    fetch_wait: float = FETCH_WAIT_S
-    reconnect_initial: float = RECONNECT_INITIAL_S
-    reconnect_max: float = RECONNECT_MAX_S
 
 
 class ConnectionSupervisor(CorralActor):

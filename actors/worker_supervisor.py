@@ -15,10 +15,10 @@ from typing import Any
 from actors import events, states
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
+from actors.fetching import FetchMatching
 from actors.jobs import Job, retry_delay
 from actors.mail import (
     CancelJob,
-    Claim,
     Claimed,
     FetchExpired,
     Hold,
@@ -29,14 +29,14 @@ from actors.mail import (
     Touch,
 )
 from actors.queue_actor import cancel_job
-from actors.sessions import PendingFetch, Session
+from actors.recovery import Recovery
+from actors.sessions import Session
 from transport import codec
 from transport import messages as m
 from transport.errors import (
     BadRequest,
     CorralError,
     NotOwner,
-    NotRegistered,
     UnknownJob,
     UnknownWorker,
 )
@@ -44,7 +44,7 @@ from transport.errors import (
 log = logging.getLogger(__name__)
 
 
-class SupervisorCore:
+class SupervisorCore(FetchMatching, Recovery):
     """The rules of PROTOCOL.md sections 3 and 6 for every worker session of a coordinator."""
 
     def __init__(self, ctx: CoordinatorContext) -> None:
@@ -178,26 +178,6 @@ class SupervisorCore:
             self.end_session(previous, "replaced")
         return resumed
 
-    def adopt(self, message: Orphans) -> None:
-        """Jobs found active in the store at start: their workers may come back and resume them
-        until `heartbeat_timeout` has passed; the rest are then recovered as worker_lost."""
-        now = self.ctx.clock.now()
-        self.orphans_until = now + self.ctx.settings.heartbeat_timeout
-        for job in message.jobs:
-            worker_id = job.worker_id or ""
-            ghost = self.orphans.get(worker_id)
-            if ghost is None:
-                ghost = self.orphans[worker_id] = Session(worker_id, b"", "", 0, now, now)
-            job.deadline = now + self._timeout(job)
-            ghost.active[job.id] = job
-            self.reservations[job.id] = ghost
-
-    def _recover_all(self, session: Session, reason: str) -> None:
-        for job in list(session.active.values()):
-            self._recover(
-                session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
-            )
-
     def end_session(self, session: Session, reason: str) -> None:
         """End a session: recover its jobs as failed attempts, forget its fetch."""
         if session.ended_at is not None:
@@ -273,172 +253,6 @@ class SupervisorCore:
         unroutable = {name: n for name, n in sorted(self.ctx.unroutable.items()) if n}
         self._send(peer, request.rid, queues=counts, workers=workers, unroutable=unroutable)
 
-    # -- fetching -----------------------------------------------------------------------------
-
-    def fetch(self, peer: bytes, request: m.Fetch) -> None:
-        session = self._session(peer, request.worker_id)
-        if not session.registered:
-            raise NotRegistered("register before fetching")
-        queues = request.queues or session.queues
-        unknown = [q for q in queues if q not in session.queues]
-        if unknown:
-            raise BadRequest(f"queues {unknown} are not registered for this worker")
-        if session.fetch is not None:
-            self._answer_fetch(session)
-        fetch = PendingFetch(
-            token=next(self._tokens),
-            rid=request.rid,
-            wanted=request.count,
-            queues=tuple(queues),
-            wait=min(request.wait, self.ctx.settings.heartbeat_timeout),
-        )
-        session.fetch = fetch
-        if session.state == states.RUNNING:
-            self._start_claims(session, fetch)
-        elif fetch.wait > 0:
-            self._park(session, fetch)  # quiet: nothing until running again or the wait ends
-        else:
-            self._answer_fetch(session)
-
-    def _start_claims(self, session: Session, fetch: PendingFetch) -> None:
-        fetch.next_queue = 0
-        self._claim_next(session, fetch)
-
-    def _claim_next(self, session: Session, fetch: PendingFetch) -> None:
-        """Ask the next queue in the worker's order, or settle the fetch when none is left."""
-        want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
-        if want > 0 and fetch.next_queue < len(fetch.queues) and not fetch.expired:
-            queue = fetch.queues[fetch.next_queue]
-            fetch.next_queue += 1
-            fetch.claim_in_flight = True
-            self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
-        elif fetch.jobs or fetch.wait <= 0 or fetch.expired:
-            self._answer_fetch(session)
-        elif want > 0 and any(self.epochs.get(q, 0) != fetch.seen.get(q, 0) for q in fetch.queues):
-            # Jobs arrived in a queue after we had asked it (news we could not act on while
-            # still asking the later queues): ask again rather than park past them.
-            self._start_claims(session, fetch)
-        else:
-            self._park(session, fetch)
-
-    def claimed(self, message: Claimed) -> None:
-        session = self.sessions.get(message.worker_id)
-        fetch = session.fetch if session is not None else None
-        offer = self.offers.get(message.queue) == message.token
-        if offer:
-            del self.offers[message.queue]
-        if session is None or fetch is None or fetch.token != message.token:
-            if message.jobs:
-                self.ctx.queues.get(message.queue).tell(Hold(message.jobs))
-        else:
-            fetch.claim_in_flight = False
-            fetch.seen[message.queue] = self.epochs.get(message.queue, 0)
-            self._activate(session, fetch, message.jobs)
-            if not offer:
-                self._claim_next(session, fetch)
-            elif fetch.jobs or fetch.expired:
-                self._answer_fetch(session)
-        if offer:
-            self._wake_next(message.queue)
-
-    def _activate(self, session: Session, fetch: PendingFetch, jobs: list[Job]) -> None:
-        now = self.ctx.clock.now()
-        for job in jobs:
-            job.move(states.ACTIVE)
-            job.attempt += 1
-            job.worker_id = session.worker_id
-            job.started_at = now
-            job.deadline = now + self._timeout(job)
-            session.active[job.id] = job
-            self.reservations[job.id] = session
-            self.ctx.store.save(job)
-            fetch.jobs.append(job)
-            self.ctx.events.emit(events.JOB_STARTED, job=job)
-
-    def _park(self, session: Session, fetch: PendingFetch) -> None:
-        if fetch.parked_since is None:
-            fetch.parked_since = self.ctx.clock.now()
-            mailbox = self.ctx.supervisor
-            worker_id, token = session.worker_id, fetch.token
-            fetch.timer = self.ctx.clock.call_later(
-                fetch.wait, lambda: mailbox.tell(FetchExpired(worker_id, token))
-            )
-            for queue in fetch.queues:
-                self.parked.setdefault(queue, {})[session.worker_id] = None
-
-    def _drop_fetch(self, session: Session) -> PendingFetch | None:
-        fetch, session.fetch = session.fetch, None
-        if fetch is not None:
-            if fetch.timer is not None:
-                fetch.timer.cancel()
-            for queue in fetch.queues:
-                self.parked.get(queue, {}).pop(session.worker_id, None)
-        return fetch
-
-    def _answer_fetch(self, session: Session) -> None:
-        fetch = self._drop_fetch(session)
-        if fetch is not None:
-            self._send(session.peer, fetch.rid, jobs=[job.to_wire() for job in fetch.jobs])
-            parked = fetch.parked_since
-            waited = 0.0 if parked is None else self.ctx.clock.now() - parked
-            self.ctx.events.emit(
-                events.FETCH_ANSWERED,
-                worker_id=session.worker_id,
-                jobs=len(fetch.jobs),
-                waited=waited,
-            )
-
-    def fetch_expired(self, message: FetchExpired) -> None:
-        session = self.sessions.get(message.worker_id)
-        if session is None or session.fetch is None or session.fetch.token != message.token:
-            return
-        if session.fetch.claim_in_flight:
-            session.fetch.expired = True  # answered when the claim comes back
-        else:
-            self._answer_fetch(session)
-
-    def jobs_available(self, message: JobsAvailable) -> None:
-        """Offer the queue to its parked fetches: fewest active first, then longest waiting.
-
-        One offer (a claim) is out per queue at a time; availability news that arrives during
-        a round of offers starts another round when this one ends.
-        """
-        queue = message.queue
-        self.epochs[queue] = self.epochs.get(queue, 0) + 1
-        if queue in self.waking:
-            self.rewake.add(queue)
-            return
-        parked = [self.sessions[w] for w in self.parked.get(queue, ()) if w in self.sessions]
-        if not parked:
-            return
-        parked.sort(key=lambda s: (len(s.active), s.fetch.parked_since if s.fetch else 0.0))
-        self.waking[queue] = [s.worker_id for s in parked]
-        self._wake_next(queue)
-
-    def _wake_next(self, queue: str) -> None:
-        pending = self.waking.get(queue, [])
-        while pending:
-            session = self.sessions.get(pending.pop(0))
-            fetch = session.fetch if session is not None else None
-            if session is None or fetch is None or fetch.parked_since is None:
-                continue
-            want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
-            if fetch.claim_in_flight or want <= 0 or session.state != states.RUNNING:
-                continue
-            fetch.claim_in_flight = True
-            self.offers[queue] = fetch.token
-            self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
-            return
-        self.waking.pop(queue, None)
-        if queue in self.rewake:
-            self.rewake.discard(queue)
-            self.jobs_available(JobsAvailable(queue))
-
-    def _slot_freed(self, session: Session) -> None:
-        fetch = session.fetch
-        if fetch is not None and fetch.parked_since is not None and not fetch.claim_in_flight:
-            self._start_claims(session, fetch)
-
     # -- results ------------------------------------------------------------------------------
 
     def _owned_job(self, session: Session, job_id: str, attempt: int) -> Job:
@@ -485,43 +299,6 @@ class SupervisorCore:
             self._send(peer, request.rid, state=job.state)
         self._slot_freed(session)
 
-    def _discard(self, job: Job, now: float) -> None:
-        job.move(states.DISCARDED)
-        job.completed_at = now
-        self.ctx.store.save(job)
-        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
-
-    def _recover(self, session: Session, job: Job, kind: str, message: str) -> None:
-        """A lost or expired reservation: a failed attempt, back to available at once."""
-        self._release(session, job)
-        now = self.ctx.clock.now()
-        job.record_error(kind, message, now)
-        self.ctx.events.emit(events.JOB_RECOVERED, job=job, reason=kind)
-        if job.attempt >= job.max_attempts:
-            self._discard(job, now)
-            return
-        job.move(states.AVAILABLE)
-        job.worker_id = None
-        self.ctx.store.save(job)
-        self.ctx.queues.get(job.queue).tell(Hold([job]))
-
-    def _forgive_own_stall(self, now: float) -> None:
-        """If this coordinator itself was frozen (SIGSTOP, a swapped-out VM), its silence is not
-        the workers': credit every session and lease with the stall before judging anyone, so
-        beats waiting in the socket get read before a healthy worker is declared dead."""
-        last, self.last_tick = self.last_tick, now
-        stall = now - last - self.ctx.settings.reaper_interval if last else 0.0
-        if stall <= self.ctx.settings.heartbeat_interval:
-            return
-        log.warning("coordinator stalled for %.1f s; extending every session and lease", stall)
-        for session in self.sessions.values():
-            session.last_seen = max(session.last_seen, now - self.ctx.settings.heartbeat_interval)
-        for job_id, session in self.reservations.items():
-            job = session.active[job_id]
-            if job.deadline is not None:
-                job.deadline += stall
-        self.orphans_until += stall
-
     def _timeout(self, job: Job) -> float:
         return job.timeout or self.ctx.settings.visibility_timeout
 
@@ -545,26 +322,6 @@ class SupervisorCore:
         self.ctx.queues.get(stored["queue"]).tell(
             CancelJob(message.job_id, message.peer, message.rid, message.bounces + 1)
         )
-
-    def tick(self, message: Tick) -> None:
-        now, settings = message.now, self.ctx.settings
-        self._forgive_own_stall(now)
-        for session in list(self.sessions.values()):
-            if now - session.last_seen > settings.heartbeat_timeout:
-                self.end_session(session, "timeout")
-        for job_id, session in list(self.reservations.items()):
-            job = session.active[job_id]
-            if job.deadline is not None and job.deadline <= now:
-                self._recover(
-                    session, job, "timeout", f"reservation expired after {self._timeout(job)} s"
-                )
-        if self.orphans and now >= self.orphans_until:
-            for ghost in self.orphans.values():
-                self._recover_all(ghost, "not resumed after the coordinator restarted")
-            self.orphans.clear()
-        for worker_id, session in list(self.ended.items()):
-            if now - (session.ended_at or now) > settings.terminated_retention:
-                del self.ended[worker_id]
 
 
 class WorkerSupervisor(CorralActor):

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 import yaml
 
-from actors.connection import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from actors.context import (
     HEARTBEAT_INTERVAL_S,
     HEARTBEAT_TIMEOUT_S,
@@ -23,6 +22,7 @@ from actors.context import (
     REAPER_INTERVAL_S,
     VISIBILITY_TIMEOUT_S,
 )
+from actors.worker_settings import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from nodes import config_fields as f
 from nodes import producer as load
 from nodes.config_fields import ConfigError, Where

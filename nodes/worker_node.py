@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from actors import base, states
 from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
-from actors.connection import ConnectionSupervisor, WorkerSettings
+from actors.connection import ConnectionSupervisor
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import Deregister
+from actors.worker_settings import WorkerSettings
 from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
 

@@ -1,0 +1,28 @@
+"""What a worker node registers with and how it behaves on its link (defaults with units)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+RECONNECT_INITIAL_S = 1.0
+RECONNECT_MAX_S = 32.0
+FETCH_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker registers with, and how it behaves on the link."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10
+    functions: tuple[str, ...] = ()
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    heartbeat_interval: float = 5.0  # until the coordinator says otherwise
+    heartbeat_timeout: float = 30.0
+    fetch_wait: float = FETCH_WAIT_S
+    reconnect_initial: float = RECONNECT_INITIAL_S
+    reconnect_max: float = RECONNECT_MAX_S
