@@ -6,15 +6,9 @@ silently corrupted job.
 
 from __future__ import annotations
 
-SCHEDULED = "scheduled"
-AVAILABLE = "available"
-ACTIVE = "active"
-RETRYABLE = "retryable"
-COMPLETED = "completed"
-DISCARDED = "discarded"
-CANCELLED = "cancelled"
+from transport.messages import JOB_STATES
 
-JOB_STATES = (SCHEDULED, AVAILABLE, ACTIVE, RETRYABLE, COMPLETED, DISCARDED, CANCELLED)
+SCHEDULED, AVAILABLE, ACTIVE, RETRYABLE, COMPLETED, DISCARDED, CANCELLED = JOB_STATES
 TERMINAL_STATES = frozenset({COMPLETED, DISCARDED, CANCELLED})
 WAITING_STATES = frozenset({SCHEDULED, AVAILABLE, RETRYABLE})
 

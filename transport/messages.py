@@ -7,6 +7,16 @@ from typing import Any
 
 Rid = int | str
 WORKER_STATES = ("running", "quiet", "terminate")
+# PROTOCOL.md section 5; actors.states builds the lifecycle table on these names.
+JOB_STATES = (
+    "scheduled",
+    "available",
+    "active",
+    "retryable",
+    "completed",
+    "discarded",
+    "cancelled",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ MAX_LIST_ITEMS = 100_000
 DEFAULT_CONCURRENCY = 10
 DEFAULT_JOBS_LIMIT = 50  # `jobs` extension: jobs listed unless `limit` says otherwise
 MAX_JOBS_LIMIT = 1000
-# PROTOCOL.md section 5 (transport does not import actors.states)
 JOB_STATES = (
     "scheduled",
     "available",
@@ -349,8 +348,8 @@ def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
 
 def _jobs(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Jobs:
     state = _string(b, "state", None)
-    if state is not None and state not in JOB_STATES:
-        raise BadRequest(f"state must be one of {', '.join(JOB_STATES)}")
+    if state is not None and state not in m.JOB_STATES:
+        raise BadRequest(f"state must be one of {', '.join(m.JOB_STATES)}")
     limit = _integer(b, "limit", DEFAULT_JOBS_LIMIT, minimum=1)
     if limit > MAX_JOBS_LIMIT:
         raise BadRequest(f"field 'limit' must be <= {MAX_JOBS_LIMIT}")
