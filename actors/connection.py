@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from actors.worker_mail import (
     Jobs,
     NeedReport,
     Outcome,
+    Outcomes,
     Report,
     Resumed,
     Want,
@@ -35,6 +36,8 @@ from actors.worker_mail import (
 from actors.worker_settings import WorkerSettings
 from transport import codec
 from transport.base import ClientConnection, Connector
+from transport.codec import MAX_MESSAGE_SIZE_BYTES
+from transport.messages import OUTCOMES_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,8 @@ class ConnectionSupervisor(CorralActor):
         self.last_reply = clock.now()
         self.pending: dict[int, Pending] = {}
         self.unreported: dict[str, Outcome] = {}
+        self.batch_outcomes = False  # the coordinator takes `outcomes` (announced at hello)
+        self.max_message_size = MAX_MESSAGE_SIZE_BYTES  # the coordinator's, once announced
         self.want = 0
         self.fetching = False
         self.deregistered = False
@@ -93,6 +98,7 @@ class ConnectionSupervisor(CorralActor):
             "beat": self._on_beat_reply,
             "fetch": self._on_fetch_reply,
             "outcome": self._on_outcome_reply,
+            "outcomes": self._on_outcomes_reply,
             "deregister": lambda body, context: None,
         }
 
@@ -103,7 +109,7 @@ class ConnectionSupervisor(CorralActor):
             BeatDue: self._beat_due,
             Report: self._on_report,
             Want: self._on_want,
-            Outcome: self._on_outcome,
+            Outcomes: self._on_outcomes,
             Deregister: self._deregister,
         }
 
@@ -170,15 +176,27 @@ class ConnectionSupervisor(CorralActor):
         self._connect_timer = self.clock.call_later(delay, lambda: mailbox.tell(Connect()))
 
     def _request(
-        self, kind: str, body: dict[str, Any], context: Any = None, patience: float = 0.0
-    ) -> None:
-        """Send a request; its reply is expected within heartbeat_timeout (+ `patience`)."""
+        self,
+        kind: str,
+        body: dict[str, Any],
+        context: Any = None,
+        patience: float = 0.0,
+        size_limit: int | None = None,
+    ) -> bool:
+        """Send a request; its reply is expected within heartbeat_timeout (+ `patience`).
+
+        False, and nothing sent, when the frame would exceed `size_limit`.
+        """
         if self.link is None:
-            return
+            return True
         rid = next(self._rids)
+        frame = codec.encode({"type": kind, "rid": rid, **body})
+        if size_limit is not None and len(frame) > size_limit:
+            return False
         deadline = self.clock.now() + self.heartbeat_timeout + patience
         self.pending[rid] = Pending(kind if kind in self._replies else "outcome", context, deadline)
-        self.link.send(codec.encode({"type": kind, "rid": rid, **body}))
+        self.link.send(frame)
+        return True
 
     def _expire_requests(self) -> None:
         """Requests whose reply never came (a lossy link): retry what must not be lost."""
@@ -190,11 +208,25 @@ class ConnectionSupervisor(CorralActor):
             if pending.kind == "fetch":
                 self.fetching = False
                 self._maybe_fetch()
-            elif pending.kind == "outcome" and pending.context in self.unreported:
-                self._send_outcome(self.unreported[pending.context])
             elif pending.kind in ("hello", "register"):
                 self._lost(f"no reply to {pending.kind}")
                 return
+        self._resend_unreported()
+
+    def _resend_unreported(self) -> None:
+        """Report again every outcome with no request in flight (its reply was lost, or the
+        coordinator answered `internal`): a job's outcome is dropped only once it is settled."""
+        if not self.registered:
+            return
+        in_flight: set[str] = set()
+        for pending in self.pending.values():
+            if pending.kind == "outcome":
+                in_flight.add(pending.context)
+            elif pending.kind == "outcomes":
+                in_flight.update(pending.context)
+        stray = [o for job_id, o in self.unreported.items() if job_id not in in_flight]
+        if stray:
+            self._send_outcomes(stray)
 
     def _frame_in(self, message: FrameIn) -> None:
         if message.link != self.link_id:
@@ -218,18 +250,14 @@ class ConnectionSupervisor(CorralActor):
         code = body.get("code")
         if code in LOSS_ERRORS:
             self._lost(f"{kind} answered {code}")
-        elif kind == "outcome" and code == "too_large" and context in self.unreported:
-            # The coordinator's result limit is lower than ours: end the job with the reason
-            # rather than letting its lease run out.
-            outcome = self.unreported[context]
-            error = {
-                "type": "ResultTooLarge",
-                "message": body.get("message", ""),
-                "retryable": False,
-            }
-            self._on_outcome(Outcome(outcome.job_id, outcome.attempt, error=error))
         elif kind == "outcome":
-            self.unreported.pop(context, None)  # not_owner / unknown_job: the job is not ours
+            self._settle(context, body)
+        elif kind == "outcomes" and code == "too_large":
+            self._split([self.unreported[i] for i in context if i in self.unreported])
+        elif kind == "outcomes":
+            # internal or bad_request: nothing changed; they are reported again with the
+            # next beat (internal may pass; a refused report then ends by the job's lease).
+            log.error("outcomes refused: %s %s", code, body.get("message"))
         elif kind == "fetch":
             self.fetching = False
             log.warning("fetch refused: %s %s", code, body.get("message"))
@@ -244,6 +272,8 @@ class ConnectionSupervisor(CorralActor):
         self.previous_worker_id = self.registered_as
         self.worker_id = body["worker_id"]
         self.sessions += 1
+        self.batch_outcomes = OUTCOMES_EXTENSION in (body.get("extensions") or ())
+        self.max_message_size = int(body.get("max_message_size", MAX_MESSAGE_SIZE_BYTES))
         self.heartbeat_interval = float(body.get("heartbeat_interval", self.heartbeat_interval))
         self.heartbeat_timeout = float(body.get("heartbeat_timeout", self.heartbeat_timeout))
         if self._beat_timer is not None:  # beat on the coordinator's interval from now on
@@ -287,11 +317,11 @@ class ConnectionSupervisor(CorralActor):
         self.failures = 0
         resumed = frozenset(body.get("resumed_job_ids", []))
         reconnected = self.previous_worker_id is not None
-        for job_id, outcome in list(self.unreported.items()):
-            if not reconnected or job_id in resumed:
-                self._send_outcome(outcome)
-            else:
+        for job_id in list(self.unreported):
+            if reconnected and job_id not in resumed:
                 del self.unreported[job_id]
+        if self.unreported:
+            self._send_outcomes(list(self.unreported.values()))
         self.worker.tell(Resumed(resumed, reconnected))
         self.registered_as = self.worker_id
         log.info(
@@ -356,28 +386,64 @@ class ConnectionSupervisor(CorralActor):
             self.worker.tell(Jobs(jobs))
         self._maybe_fetch()
 
-    def _on_outcome(self, outcome: Outcome) -> None:
-        self.unreported[outcome.job_id] = outcome
+    def _on_outcomes(self, message: Outcomes) -> None:
+        for outcome in message.items:
+            self.unreported[outcome.job_id] = outcome
         if self.registered:
-            self._send_outcome(outcome)
-        if outcome.want is not None:
-            self._on_want(Want(outcome.want))
+            self._send_outcomes(message.items)
+        if message.want is not None:
+            self._on_want(Want(message.want))
+
+    def _send_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """One `outcomes` frame when the coordinator takes them (halved until each fits its
+        max_message_size), else one `ack`/`fail` per job (the base protocol)."""
+        if not self.batch_outcomes:
+            for outcome in outcomes:
+                self._send_outcome(outcome)
+            return
+        body = {"worker_id": self.worker_id, "outcomes": [_outcome_item(o) for o in outcomes]}
+        job_ids = tuple(outcome.job_id for outcome in outcomes)
+        if not self._request("outcomes", body, job_ids, size_limit=self.max_message_size):
+            self._split(outcomes)
+
+    def _split(self, outcomes: Sequence[Outcome]) -> None:
+        """Outcomes too large for one frame: send each half on its own; a single one that
+        cannot fit ends its job as ResultTooLarge."""
+        if len(outcomes) > 1:
+            half = len(outcomes) // 2
+            self._send_outcomes(outcomes[:half])
+            self._send_outcomes(outcomes[half:])
+        elif outcomes:
+            self._too_large(outcomes[0], f"larger than max_message_size {self.max_message_size}")
 
     def _send_outcome(self, outcome: Outcome) -> None:
-        body: dict[str, Any] = {
-            "worker_id": self.worker_id,
-            "job_id": outcome.job_id,
-            "attempt": outcome.attempt,
-        }
-        if outcome.error is None:
-            body["result"] = outcome.result
-            self._request("ack", body, outcome.job_id)
-        else:
-            body["error"] = outcome.error
-            self._request("fail", body, outcome.job_id)
+        body: dict[str, Any] = {"worker_id": self.worker_id, **_outcome_item(outcome)}
+        self._request("fail" if outcome.error else "ack", body, outcome.job_id)
 
     def _on_outcome_reply(self, body: dict[str, Any], job_id: Any) -> None:
         self.unreported.pop(job_id, None)
+
+    def _on_outcomes_reply(self, body: dict[str, Any], job_ids: Any) -> None:
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(job_ids):
+            log.error("outcomes reply with %r results for %d jobs", results, len(job_ids))
+            return  # still unreported: sent again with the next beat
+        for job_id, result in zip(job_ids, results, strict=True):
+            self._settle(job_id, result if isinstance(result, dict) else {})
+
+    def _settle(self, job_id: str, answer: dict[str, Any]) -> None:
+        """The coordinator answered one outcome: done, or refused with `code`."""
+        outcome = self.unreported.get(job_id)
+        if outcome is not None and answer.get("code") == "too_large":
+            self._too_large(outcome, answer.get("message", ""))
+        else:
+            self.unreported.pop(job_id, None)  # accepted, or not_owner / unknown_job
+
+    def _too_large(self, outcome: Outcome, message: str) -> None:
+        """The coordinator cannot take this result: end the job with the reason rather than
+        letting its lease run out."""
+        error = {"type": "ResultTooLarge", "message": message, "retryable": False}
+        self._on_outcomes(Outcomes((Outcome(outcome.job_id, outcome.attempt, error=error),)))
 
     def _deregister(self, _: Deregister) -> None:
         if self.registered and self.worker_id:
@@ -396,3 +462,13 @@ class ConnectionSupervisor(CorralActor):
             "fetching": self.fetching,
             "want": self.want,
         }
+
+
+def _outcome_item(outcome: Outcome) -> dict[str, Any]:
+    """The fields of an `ack` or `fail` about one job (also one item of `outcomes`)."""
+    item: dict[str, Any] = {"job_id": outcome.job_id, "attempt": outcome.attempt}
+    if outcome.error is None:
+        item["result"] = outcome.result
+    else:
+        item["error"] = outcome.error
+    return item

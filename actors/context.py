@@ -16,6 +16,7 @@ from actors.ids import IdFactory
 from actors.mail import RoutingUpdate
 from actors.routing import WorkerProfile
 from actors.store.base import Store
+from transport.codec import MAX_MESSAGE_SIZE_BYTES
 
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TIMEOUT_S = 30.0
@@ -51,6 +52,7 @@ class CoordinatorContext:
     ids: IdFactory = field(init=False)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     unroutable: dict[str, int] = field(default_factory=dict)  # queue -> jobs no worker may take
+    max_message_size: int = MAX_MESSAGE_SIZE_BYTES  # announced to workers in workerregistered
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
 

@@ -22,9 +22,11 @@ from actors.pool import DaemonPool
 from actors.worker_mail import (
     Directive,
     Finished,
+    FlushOutcomes,
     Jobs,
     NeedReport,
     Outcome,
+    Outcomes,
     Report,
     Resumed,
     Want,
@@ -117,12 +119,13 @@ class WorkerActor(CorralActor):
         self.connection: Mailbox | None = None
         self._executor = DaemonPool(concurrency, "corral-job")
         self.abandoned: dict[str, JobContext] = {}  # cancelled, but their handler still runs
-        self._idle = threading.Condition()
+        self.gathered: list[Outcome] = []  # finished, to report with the next FlushOutcomes
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {
             Jobs: self._start_jobs,
             Finished: self._finished,
+            FlushOutcomes: self._flush_outcomes,
             NeedReport: self._report,
             Directive: self._directive,
             Resumed: self._resumed,
@@ -202,18 +205,23 @@ class WorkerActor(CorralActor):
             if self.abandoned.pop(message.job_id, None) is not None:
                 self._want_more()
             return
-        if self.connection is not None:
-            # The freed slot rides along: one message per job instead of two.
-            self.connection.tell(
-                Outcome(context.id, context.attempt, message.result, message.error, self._free())
-            )
-        self._notify_idle()
+        if not self.gathered:
+            self.mailbox().tell(FlushOutcomes())
+        self.gathered.append(Outcome(context.id, context.attempt, message.result, message.error))
+
+    def _flush_outcomes(self, _: FlushOutcomes | None = None) -> None:
+        """Hand the gathered outcomes to the link, with the free slots (one message for all)."""
+        gathered, self.gathered = tuple(self.gathered), []
+        if gathered and self.connection is not None:
+            self.connection.tell(Outcomes(gathered, self._free()))
 
     # -- talking to the coordinator -----------------------------------------------------------
 
     def _report(self, message: NeedReport) -> None:
         if self.connection is not None:
-            self.connection.tell(Report(message.purpose, self.state, tuple(self.jobs)))
+            # Finished jobs not yet handed to the link are still ours to list (resume).
+            held = (*self.jobs, *(outcome.job_id for outcome in self.gathered))
+            self.connection.tell(Report(message.purpose, self.state, held))
 
     def _directive(self, message: Directive) -> None:
         previous = self.state
@@ -238,12 +246,7 @@ class WorkerActor(CorralActor):
                 self.abandoned[job_id] = context
                 abandoned += 1
                 log.info("abandoned job %s", job_id)
-        self._notify_idle()
         return abandoned
-
-    def _notify_idle(self) -> None:
-        with self._idle:
-            self._idle.notify_all()
 
     # -- lifecycle (called by the node through ask() at the edge) -----------------------------
 
@@ -262,15 +265,14 @@ class WorkerActor(CorralActor):
         self.jobs.clear()
         for context in unfinished:
             context.cancel()
-            if self.connection is not None:
-                failure = _error("Shutdown", reason)
-                self.connection.tell(Outcome(context.id, context.attempt, error=failure))
-        self._notify_idle()
+            failure = _error("Shutdown", reason)
+            self.gathered.append(Outcome(context.id, context.attempt, error=failure))
+        self._flush_outcomes()
         return len(unfinished)
 
     def running(self) -> int:
-        """How many handlers are still running."""
-        return len(self.jobs)
+        """How many jobs are running or finished but not yet handed to the link."""
+        return len(self.jobs) + len(self.gathered)
 
 
 def _error(

@@ -56,13 +56,30 @@ class Jobs:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Worker -> connection: a job finished; report it (result, or error when `error` is set)."""
+    """A job finished: its result, or its error when `error` is set."""
 
     job_id: str
     attempt: int
     result: Any = None
     error: dict[str, Any] | None = None
-    want: int | None = None  # the worker's free slots now, when it reports them with this
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Worker -> connection: jobs finished; report them (in one frame when the coordinator
+    takes batches)."""
+
+    items: tuple[Outcome, ...]
+    want: int | None = None  # the worker's free slots now: one message instead of two
+
+
+@dataclass(frozen=True, slots=True)
+class FlushOutcomes:
+    """Worker -> itself: report the outcomes gathered so far.
+
+    Told when the first outcome of a batch is gathered, so it lands behind every `Finished`
+    already queued: those join the batch, and no outcome waits on a timer.
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from transport.errors import (
     BadRequest,
     CorralError,
     NotOwner,
+    TooLarge,
     UnknownJob,
     UnknownWorker,
 )
@@ -69,6 +70,7 @@ class SupervisorCore(FetchMatching, Recovery):
             m.Fetch: self.fetch,
             m.Ack: self.ack,
             m.Fail: self.fail,
+            m.Outcomes: self.outcomes,
             m.Deregister: self.deregister,
             m.Stats: self.stats,
             m.Direct: self.direct,
@@ -125,6 +127,10 @@ class SupervisorCore(FetchMatching, Recovery):
                     "heartbeat_interval": settings.heartbeat_interval,
                     "heartbeat_timeout": settings.heartbeat_timeout,
                     "visibility_timeout": settings.visibility_timeout,
+                    # Extensions (docs/PROTOCOL.md): what a corral worker may use beyond the
+                    # base protocol, and the frame size it must keep its batches under.
+                    "extensions": [m.OUTCOMES_EXTENSION],
+                    "max_message_size": ctx.max_message_size,
                 }
             ),
         )
@@ -271,20 +277,50 @@ class SupervisorCore(FetchMatching, Recovery):
     def ack(self, peer: bytes, request: m.Ack) -> None:
         session = self._session(peer, request.worker_id)
         job = self._owned_job(session, request.job_id, request.attempt)
-        self._release(session, job)
-        job.move(states.COMPLETED)
-        job.result = request.result
-        job.completed_at = self.ctx.clock.now()
-        self.ctx.store.save(job)
-        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
-        self._send(peer, request.rid)
+        self._complete(session, job, request.result)
+        self._send(peer, request.rid)  # the contract's ack reply is empty
         self._slot_freed(session)
 
     def fail(self, peer: bytes, request: m.Fail) -> None:
         session = self._session(peer, request.worker_id)
         job = self._owned_job(session, request.job_id, request.attempt)
+        self._send(peer, request.rid, **self._failed(session, job, request.error))
+        self._slot_freed(session)
+
+    def outcomes(self, peer: bytes, request: m.Outcomes) -> None:
+        """Extension: each item exactly as its own ack or fail would be, one reply for all.
+
+        An item refused (not_owner, unknown_job, too_large) changes nothing and does not stop
+        the others; freed slots are offered to the worker's parked fetch once, at the end.
+        """
+        session = self._session(peer, request.worker_id)
+        results: list[dict[str, Any]] = []
+        for item in request.outcomes:
+            try:
+                if item.too_large:
+                    raise TooLarge(f"job {item.job_id}: exceeds max_result_size")
+                job = self._owned_job(session, item.job_id, item.attempt)
+                if item.error is None:
+                    results.append(self._complete(session, job, item.result))
+                else:
+                    results.append(self._failed(session, job, item.error))
+            except CorralError as exc:
+                results.append({"code": exc.code, "message": exc.message})
+        self._send(peer, request.rid, results=results)
+        self._slot_freed(session)
+
+    def _complete(self, session: Session, job: Job, result: Any) -> dict[str, Any]:
         self._release(session, job)
-        error = request.error
+        job.move(states.COMPLETED)
+        job.result = result
+        job.completed_at = self.ctx.clock.now()
+        self.ctx.store.save(job)
+        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
+        return {"state": job.state}
+
+    def _failed(self, session: Session, job: Job, error: m.ErrorInfo) -> dict[str, Any]:
+        """A failed attempt: retry later or discard; returns the reply fields."""
+        self._release(session, job)
         now = self.ctx.clock.now()
         job.record_error(error.type, error.message, now, error.backtrace)
         if error.retryable and job.attempt < job.max_attempts:
@@ -293,11 +329,9 @@ class SupervisorCore(FetchMatching, Recovery):
             self.ctx.store.save(job)
             self.ctx.events.emit(events.JOB_RETRY, job=job)
             self.ctx.queues.get(job.queue).tell(Hold([job]))
-            self._send(peer, request.rid, state=job.state, next_attempt_at=job.next_attempt_at)
-        else:
-            self._discard(job, now)
-            self._send(peer, request.rid, state=job.state)
-        self._slot_freed(session)
+            return {"state": job.state, "next_attempt_at": job.next_attempt_at}
+        self._discard(job, now)
+        return {"state": job.state}
 
     def _timeout(self, job: Job) -> float:
         return job.timeout or self.ctx.settings.visibility_timeout

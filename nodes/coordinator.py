@@ -123,6 +123,7 @@ class Coordinator:
         ctx = CoordinatorContext(
             self.settings, self.clock, store, outbox, self.activity, self.rng, self.events
         )
+        ctx.max_message_size = self.max_message_size
         self.ctx = ctx
 
         def start_queue(name: str) -> base.Mailbox:

@@ -35,6 +35,7 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "fetch": WORKER,
     "ack": WORKER,
     "fail": WORKER,
+    "outcomes": WORKER,
     "deregister": WORKER,
     "enqueue": CLIENT,
     "get": CLIENT,

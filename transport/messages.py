@@ -125,6 +125,26 @@ class Fail:
 
 
 @dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """One item of an `outcomes` request: an ack when `error` is None, else a fail."""
+
+    job_id: str
+    attempt: int
+    result: Any = None
+    error: ErrorInfo | None = None
+    too_large: bool = False  # its result or error exceeds max_result_size: refused alone
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Extension (docs/PROTOCOL.md): several acks and fails of one worker in one frame."""
+
+    rid: Rid
+    worker_id: str
+    outcomes: tuple[JobOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Deregister:
     rid: Rid
     worker_id: str
@@ -188,8 +208,12 @@ class Direct:
     state: str
 
 
-WorkerRequest = Register | Beat | Fetch | Ack | Fail | Deregister
+WorkerRequest = Register | Beat | Fetch | Ack | Fail | Outcomes | Deregister
 ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct
 Request = Hello | WorkerRequest | ClientRequest | Ping
 
-WORKER_REQUEST_TYPES = frozenset({"register", "beat", "fetch", "ack", "fail", "deregister"})
+WORKER_REQUEST_TYPES = frozenset(
+    {"register", "beat", "fetch", "ack", "fail", "outcomes", "deregister"}
+)
+# Extensions a coordinator announces in `workerregistered.extensions` (docs/PROTOCOL.md).
+OUTCOMES_EXTENSION = "outcomes"

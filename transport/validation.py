@@ -24,15 +24,6 @@ MAX_LIST_ITEMS = 100_000
 DEFAULT_CONCURRENCY = 10
 DEFAULT_JOBS_LIMIT = 50  # `jobs` extension: jobs listed unless `limit` says otherwise
 MAX_JOBS_LIMIT = 1000
-JOB_STATES = (
-    "scheduled",
-    "available",
-    "active",
-    "retryable",
-    "completed",
-    "discarded",
-    "cancelled",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +262,7 @@ def _fetch(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fetch:
 
 def _ack(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ack:
     result = b.get("result")
-    if size > limits.max_result_size and len(encode(result)) > limits.max_result_size:
+    if _oversized(result, size, limits):
         raise TooLarge(f"result exceeds max_result_size {limits.max_result_size}")
     return m.Ack(
         rid,
@@ -284,17 +275,66 @@ def _ack(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ack:
 
 def _fail(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fail:
     raw = _mapping(b, "error")
-    if size > limits.max_result_size and len(encode(raw)) > limits.max_result_size:
+    if _oversized(raw, size, limits):
         raise TooLarge(f"error exceeds max_result_size {limits.max_result_size}")
-    info = m.ErrorInfo(
+    return m.Fail(
+        rid,
+        _string(b, "worker_id"),
+        _string(b, "job_id"),
+        _integer(b, "attempt", minimum=1),
+        _error_info(raw),
+    )
+
+
+def _oversized(value: Any, frame_size: int, limits: Limits) -> bool:
+    """Whether `value` encodes larger than max_result_size (only a big frame can hold one)."""
+    return frame_size > limits.max_result_size and len(encode(value)) > limits.max_result_size
+
+
+def _error_info(raw: dict[str, Any]) -> m.ErrorInfo:
+    return m.ErrorInfo(
         type=_string(raw, "type"),
         message=_string(raw, "message"),
         retryable=_boolean(raw, "retryable", True),
         backtrace=_strings_any(raw, "backtrace"),
     )
-    return m.Fail(
-        rid, _string(b, "worker_id"), _string(b, "job_id"), _integer(b, "attempt", minimum=1), info
-    )
+
+
+def _outcomes(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Outcomes:
+    """Extension: acks and fails in one frame. A malformed item refuses the whole frame, so
+    nothing changes; an item over max_result_size is refused alone (`too_large`)."""
+    worker_id = _string(b, "worker_id")
+    raw_items = _get(b, "outcomes")
+    if not isinstance(raw_items, list) or not raw_items:
+        raise BadRequest("field 'outcomes' must be a non-empty list")
+    if len(raw_items) > limits.max_batch_jobs:
+        raise BadRequest(f"'outcomes' holds at most {limits.max_batch_jobs} items")
+    items = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(_outcome(raw, size, limits))
+        except BadRequest as exc:
+            raise BadRequest(f"outcomes[{index}]: {exc.message}") from None
+    return m.Outcomes(rid, worker_id, tuple(items))
+
+
+def _outcome(raw: Any, frame_size: int, limits: Limits) -> m.JobOutcome:
+    if not isinstance(raw, dict):
+        raise BadRequest("an outcome must be a map")
+    job_id = _string(raw, "job_id")
+    attempt = _integer(raw, "attempt", minimum=1)
+    if raw.get("error") is None:
+        result = raw.get("result")
+        if _oversized(result, frame_size, limits):
+            return m.JobOutcome(job_id, attempt, too_large=True)
+        return m.JobOutcome(job_id, attempt, result)
+    if "result" in raw:
+        raise BadRequest("an outcome has 'result' (ack) or 'error' (fail), not both")
+    error = _mapping(raw, "error")
+    info = _error_info(error)
+    if _oversized(error, frame_size, limits):
+        return m.JobOutcome(job_id, attempt, too_large=True)
+    return m.JobOutcome(job_id, attempt, error=info)
 
 
 def _strings_any(raw: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -369,6 +409,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], m.Rid, int, Limits], m.Request]] =
     "fetch": _fetch,
     "ack": _ack,
     "fail": _fail,
+    "outcomes": _outcomes,
     "deregister": _deregister,
     "ping": _ping,
     "enqueue": _enqueue,

@@ -127,3 +127,69 @@ def test_a_full_worker_parks_its_fetch_even_when_its_queue_has_news_it_has_not_s
 
     assert worker_id in core.parked["a"]
     assert len(claims(queues, "a")) == 1
+
+
+def _worker_holding(core: SupervisorCore, queues: Queues, sent: list[dict[str, Any]], n: int):
+    """A registered worker (concurrency n) whose fetch was handed n jobs of queue a."""
+    core.handle(PEER, m.Hello(1, "worker", "host", 1))
+    worker_id = sent[-1]["worker_id"]
+    core.handle(PEER, m.Register(2, worker_id, ("a",), n, frozenset(), {}, "host", 1, None, ()))
+    core.handle(PEER, m.Fetch(3, worker_id, n, None, 0.0))
+    jobs = [Job.from_spec(m.JobSpec(type="t"), f"job-{i}", 0.0, i) for i in range(n)]
+    for job in jobs:
+        core.ctx.store.add([job])
+    core.claimed(Claimed(claims(queues, "a")[-1].token, worker_id, "a", jobs))
+    return worker_id, jobs
+
+
+def test_hello_announces_the_outcomes_extension_and_the_frame_limit():
+    core, _, sent = make_core()
+    core.handle(PEER, m.Hello(1, "worker", "host", 1))
+    assert sent[-1]["extensions"] == ["outcomes"]
+    assert sent[-1]["max_message_size"] == 1024 * 1024
+
+
+def test_outcomes_settle_each_item_as_its_own_ack_or_fail_would_in_one_reply():
+    core, queues, sent = make_core()
+    worker_id, jobs = _worker_holding(core, queues, sent, 5)
+    retry = m.ErrorInfo("Boom", "again")
+    final = m.ErrorInfo("Fatal", "no", retryable=False)
+    items = (
+        m.JobOutcome("job-0", 1, result=42),
+        m.JobOutcome("job-1", 1, error=retry),
+        m.JobOutcome("job-2", 1, error=final),
+        m.JobOutcome("job-3", 2, result=1),  # an older/other attempt: fenced
+        m.JobOutcome("nope", 1, result=1),
+        m.JobOutcome("job-4", 1, too_large=True),
+        m.JobOutcome("job-0", 1, result=43),  # the same job twice: the second is not_owner
+    )
+    core.handle(PEER, m.Outcomes(9, worker_id, items))
+
+    results = sent[-1]["results"]
+    assert sent[-1]["rid"] == 9 and len(results) == len(items)
+    assert results[0] == {"state": "completed"}
+    assert results[1]["state"] == "retryable" and results[1]["next_attempt_at"] > 0
+    assert results[2] == {"state": "discarded"}
+    assert [r.get("code") for r in results[3:]] == [
+        "not_owner",
+        "unknown_job",
+        "too_large",
+        "not_owner",
+    ]
+    assert [job.state for job in jobs] == [
+        "completed",
+        "retryable",
+        "discarded",
+        "active",
+        "active",
+    ]
+    assert jobs[0].result == 42
+    assert set(core.sessions[worker_id].active) == {"job-3", "job-4"}
+
+
+def test_a_refused_outcomes_frame_changes_nothing():
+    core, queues, sent = make_core()
+    worker_id, jobs = _worker_holding(core, queues, sent, 1)
+    core.handle(b"another-connection", m.Outcomes(9, worker_id, (m.JobOutcome("job-0", 1),)))
+    assert sent[-1]["code"] == "unknown_worker"
+    assert jobs[0].state == "active"

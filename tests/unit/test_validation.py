@@ -63,6 +63,17 @@ FULL: dict[str, dict[str, Any]] = {
         "attempt": 2,
         "error": {"type": "ValueError", "message": "bad", "retryable": False, "backtrace": ["l1"]},
     },
+    "outcomes": {  # extension of docs/PROTOCOL.md: several acks and fails in one frame
+        "worker_id": WID,
+        "outcomes": [
+            {"job_id": JID, "attempt": 1, "result": {"ok": True}},
+            {
+                "job_id": JID,
+                "attempt": 2,
+                "error": {"type": "ValueError", "message": "bad", "retryable": False},
+            },
+        ],
+    },
     "deregister": {"worker_id": WID},
     "ping": {},
     "enqueue": {"job": {"type": "resize"}},
@@ -342,6 +353,14 @@ REQUIRED_FIELDS = [
     ("fail", ("error",)),
     ("fail", ("error", "type")),
     ("fail", ("error", "message")),
+    ("outcomes", ("worker_id",)),
+    ("outcomes", ("outcomes",)),
+    ("outcomes", ("outcomes", 0, "job_id")),
+    ("outcomes", ("outcomes", 0, "attempt")),
+    ("outcomes", ("outcomes", 1, "job_id")),
+    ("outcomes", ("outcomes", 1, "attempt")),
+    ("outcomes", ("outcomes", 1, "error", "type")),
+    ("outcomes", ("outcomes", 1, "error", "message")),
     ("deregister", ("worker_id",)),
     ("enqueue", ("job",)),
     ("enqueue", ("job", "type")),
@@ -361,7 +380,7 @@ def _without(body: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "path"), REQUIRED_FIELDS, ids=[f"{k}.{'.'.join(p)}" for k, p in REQUIRED_FIELDS]
+    ("kind", "path"), REQUIRED_FIELDS, ids=[f"{k}.{'.'.join(map(str, p))}" for k, p in REQUIRED_FIELDS]
 )
 def test_a_request_missing_a_required_field_raises_bad_request(kind, path):
     with pytest.raises(BadRequest):
@@ -415,6 +434,14 @@ MISTYPED: list[tuple[str, tuple[str, ...], list[Any]]] = [
     ("fail", ("error", "message"), STR[1:]),
     ("fail", ("error", "retryable"), BOOL),
     ("fail", ("error", "backtrace"), STRS),
+    ("outcomes", ("worker_id",), STR[1:]),
+    ("outcomes", ("outcomes",), [[], {}, "x", 5]),
+    ("outcomes", ("outcomes", 0), ["x", 5, [], None]),
+    ("outcomes", ("outcomes", 0, "job_id"), STR[1:]),
+    ("outcomes", ("outcomes", 0, "attempt"), INT),
+    ("outcomes", ("outcomes", 1, "error"), ["x", 5, []]),
+    ("outcomes", ("outcomes", 1, "error", "type"), STR[1:]),
+    ("outcomes", ("outcomes", 1, "error", "retryable"), BOOL),
     ("deregister", ("worker_id",), STR[1:]),
     ("enqueue", ("job",), MAP),
     ("enqueue", ("job", "type"), STR[1:]),
@@ -447,7 +474,7 @@ MISTYPED_CASES = [
 def _with(body: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
     holder = body
     for key in path[:-1]:
-        holder = holder.setdefault(key, {})
+        holder = holder[key] if isinstance(holder, list) else holder.setdefault(key, {})
     holder[path[-1]] = value
     return body
 
@@ -462,7 +489,7 @@ def _base(kind: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "path", "value"),
     MISTYPED_CASES,
-    ids=[f"{k}.{'.'.join(p)}={v!r}" for k, p, v in MISTYPED_CASES],
+    ids=[f"{k}.{'.'.join(map(str, p))}={v!r}" for k, p, v in MISTYPED_CASES],
 )
 def test_a_mistyped_field_raises_bad_request(kind, path, value):
     assert parse(_base(kind))  # the same body with the right type is accepted
@@ -638,6 +665,40 @@ def test_an_ack_result_over_max_result_size_raises_too_large():
 def test_an_ack_result_under_max_result_size_is_accepted():
     parsed = parse(request("ack", result={"blob": "x" * 900}), SMALL)
     assert parsed.result == {"blob": "x" * 900}  # type: ignore[union-attr]
+
+
+def test_outcomes_parse_into_acks_and_fails_in_their_order():
+    parsed = parse(request("outcomes"))
+    assert parsed == m.Outcomes(
+        1,
+        WID,
+        (
+            m.JobOutcome(JID, 1, {"ok": True}),
+            m.JobOutcome(JID, 2, error=m.ErrorInfo("ValueError", "bad", retryable=False)),
+        ),
+    )
+
+
+def test_an_outcome_with_both_a_result_and_an_error_is_refused():
+    body = request("outcomes")
+    body["outcomes"][1]["result"] = 5
+    with pytest.raises(BadRequest, match=r"outcomes\[1\]"):
+        parse(body)
+
+
+def test_an_outcome_over_max_result_size_is_refused_alone_not_the_frame():
+    body = request("outcomes")
+    body["outcomes"][0]["result"] = {"blob": "x" * 1000}
+    parsed = parse(body, SMALL)
+    assert parsed.outcomes[0] == m.JobOutcome(JID, 1, too_large=True)  # type: ignore[union-attr]
+    assert parsed.outcomes[1].error is not None  # type: ignore[union-attr]
+
+
+def test_outcomes_hold_at_most_max_batch_jobs_items():
+    item = {"job_id": JID, "attempt": 1}
+    with pytest.raises(BadRequest, match="at most 2"):
+        parse(request("outcomes", outcomes=[item] * 3), Limits(max_batch_jobs=2))
+    assert parse(request("outcomes", outcomes=[item] * 2), Limits(max_batch_jobs=2))
 
 
 def test_the_default_job_and_result_limits_are_512_kib():
