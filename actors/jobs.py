@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors import states
-from transport.messages import DEFAULT_RETRY, JobSpec, RetryPolicy
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, JobSpec, RetryPolicy
 
 
 @dataclass(slots=True)
 class Job:
-    """One job. Mutated only by the actor that holds it in its current state."""
+    """One job. Mutated only by the actor that holds it in its current state.
+
+    A million may wait in a queue, so a job holds compact values (see JobSpec): `args` and
+    `errors` tuples, `route` and `meta` the shared EMPTY_MAP when empty. `to_wire` turns them
+    back into the lists and maps of the wire form.
+    """
 
     id: str
     type: str
-    args: list[Any]
+    args: tuple[Any, ...]
     queue: str
     priority: int
     scheduled_at: float | None
     max_attempts: int
     retry: RetryPolicy
     timeout: float | None
-    route: dict[str, str]
+    route: Mapping[str, str]
     unique_key: str | None
-    meta: dict[str, Any]
+    meta: Mapping[str, Any]
     created_at: float
     seq: int = 0  # enqueue order inside the coordinator: "oldest first" without float ties
     state: str = states.AVAILABLE
@@ -36,7 +43,7 @@ class Job:
     result: Any = None
     next_attempt_at: float | None = None
     deadline: float | None = None  # reservation deadline while active
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_spec(cls, spec: JobSpec, job_id: str, now: float, seq: int) -> Job:
@@ -78,20 +85,20 @@ class Job:
         }
         if backtrace:
             entry["backtrace"] = list(backtrace)
-        self.errors.append(entry)
+        self.errors = (*self.errors, entry)
 
     def to_wire(self) -> dict[str, Any]:
         """The Job map of PROTOCOL.md section 4; optional fields only when set."""
         wire: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
-            "args": self.args,
+            "args": list(self.args),
             "queue": self.queue,
             "priority": self.priority,
             "max_attempts": self.max_attempts,
             "retry": self.retry.to_wire(),
-            "route": self.route,
-            "meta": self.meta,
+            "route": self.route or {},  # never EMPTY_MAP itself: msgpack cannot pack it
+            "meta": self.meta or {},
             "state": self.state,
             "attempt": self.attempt,
             "created_at": self.created_at,
@@ -115,21 +122,21 @@ class Job:
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any], seq: int) -> Job:
-        """Rebuild a job from its stored wire form (durable stores)."""
-        retry = wire.get("retry") or {}
+        """Rebuild a job from its stored wire form, in the compact forms of `from_spec`."""
+        retry = RetryPolicy(**(wire.get("retry") or {}))
         return cls(
             id=wire["id"],
-            type=wire["type"],
-            args=wire["args"],
-            queue=wire["queue"],
+            type=sys.intern(wire["type"]),
+            args=tuple(wire["args"]),
+            queue=sys.intern(wire["queue"]),
             priority=wire["priority"],
             scheduled_at=wire.get("scheduled_at"),
             max_attempts=wire["max_attempts"],
-            retry=RetryPolicy(**retry) if retry else DEFAULT_RETRY,
+            retry=DEFAULT_RETRY if retry == DEFAULT_RETRY else retry,  # one shared default
             timeout=wire.get("timeout"),
-            route=wire["route"],
+            route=wire["route"] or EMPTY_MAP,
             unique_key=wire.get("unique_key"),
-            meta=wire["meta"],
+            meta=wire["meta"] or EMPTY_MAP,
             created_at=wire["created_at"],
             seq=seq,
             state=wire["state"],
@@ -139,7 +146,7 @@ class Job:
             worker_id=wire.get("worker_id"),
             result=wire.get("result"),
             next_attempt_at=wire.get("next_attempt_at"),
-            errors=list(wire.get("errors", [])),
+            errors=tuple(wire.get("errors", ())),
         )
 
 

@@ -3,7 +3,10 @@
 `QueueCore` is the pure part (no threads, time passed in). Jobs waiting to be handed out sit in
 one heap per route class (job type plus the route values of keys that workers label), so a claim
 costs O(classes x log n) however many jobs are queued, and jobs no connected worker may take never
-block the ones behind them.
+block the ones behind them. A job's class is not kept per job (a dict entry per queued job): it
+is computed when the job is filed or removed, and a claim knows it from the heap it pops. The
+label keys it depends on change only in `update_workers`, which files every waiting job anew, so
+each computation gives the class the job is filed under.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ class QueueCore:
         self.name = name
         self.routing = Routing(name)
         self._jobs: dict[str, Job] = {}
-        self._classes: dict[str, RouteClass] = {}
         self._ready: dict[RouteClass, list[HeapEntry]] = defaultdict(list)
         self._available: Counter[RouteClass] = Counter()  # live available jobs per class
         self._timed: list[tuple[float, int, str]] = []
@@ -39,7 +41,6 @@ class QueueCore:
     def add(self, job: Job) -> bool:
         """Hold a waiting job; True when it can be handed out now."""
         self._jobs[job.id] = job
-        self._classes[job.id] = route_class(job.type, job.route, self.routing.label_keys)
         if job.state == states.AVAILABLE:
             self._make_ready(job)
             return True
@@ -65,31 +66,31 @@ class QueueCore:
         """New live worker profiles; regroup the waiting jobs if the label keys changed."""
         if not self.routing.update(workers):
             return
-        keys = self.routing.label_keys
-        self._classes = {
-            job_id: route_class(j.type, j.route, keys) for job_id, j in self._jobs.items()
-        }
         self._ready = defaultdict(list)
         self._available = Counter()
         for job in self._jobs.values():
             if job.state == states.AVAILABLE:
-                job_class = self._classes[job.id]
+                job_class = self._class(job)
                 self._ready[job_class].append((-job.priority, job.seq, job.id))
                 self._available[job_class] += 1
         for heap in self._ready.values():
             heapq.heapify(heap)
 
+    def _class(self, job: Job) -> RouteClass:
+        if not job.route:  # most jobs: no route, nothing to sort
+            return job.type, ()
+        return route_class(job.type, job.route, self.routing.label_keys)
+
     def _make_ready(self, job: Job) -> None:
-        job_class = self._classes[job.id]
+        job_class = self._class(job)
         heapq.heappush(self._ready[job_class], (-job.priority, job.seq, job.id))
         self._available[job_class] += 1
 
     def remove(self, job_id: str) -> Job | None:
         """Take a job out (cancellation); its heap entries are skipped lazily."""
-        job_class = self._classes.pop(job_id, None)
         job = self._jobs.pop(job_id, None)
-        if job is not None and job.state == states.AVAILABLE and job_class is not None:
-            self._discount(job_class)
+        if job is not None and job.state == states.AVAILABLE:
+            self._discount(self._class(job))
         return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
@@ -108,7 +109,7 @@ class QueueCore:
                 break
             best = min(classes, key=lambda c: self._ready[c][0])
             _, _, job_id = heapq.heappop(self._ready[best])
-            self._discount(self._classes.pop(job_id))
+            self._discount(best)  # filed under `best`, so of that class
             claimed.append(self._jobs.pop(job_id))
         return claimed
 

@@ -39,7 +39,7 @@ class WorkerProfile:
 
 
 def route_class(
-    job_type: str, route: dict[str, str], label_keys: frozenset[str] | None = None
+    job_type: str, route: Mapping[str, str], label_keys: frozenset[str] | None = None
 ) -> RouteClass:
     """Jobs of one class have exactly the same eligible workers.
 

@@ -7,7 +7,8 @@ reaches the actors already trusted.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,10 +142,12 @@ def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
 
 
 def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
-    """Validate one JobSpec map and fill in its defaults.
+    """Validate one JobSpec map and fill in its defaults, in the compact forms JobSpec names.
 
     Absent fields take their default without a parser call: most specs carry two or three
     fields, and this runs once per job of every batch (it was the enqueue path's top cost).
+    `type` and `queue` are interned: msgpack decodes a new string per occurrence, and a million
+    queued jobs would otherwise hold a million copies of each.
     """
     if not isinstance(raw, dict):
         raise BadRequest("a job spec must be a map")
@@ -152,15 +155,17 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         raise TooLarge(f"job spec exceeds max_job_size {limits.max_job_size}")
     get = raw.get
     chars = limits.max_name_chars
-    route: dict[str, Any] = {}
+    route: Mapping[str, str] = m.EMPTY_MAP
     if get("route") is not None:
-        route = _mapping(raw, "route")
-        for key, value in route.items():
+        given = _mapping(raw, "route")
+        for key, value in given.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise BadRequest("field 'route' must map strings to strings")
+        if given:
+            route = dict(given)
     args = get("args")
     if args is None:
-        args = []
+        args = ()
     elif not isinstance(args, list | tuple):
         raise BadRequest("field 'args' must be a list")
     unique_key = _string(raw, "unique_key", None)
@@ -172,9 +177,13 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         if timeout <= 0:
             raise BadRequest("field 'timeout' must be > 0")
     return m.JobSpec(
-        type=_string(raw, "type", limit=chars),
-        args=list(args),
-        queue=_string(raw, "queue", limit=chars) if get("queue") is not None else "default",
+        type=sys.intern(_string(raw, "type", limit=chars)),
+        args=tuple(args),  # an empty one is the shared ()
+        queue=(
+            sys.intern(_string(raw, "queue", limit=chars))
+            if get("queue") is not None
+            else "default"
+        ),
         priority=_integer(raw, "priority") if get("priority") is not None else 0,
         scheduled_at=_number(raw, "scheduled_at", None),
         max_attempts=(
@@ -184,9 +193,11 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
             _retry_policy(_mapping(raw, "retry")) if get("retry") is not None else m.DEFAULT_RETRY
         ),
         timeout=timeout,
-        route=dict(route),
+        route=route,
         unique_key=unique_key,
-        meta=dict(_mapping(raw, "meta")) if get("meta") is not None else {},
+        meta=(
+            (dict(_mapping(raw, "meta")) or m.EMPTY_MAP) if get("meta") is not None else m.EMPTY_MAP
+        ),
     )
 
 

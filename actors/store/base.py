@@ -1,7 +1,9 @@
 """The store interface every implementation (memory, SQLite, later Postgres) provides.
 
-Actors own the live Job objects; the store keeps a snapshot of each job's wire form, the
-per-queue state counts and the unique-key index. Every method is thread-safe.
+Actors own the live Job objects; the store keeps a snapshot of each job as last saved, the
+per-queue state counts and the unique-key index. Every method is thread-safe. Snapshots are
+kept compact (actors.store.record: ~100 bytes a job against ~1 KB as a dict, for a million
+queued jobs); what `add`, `get` and `list` return is the wire form, a fresh dict per call.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Store(Protocol):
         ...
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job's last saved wire form."""
+        """The job's last saved wire form (the Job map of PROTOCOL.md section 4)."""
         ...
 
     def unique_holder(self, unique_key: str) -> str | None:

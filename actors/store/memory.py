@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from actors import states
 from actors.jobs import Job
+from actors.store import record
 
 COMPLETED_RETENTION_S = 86_400.0  # a day of completed jobs stays readable through `get`
 DISCARDED_RETENTION_S = 7 * 86_400.0  # failures are kept a week: someone may want to look
 LIST_LIMIT = 50  # jobs a listing returns unless asked for another number
 
 
-def ended_at(wire: dict[str, Any]) -> float:
-    """When a terminal job ended: its `completed_at` (its creation time should that be unset)."""
-    return wire.get("completed_at") or wire["created_at"]
+class Entry(NamedTuple):
+    """What the store holds per job: its record (actors.store.record), and the fields that
+    counts and listings filter on, so that they unpack only the jobs they return."""
+
+    queue: str
+    state: str
+    type: str
+    blob: bytes
 
 
 class MemoryStore:
-    """Wire snapshots in dicts, guarded by one lock.
+    """One record per job in a dict, guarded by one lock.
+
+    Records, not wire dicts: a wire dict cost ~1 KB per queued job, a record ~110 bytes
+    (see actors.store.record). Reads unpack, which only `get` and listings do.
 
     Terminal jobs are forgotten `completed_retention_s` after they completed, or
     `discarded_retention_s` after they were discarded or cancelled, so memory stays bounded.
@@ -35,8 +45,7 @@ class MemoryStore:
         discarded_retention_s: float = DISCARDED_RETENTION_S,
     ) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, dict[str, Any]] = {}
-        self._where: dict[str, tuple[str, str]] = {}
+        self._jobs: dict[str, Entry] = {}
         self._counts: dict[str, dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(states.JOB_STATES, 0)
         )
@@ -46,27 +55,31 @@ class MemoryStore:
             states.DISCARDED: discarded_retention_s,
             states.CANCELLED: discarded_retention_s,
         }
-        # (ended_at, job_id) per terminal state in the order jobs ended: pruning pops from the
-        # left, so a tick costs the jobs it forgets, not a scan of every job held.
-        self._ended: dict[str, deque[tuple[float, str]]] = {s: deque() for s in self.retention_s}
+        # (ended_at, job_id, entry) per terminal state in the order jobs ended: pruning pops from
+        # the left, so a tick costs the jobs it forgets, not a scan of every job held.
+        self._ended: dict[str, deque[tuple[float, str, Entry]]] = {
+            state: deque() for state in self.retention_s
+        }
 
     def add(self, jobs: list[Job]) -> list[dict[str, Any] | None]:
+        entries = [_entry(job) for job in jobs]  # packed before taking the lock
         with self._lock:
             outcome: list[dict[str, Any] | None] = []
-            for job in jobs:
+            for job, entry in zip(jobs, entries, strict=True):
                 holder = self._unique.get(job.unique_key) if job.unique_key else None
                 if holder is not None:
-                    outcome.append(self._jobs[holder])
+                    outcome.append(record.unpack(self._jobs[holder].blob))
                     continue
                 if job.unique_key:
                     self._unique[job.unique_key] = job.id
-                self._put(job.to_wire())
+                self._put(job.id, entry, job.completed_at or job.created_at)
                 outcome.append(None)
             return outcome
 
     def save(self, job: Job) -> None:
+        entry = _entry(job)
         with self._lock:
-            self._put(job.to_wire())
+            self._put(job.id, entry, job.completed_at or job.created_at)
             if job.unique_key:
                 holder = self._unique.get(job.unique_key)
                 if job.state in states.TERMINAL_STATES:
@@ -75,30 +88,42 @@ class MemoryStore:
                 elif holder is None:
                     self._unique[job.unique_key] = job.id  # a retried dead job takes it back
 
-    def load(self, wires: Iterable[dict[str, Any]]) -> None:
-        """Fill the index from a durable store's rows (at open, before any other call)."""
+    def load(self, blobs: Iterable[bytes]) -> None:
+        """Fill the index from a durable store's rows (at open, before any other call).
+
+        Raises RecordError for a row that is not a job.
+        """
         with self._lock:
-            for wire in wires:
-                self._put(wire)
+            for blob in blobs:
+                compact, wire = record.read_row(blob)
+                job_id, state = wire["id"], sys.intern(wire["state"])
+                # Interned: msgpack gives each row its own copy of these few names.
+                entry = Entry(sys.intern(wire["queue"]), state, sys.intern(wire["type"]), compact)
+                self._put(job_id, entry, wire.get("completed_at") or wire["created_at"])
                 key = wire.get("unique_key")
-                if key and wire["state"] not in states.TERMINAL_STATES:
-                    self._unique[key] = wire["id"]
+                if key and state not in states.TERMINAL_STATES:
+                    self._unique[key] = job_id
             for state, ended in self._ended.items():
                 self._ended[state] = deque(sorted(ended))
 
-    def _put(self, wire: dict[str, Any]) -> None:
-        job_id, queue, state = wire["id"], wire["queue"], wire["state"]
-        previous = self._where.get(job_id)
+    def _put(self, job_id: str, entry: Entry, ended_at: float) -> None:
+        """Hold `entry` as the job's latest; `ended_at` matters only for terminal states."""
+        previous = self._jobs.get(job_id)
         if previous is not None:
-            self._counts[previous[0]][previous[1]] -= 1
-        self._counts[queue][state] += 1
-        self._where[job_id] = (queue, state)
-        self._jobs[job_id] = wire
-        if state in self._ended:
-            self._ended[state].append((ended_at(wire), job_id))
+            self._counts[previous.queue][previous.state] -= 1
+        self._counts[entry.queue][entry.state] += 1
+        self._jobs[job_id] = entry
+        if entry.state in self._ended:
+            self._ended[entry.state].append((ended_at, job_id, entry))
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return self._jobs.get(job_id)
+        entry = self._jobs.get(job_id)
+        return None if entry is None else record.unpack(entry.blob)
+
+    def packed(self, job_id: str) -> bytes | None:
+        """The job's last saved record (what a durable store writes)."""
+        entry = self._jobs.get(job_id)
+        return None if entry is None else entry.blob
 
     def unique_holder(self, unique_key: str) -> str | None:
         return self._unique.get(unique_key)
@@ -108,9 +133,10 @@ class MemoryStore:
             return {queue: dict(by_state) for queue, by_state in self._counts.items()}
 
     def unfinished(self) -> Iterable[Job]:
+        terminal = states.TERMINAL_STATES
         with self._lock:
-            wires = [w for w in self._jobs.values() if w["state"] not in states.TERMINAL_STATES]
-        return [Job.from_wire(w, seq) for seq, w in enumerate(wires)]
+            blobs = [entry.blob for entry in self._jobs.values() if entry.state not in terminal]
+        return [Job.from_wire(record.unpack(blob), seq) for seq, blob in enumerate(blobs)]
 
     def prune(self, now: float) -> int:
         return len(self.expire(now))
@@ -122,13 +148,13 @@ class MemoryStore:
             for state, ended in self._ended.items():
                 cutoff = now - self.retention_s[state]
                 while ended and ended[0][0] <= cutoff:
-                    at, job_id = ended.popleft()
-                    wire = self._jobs.get(job_id)
-                    # A discarded job retried by hand (and maybe ended again) left a stale entry.
-                    if wire is None or wire["state"] != state or ended_at(wire) != at:
+                    _, job_id, entry = ended.popleft()
+                    # Saved since (a discarded job retried by hand, and maybe ended again): the
+                    # newer save, if terminal, queued an entry of its own.
+                    if self._jobs.get(job_id) is not entry:
                         continue
-                    del self._jobs[job_id], self._where[job_id]
-                    self._counts[wire["queue"]][state] -= 1
+                    del self._jobs[job_id]
+                    self._counts[entry.queue][state] -= 1
                     gone.append(job_id)
         return gone
 
@@ -149,23 +175,29 @@ class MemoryStore:
 
         Walks the jobs from the most recently enqueued and stops at `limit` matches, so the
         usual questions (the last jobs, the last failures) cost `limit` steps; a filter that
-        matches nothing walks every job held (0.2 to 0.4 s per million). The lock is held only
-        to copy the ids, so actors saving jobs meanwhile are not held up.
+        matches nothing walks every job held (0.2 to 0.4 s per million). Filters read the
+        entries; only the matches are unpacked. The lock is held only to copy the ids, so actors
+        saving jobs meanwhile are not held up.
         """
         with self._lock:
             job_ids = builtins.list(self._jobs)
-        found: builtins.list[dict[str, Any]] = []
+        blobs: builtins.list[bytes] = []
         for job_id in reversed(job_ids):
-            wire = self._jobs.get(job_id)
+            entry = self._jobs.get(job_id)
             if (
-                wire is None
-                or (queue is not None and wire["queue"] != queue)
-                or (state is not None and wire["state"] != state)
-                or (type is not None and wire["type"] != type)
+                entry is None
+                or (queue is not None and entry.queue != queue)
+                or (state is not None and entry.state != state)
+                or (type is not None and entry.type != type)
             ):
                 continue
-            found.append(wire)
-            if len(found) >= limit:
+            blobs.append(entry.blob)
+            if len(blobs) >= limit:
                 break
+        found = [record.unpack(blob) for blob in blobs]
         found.sort(key=lambda wire: (wire["created_at"], wire["id"]), reverse=True)
         return found
+
+
+def _entry(job: Job) -> Entry:
+    return Entry(job.queue, job.state, job.type, record.pack(job))

@@ -2,9 +2,10 @@
 
 Reads (get, counts, unique keys, unfinished) are served by an in-memory index, the same
 MemoryStore the simulation uses, filled from the file at open. Writes update that index at once
-and hand the new snapshot to one writer thread (`sqlite_writer.GroupCommitWriter`), which
-commits many requests per transaction; replies wait in `after_commit` until their changes are
-on disk. Actors therefore never touch the disk: `save` costs a dict update and a lock.
+and hand the job's row, with the record the index packed (actors.store.record), to one writer
+thread (`sqlite_writer.GroupCommitWriter`), which commits many requests per transaction; replies
+wait in `after_commit` until their changes are on disk. Actors therefore never touch the disk:
+`save` costs one pack, a dict update and a lock.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import msgpack
-
 from actors.jobs import Job
+from actors.store import sqlite_writer
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.sqlite_writer import GroupCommitWriter
 from transport.errors import CorralError
@@ -29,13 +29,14 @@ from transport.errors import CorralError
 if TYPE_CHECKING:
     from actors.base import Activity
 
-SCHEMA_VERSION = 1
+# 2: `wire` holds a record (actors.store.record); version 1 rows hold the Job map, and are
+# still read. An older corral refuses a file of a newer version at open.
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
 LOCK_ATTEMPTS = 10  # one every LOCK_RETRY_S: a coordinator still stopping gets half a second
 LOCK_RETRY_S = 0.05
 CLOSE_TIMEOUT_S = 10.0
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # the WAL is truncated back to this after checkpoints
-REQUIRED_FIELDS = frozenset({"id", "queue", "state", "created_at"})
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -43,12 +44,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL,
     unique_key TEXT,
     ended_at REAL,          -- completed_at of a terminal job: what retention goes by
-    wire BLOB NOT NULL      -- the Job map of PROTOCOL.md section 4, msgpack-encoded
+    wire BLOB NOT NULL      -- the job's record (actors.store.record); a Job map in version 1
 ) WITHOUT ROWID
 """
 # WITHOUT ROWID: one B-tree keyed by id instead of a rowid table plus an index on id, so each
 # snapshot rewrites one tree: ~20% less writer CPU per job and a 17% smaller file, measured with
-# the bench's write pattern, although rows (~450 bytes) exceed the 1/20-page size SQLite advises.
+# the bench's write pattern when rows (~450 bytes, schema version 1) exceeded the 1/20-page size
+# SQLite advises; records made them ~3x smaller.
 
 
 class StoreError(CorralError):
@@ -87,11 +89,10 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._lock_file = _take_lock(self.path)
         try:
-            connection, wires = _open(self.path)
+            connection = _open(self.path, self._index)
         except BaseException:
             _release(self._lock_file)
             raise
-        self._index.load(wires)
         self._writer = GroupCommitWriter(connection, f"store:{Path(self.path).name}", activity)
         self._closed = False
 
@@ -113,18 +114,19 @@ class SqliteStore:
             outcome = self._index.add(jobs)
             for job, duplicate in zip(jobs, outcome, strict=True):
                 if duplicate is None:
-                    self._writer.put(self._snapshot(job.id))
+                    self._writer.put(self._row(job))
             return outcome
 
     def save(self, job: Job) -> None:
         with self._lock:
             self._index.save(job)
-            self._writer.put(self._snapshot(job.id))
+            self._writer.put(self._row(job))
 
-    def _snapshot(self, job_id: str) -> dict[str, Any]:
-        wire = self._index.get(job_id)
-        assert wire is not None, job_id
-        return wire
+    def _row(self, job: Job) -> sqlite_writer.Row:
+        """The job's row, with the record the index packed as it saved the job."""
+        blob = self._index.packed(job.id)
+        assert blob is not None, job.id
+        return sqlite_writer.row(job, blob)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self._index.get(job_id)
@@ -202,8 +204,9 @@ def _release(lock_file: IO[str] | None) -> None:
         lock_file.close()  # closing the descriptor drops the flock
 
 
-def _open(path: str) -> tuple[sqlite3.Connection, list[dict[str, Any]]]:
-    """Connect, check, create the schema and read every job; StoreError naming the file."""
+def _open(path: str, index: MemoryStore) -> sqlite3.Connection:
+    """Connect, check, create the schema and load every job into `index`; StoreError naming
+    the file. Rows stream from the cursor into the index, never all decoded at once."""
     connection: sqlite3.Connection | None = None
     try:
         connection = sqlite3.connect(
@@ -224,26 +227,21 @@ def _open(path: str) -> tuple[sqlite3.Connection, list[dict[str, Any]]]:
                 f"{SCHEMA_VERSION} (written by a newer corral?)"
             )
         connection.execute(SCHEMA)
-        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         # Ids are UUID7 (time-ordered): the index gets the jobs oldest first, as when enqueued.
-        rows = connection.execute("SELECT wire FROM jobs ORDER BY id").fetchall()
-        wires = [_checked(msgpack.unpackb(blob, raw=False)) for (blob,) in rows]
+        index.load(blob for (blob,) in connection.execute("SELECT wire FROM jobs ORDER BY id"))
+        # Only once every row was read: a refused file keeps its version for the corral that
+        # wrote it.
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except StoreError:
         _close_quietly(connection)
         raise
     except sqlite3.Error as exc:
         _close_quietly(connection)
         raise StoreError(_explain(path, exc)) from exc
-    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, KeyError) as exc:  # RecordError is a ValueError
         _close_quietly(connection)
         raise StoreError(f"the store {path} holds an unreadable job row: {exc}") from exc
-    return connection, wires
-
-
-def _checked(wire: Any) -> dict[str, Any]:
-    if not isinstance(wire, dict) or not wire.keys() >= REQUIRED_FIELDS:
-        raise ValueError(f"not a job map: {str(wire)[:80]}")
-    return wire
+    return connection
 
 
 def _explain(path: str, exc: sqlite3.Error) -> str:

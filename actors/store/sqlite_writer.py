@@ -1,6 +1,6 @@
 """Group commit: one thread owns the SQLite connection and writes many requests per transaction.
 
-Actors hand over snapshots and deletions without waiting; the writer takes everything pending
+Actors hand over ready rows and deletions without waiting; the writer takes everything pending
 at once, writes it in one transaction and commits (one fsync). A callback (a reply) waits for
 the commit that holds every change handed over before it was given, and callbacks run in the
 order they were given. While one batch commits the next fills up, so the fsync is shared by
@@ -16,14 +16,11 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import msgpack
-
-from actors import states
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from actors.base import Activity
+    from actors.jobs import Job
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,19 +35,16 @@ DELETE = "DELETE FROM jobs WHERE id IN "
 # statement per batch a row costs ~7 us. The statement runs in autocommit mode, so the same step
 # also commits. 4,096 rows x 6 parameters stays below SQLite's default limit of 32,766.
 MAX_ROWS_PER_STATEMENT = 4096
+# A `jobs` row, in the order of UPSERT's columns.
+Row = tuple[str, str, str, str | None, float | None, bytes]
 
 
-def row(wire: dict[str, Any]) -> tuple[Any, ...]:
-    """The `jobs` row for a wire snapshot; `ended_at` is set only for terminal jobs."""
-    ended = wire.get("completed_at") if wire["state"] in states.TERMINAL_STATES else None
-    return (
-        wire["id"],
-        wire["queue"],
-        wire["state"],
-        wire.get("unique_key"),
-        ended,
-        msgpack.packb(wire, use_bin_type=True),
-    )
+def row(job: Job, blob: bytes) -> Row:
+    """The `jobs` row of `job`, whose record (actors.store.record) is `blob`: built by the
+    saving actor, so the writer thread only binds ready values. `ended_at` is set only for
+    terminal jobs."""
+    ended = job.completed_at if job.terminal else None
+    return (job.id, job.queue, job.state, job.unique_key, ended, blob)
 
 
 @functools.cache
@@ -91,7 +85,7 @@ class GroupCommitWriter:
     ) -> None:
         self._connection = connection
         self._cond = threading.Condition()
-        self._upserts: dict[str, dict[str, Any]] = {}  # latest snapshot per job id
+        self._upserts: dict[str, Row] = {}  # latest row per job id
         self._deletes: list[str] = []
         self._changes = 0  # changes handed over so far
         self._committed = 0  # changes durable so far
@@ -109,10 +103,10 @@ class GroupCommitWriter:
         with self._cond:
             self._activity = activity
 
-    def put(self, wire: dict[str, Any]) -> None:
-        """Persist this snapshot (replacing any pending older one of the same job)."""
+    def put(self, job_row: Row) -> None:
+        """Persist this row (replacing any pending older one of the same job)."""
         with self._cond:
-            self._upserts[wire["id"]] = wire
+            self._upserts[job_row[0]] = job_row
             self._changes += 1
             self._pending()
 
@@ -195,11 +189,11 @@ class GroupCommitWriter:
             if not committed:
                 self._wake.wait(RETRY_AFTER_FAILURE_S)
 
-    def _commit(self, upserts: dict[str, dict[str, Any]], deletes: list[str]) -> bool:
+    def _commit(self, upserts: dict[str, Row], deletes: list[str]) -> bool:
         """Write and commit one batch atomically; False (rolled back, logged) on failure."""
         statements = [
             (upsert_sql(len(rows)), [value for r in rows for value in r])
-            for rows in chunks([row(wire) for wire in upserts.values()])
+            for rows in chunks(list(upserts.values()))
         ]
         statements += [(delete_sql(len(job_ids)), job_ids) for job_ids in chunks(deletes)]
         connection = self._connection

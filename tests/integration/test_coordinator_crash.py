@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
 
+from actors.store import record
 from nodes import Client
 from transport.errors import ConnectionLost
 
@@ -149,7 +149,7 @@ class Crashable:
             rows = connection.execute("SELECT id, wire FROM jobs").fetchall()
         finally:
             connection.close()
-        return {job_id: msgpack.unpackb(wire, raw=False) for job_id, wire in rows}
+        return {job_id: record.unpack(wire) for job_id, wire in rows}
 
     def runs(self) -> Counter[tuple[str, int]]:
         counted: Counter[tuple[str, int]] = Counter()

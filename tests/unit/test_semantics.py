@@ -673,7 +673,7 @@ def test_every_jobspec_option_is_reachable_from_corral_enqueue(cli_calls, capsys
     spec = job_spec(*args, **{k: v for k, v in options.items() if v is not None})
     assert parse_job_spec(spec) == JobSpec(
         type="t",
-        args=[1, "two"],
+        args=(1, "two"),
         queue="q",
         priority=-2,
         scheduled_at=NOW + 60,

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from actors import states
 from actors.base import Activity
 from actors.jobs import Job
-from actors.store import sqlite_writer
+from actors.store import record, sqlite_writer
 from actors.store.memory import MemoryStore
-from actors.store.sqlite import SqliteStore, StoreError
+from actors.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError
 from nodes.stores import open_store
-from transport.messages import DEFAULT_RETRY
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP
 
 T0 = 1_700_000_000.0
 WAIT_S = 10.0
@@ -32,16 +33,16 @@ def make_job(n: int, *, state: str = states.AVAILABLE, **fields: Any) -> Job:
     job = Job(
         id=f"job-{n:05d}",
         type="square",
-        args=[n],
+        args=(n,),
         queue=fields.pop("queue", "default"),
         priority=0,
         scheduled_at=None,
         max_attempts=3,
         retry=DEFAULT_RETRY,
         timeout=None,
-        route={},
+        route=EMPTY_MAP,
         unique_key=fields.pop("unique_key", None),
-        meta={},
+        meta=EMPTY_MAP,
         created_at=T0 + n,
         state=state,
     )
@@ -84,6 +85,14 @@ def stores() -> Any:
     yield open_
     for store in opened:
         store.close()
+
+
+def user_version(path: str) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        connection.close()
 
 
 def read_back(path: str, job_id: str) -> str | None:
@@ -261,7 +270,8 @@ def test_a_database_with_a_damaged_page_is_refused_at_open_naming_the_file(path,
     store.add([make_job(n) for n in range(3000)])
     store.close()
     with open(path, "r+b") as file:
-        file.seek(4096 * 100 + 64)  # inside the job table, far from the header
+        middle = os.path.getsize(path) // 4096 // 2  # inside the job table, far from the header
+        file.seek(4096 * middle + 64)
         file.write(bytes(range(256)) * 8)
     with pytest.raises(StoreError, match=f"{path}.*corrupt"):
         stores(path)
@@ -450,3 +460,118 @@ def test_pending_commits_count_as_activity_so_a_simulation_waits_for_their_repli
     assert activity.busy == 1  # committed, but the reply it releases is still on its way
     gate.set()
     assert activity.wait_idle(WAIT_S)
+
+
+# -- schema versions ------------------------------------------------------------------------------
+
+V1_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    unique_key TEXT,
+    ended_at REAL,
+    wire BLOB NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def write_version_1_file(path: str, jobs: list[Job]) -> None:
+    """A file as corral with schema version 1 left it: each row's `wire` the Job map itself."""
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(V1_SCHEMA)
+        connection.executemany(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    job.id,
+                    job.queue,
+                    job.state,
+                    job.unique_key,
+                    job.completed_at if job.terminal else None,
+                    msgpack.packb(job.to_wire(), use_bin_type=True),
+                )
+                for job in jobs
+            ],
+        )
+        connection.execute("PRAGMA user_version=1")
+    connection.close()
+
+
+def test_a_schema_version_1_file_opens_with_every_job_count_and_unique_key(path, stores):
+    jobs = [make_job(n, queue="a" if n % 2 else "b") for n in range(6)]
+    jobs[5].unique_key = "nightly-report"
+    jobs[1].meta = {"owner": "ops"}
+    finish(jobs[0], states.COMPLETED, T0 + 50, result={"n": 0}, attempt=1)
+    finish(jobs[2], states.DISCARDED, T0 + 60, attempt=3)
+    jobs[2].record_error("ValueError", "bad input", T0 + 60)
+    jobs[3].state, jobs[3].attempt, jobs[3].worker_id = states.ACTIVE, 1, "w-1"
+    write_version_1_file(path, jobs)
+
+    store = stores(path)
+    assert user_version(path) == SCHEMA_VERSION == 2
+    assert {job.id: store.get(job.id) for job in jobs} == {job.id: job.to_wire() for job in jobs}
+    none = dict.fromkeys(states.JOB_STATES, 0)
+    assert store.counts() == {
+        "a": {**none, "available": 2, "active": 1},
+        "b": {**none, "available": 1, "completed": 1, "discarded": 1},
+    }
+    assert store.unique_holder("nightly-report") == jobs[5].id
+    assert [wire["id"] for wire in store.list(state=states.DISCARDED)] == [jobs[2].id]
+    unfinished = {job.id: job for job in store.unfinished()}
+    assert set(unfinished) == {jobs[n].id for n in (1, 3, 4, 5)}
+    assert unfinished[jobs[3].id].worker_id == "w-1"
+    assert unfinished[jobs[1].id].meta == {"owner": "ops"}
+
+    # A job saved since is a record on disk; the rest stay Job maps, and both read back.
+    store.save(finish(jobs[3], states.COMPLETED, T0 + 70, result=[3]))
+    expected = {job.id: job.to_wire() for job in jobs}
+    store.close()
+    connection = sqlite3.connect(path)
+    rows = dict(connection.execute("SELECT id, wire FROM jobs").fetchall())
+    connection.close()
+    assert isinstance(msgpack.unpackb(rows[jobs[3].id]), list)
+    assert isinstance(msgpack.unpackb(rows[jobs[4].id]), dict)
+    reopened = stores(path)
+    assert {job.id: reopened.get(job.id) for job in jobs} == expected
+
+
+def test_rows_hold_records_that_read_back_as_the_saved_wire_forms(path, stores):
+    store = stores(path)
+    jobs = [make_job(n) for n in range(3)]
+    store.add(jobs)
+    store.save(finish(jobs[1], states.COMPLETED, T0 + 9, result={"ok": True}, attempt=1))
+    assert store.flush(WAIT_S)
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute("SELECT id, queue, state, ended_at, wire FROM jobs").fetchall()
+    finally:
+        connection.close()
+    assert sorted(rows) == sorted(
+        (job.id, job.queue, job.state, job.completed_at, record.pack(job)) for job in jobs
+    )
+    assert [record.unpack(row[4]) for row in sorted(rows)] == [job.to_wire() for job in jobs]
+
+
+def test_a_file_of_a_newer_schema_version_is_refused_naming_the_file_and_kept_as_it_is(
+    path, stores
+):
+    stores(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(StoreError, match=f"{path} has schema version {SCHEMA_VERSION + 1}"):
+        stores(path)
+    assert user_version(path) == SCHEMA_VERSION + 1
+
+
+def test_a_version_1_file_with_an_unreadable_row_is_refused_and_keeps_its_version(path, stores):
+    write_version_1_file(path, [make_job(1)])
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE jobs SET wire = ?", (msgpack.packb({"id": "job-00001"}),))
+    connection.close()
+    with pytest.raises(StoreError, match=f"{path}.*unreadable.*not a job map"):
+        stores(path)
+    assert user_version(path) == 1  # still readable by the corral that wrote it

@@ -228,7 +228,7 @@ def test_an_enqueue_of_one_job_fills_in_every_jobspec_default():
     parsed = parse(request("enqueue"))
     assert parsed == m.Enqueue(1, (m.JobSpec(type="resize"),), batch=False)
     spec = parsed.specs[0]  # type: ignore[union-attr]
-    assert spec.args == []
+    assert spec.args == ()
     assert spec.queue == "default"
     assert spec.priority == 0
     assert spec.scheduled_at is None
@@ -243,7 +243,7 @@ def test_an_enqueue_of_one_job_fills_in_every_jobspec_default():
 def test_a_jobspec_with_every_field_keeps_every_value():
     assert job_spec(copy.deepcopy(FULL_SPEC)) == m.JobSpec(
         type="resize",
-        args=[1, "two", {"three": 3}],
+        args=(1, "two", {"three": 3}),
         queue="images",
         priority=5,
         scheduled_at=1_700_000_123.5,
@@ -312,8 +312,8 @@ def test_a_batch_enqueue_keeps_its_specs_in_order_and_says_it_is_a_batch():
 def test_any_valid_jobspec_parses_to_its_own_values_with_the_rest_defaulted(raw):
     spec = job_spec(copy.deepcopy(raw))
     defaults = m.JobSpec(type=raw["type"])
+    assert list(spec.args) == raw.get("args", [])
     for name in (
-        "args",
         "queue",
         "priority",
         "scheduled_at",

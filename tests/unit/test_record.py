@@ -1,0 +1,198 @@
+"""Job records (actors.store.record) and the compact job: a record gives back exactly the job's
+wire form in every state, reads the Job maps of SQLite schema version 1, and refuses anything
+else by name; jobs built from specs or wire forms share their empty values."""
+
+from __future__ import annotations
+
+import sys
+from types import MappingProxyType
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors import states
+from actors.jobs import Job
+from actors.store import record
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, RetryPolicy
+from transport.validation import job_spec
+
+T0 = 1_700_000_000.0
+
+
+def queued(**spec: Any) -> Job:
+    return Job.from_spec(job_spec({"type": "noop", **spec}), "job-1", T0, seq=1)
+
+
+def active(job: Job) -> Job:
+    if job.state != states.AVAILABLE:  # scheduled or retryable: promoted once due
+        job.move(states.AVAILABLE)
+        job.next_attempt_at = None
+    job.move(states.ACTIVE)
+    job.attempt += 1
+    job.started_at = T0 + 1
+    job.worker_id = "w-1"
+    return job
+
+
+def failed_once(job: Job) -> Job:
+    active(job).record_error("ValueError", "bad input", T0 + 2, ("frame 1", "frame 2"))
+    job.worker_id = job.started_at = None
+    job.move(states.RETRYABLE)
+    job.next_attempt_at = T0 + 3
+    return job
+
+
+def completed(job: Job, result: Any = None) -> Job:
+    active(job).move(states.COMPLETED)
+    job.result = result
+    job.completed_at = T0 + 4
+    return job
+
+
+def ended(job: Job, state: str) -> Job:
+    active(job).record_error("Boom", "it broke", T0 + 2)
+    job.move(state)
+    job.completed_at = T0 + 4
+    return job
+
+
+EVERY_OPTION = {
+    "args": [1, "two", {"three": [3]}],
+    "queue": "images",
+    "priority": -5,
+    "scheduled_at": T0 + 60,
+    "max_attempts": 7,
+    "retry": {"initial_interval": 0.5, "max_interval": 60, "jitter": False},
+    "timeout": 45,
+    "route": {"gpu": "a100"},
+    "unique_key": "nightly",
+    "meta": {"owner": "ops", "tags": ["a", "b"]},
+}
+
+JOBS = {
+    "queued no-op": lambda: queued(),
+    "queued with every option": lambda: queued(**EVERY_OPTION),
+    "scheduled": lambda: queued(scheduled_at=T0 + 60),
+    "active": lambda: active(queued(**EVERY_OPTION)),
+    "retryable with an error": lambda: failed_once(queued()),
+    "completed with a result": lambda: completed(queued(), {"rows": [1, 2], "ok": True}),
+    "completed with a nil result": lambda: completed(queued()),
+    "completed after a retry": lambda: completed(failed_once(queued(**EVERY_OPTION)), 42),
+    "discarded": lambda: ended(queued(), states.DISCARDED),
+    "cancelled": lambda: ended(queued(route={"zone": "eu"}), states.CANCELLED),
+}
+
+
+@pytest.mark.parametrize("make", JOBS.values(), ids=JOBS.keys())
+def test_a_record_unpacks_to_exactly_the_wire_form_of_its_job(make):
+    job = make()
+    wire = job.to_wire()
+    unpacked = record.unpack(record.pack(job))
+    assert unpacked == wire
+    assert list(unpacked) == list(wire)  # the same keys in the same order, too
+    assert ("result" in unpacked) == (job.state == states.COMPLETED)
+
+
+@pytest.mark.parametrize("make", JOBS.values(), ids=JOBS.keys())
+def test_a_job_rebuilt_from_its_wire_form_packs_to_the_same_record(make):
+    job = make()
+    assert record.pack(Job.from_wire(job.to_wire(), seq=9)) == record.pack(job)
+
+
+def test_a_queued_job_without_options_packs_to_its_first_fields_alone():
+    blob = record.pack(queued())
+    assert msgpack.unpackb(blob) == ["job-1", "available", "noop", "default", T0, [], 0, 3, 0]
+    assert len(blob) < 80
+
+
+def test_a_schema_1_job_map_is_read_back_as_it_is_and_packed_anew_by_read_row():
+    job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
+    legacy = msgpack.packb(job.to_wire(), use_bin_type=True)  # a schema version 1 row
+    assert record.unpack(legacy) == job.to_wire()
+    blob, wire = record.read_row(legacy)
+    assert (blob, wire) == (record.pack(job), job.to_wire())
+    current = record.pack(job)
+    assert record.read_row(current) == (current, job.to_wire())
+
+
+@pytest.mark.parametrize(
+    ("blob", "problem"),
+    [
+        (b"\xc1garbage", "undecodable job record"),
+        (b"", "undecodable job record"),
+        (record.pack(queued()) + b"\x00", "undecodable job record"),  # trailing bytes
+        (msgpack.packb("a string"), "not a job record"),
+        (msgpack.packb([1, 2, 3]), "not a job record"),
+        (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
+        (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
+    ],
+    ids=["bad byte", "empty", "trailing", "string", "short array", "nil fields", "partial map"],
+)
+def test_bytes_that_are_not_a_job_record_are_refused_by_name(blob, problem):
+    with pytest.raises(record.RecordError, match=problem):
+        record.unpack(blob)
+
+
+def test_a_record_error_is_a_value_error_so_a_store_can_name_its_file():
+    assert issubclass(record.RecordError, ValueError)
+
+
+# -- the compact job ------------------------------------------------------------------------------
+
+
+def test_a_job_from_a_spec_without_options_shares_its_empty_values():
+    first, second = queued(), queued()
+    assert first.args is () and first.errors is ()  # noqa: F632 - the shared empty tuple
+    assert first.route is EMPTY_MAP and first.meta is EMPTY_MAP
+    assert first.retry is DEFAULT_RETRY
+    assert first.type is second.type and first.queue is second.queue
+
+
+def test_the_job_type_and_queue_of_decoded_specs_are_interned():
+    specs = msgpack.unpackb(msgpack.packb([{"type": "resize", "queue": "images"}] * 2))
+    first, second = (job_spec(spec) for spec in specs)
+    assert specs[0]["type"] is not specs[1]["type"]  # msgpack makes a string per occurrence
+    assert first.type is second.type is sys.intern("resize")
+    assert first.queue is second.queue is sys.intern("images")
+
+
+def test_the_shared_empty_map_cannot_be_changed():
+    assert isinstance(EMPTY_MAP, MappingProxyType)
+    with pytest.raises(TypeError):
+        EMPTY_MAP["key"] = "value"  # type: ignore[index]
+
+
+def test_a_spec_with_values_keeps_them_as_given():
+    job = queued(**EVERY_OPTION)
+    assert job.args == (1, "two", {"three": [3]})
+    assert job.route == {"gpu": "a100"} and type(job.route) is dict
+    assert job.meta == {"owner": "ops", "tags": ["a", "b"]} and type(job.meta) is dict
+    assert job.retry == RetryPolicy(0.5, 2.0, 60.0, False)
+
+
+def test_the_wire_form_gives_lists_and_maps_that_msgpack_can_pack():
+    wire = failed_once(queued()).to_wire()
+    assert (wire["args"], wire["route"], wire["meta"]) == ([], {}, {})
+    assert all(type(wire[key]) is dict for key in ("route", "meta", "retry"))
+    assert type(wire["errors"]) is list and len(wire["errors"]) == 1
+    msgpack.packb(wire)  # nothing in it is a mappingproxy or another unpackable type
+
+
+def test_recording_an_error_makes_a_new_tuple_and_leaves_earlier_snapshots_alone():
+    job = queued()
+    before = job.errors
+    wire = job.to_wire()
+    active(job).record_error("E", "first", T0)
+    assert before == () and wire["errors"] == []
+    assert [error["message"] for error in job.errors] == ["first"]
+    assert type(job.errors) is tuple
+
+
+def test_a_job_rebuilt_from_a_wire_form_takes_the_compact_forms_too():
+    rebuilt = Job.from_wire(record.unpack(record.pack(failed_once(queued()))), seq=3)
+    assert rebuilt.args is ()  # noqa: F632
+    assert rebuilt.route is EMPTY_MAP and rebuilt.meta is EMPTY_MAP
+    assert rebuilt.retry is DEFAULT_RETRY
+    assert type(rebuilt.errors) is tuple and len(rebuilt.errors) == 1
+    assert rebuilt.type is sys.intern("noop")
