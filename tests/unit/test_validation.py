@@ -380,7 +380,9 @@ def _without(body: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "path"), REQUIRED_FIELDS, ids=[f"{k}.{'.'.join(map(str, p))}" for k, p in REQUIRED_FIELDS]
+    ("kind", "path"),
+    REQUIRED_FIELDS,
+    ids=[f"{k}.{'.'.join(map(str, p))}" for k, p in REQUIRED_FIELDS],
 )
 def test_a_request_missing_a_required_field_raises_bad_request(kind, path):
     with pytest.raises(BadRequest):
