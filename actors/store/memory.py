@@ -32,7 +32,8 @@ class MemoryStore:
     """One record per job in a dict, guarded by one lock.
 
     Records, not wire dicts: a wire dict cost ~1 KB per queued job, a record ~110 bytes
-    (see actors.store.record). Reads unpack, which only `get` and listings do.
+    (see actors.store.record). Only what is read is unpacked: `get`, the jobs a listing
+    returns, the holder of a duplicate, and `unfinished` at a restart.
 
     Terminal jobs are forgotten `completed_retention_s` after they completed, or
     `discarded_retention_s` after they were discarded or cancelled, so memory stays bounded.
