@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from actors import states
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, JobSpec, RetryPolicy
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, JobSpec, RetryPolicy, shared_name
 
 
 @dataclass(slots=True)
@@ -126,9 +125,9 @@ class Job:
         retry = RetryPolicy(**(wire.get("retry") or {}))
         return cls(
             id=wire["id"],
-            type=sys.intern(wire["type"]),
+            type=shared_name(wire["type"]),
             args=tuple(wire["args"]),
-            queue=sys.intern(wire["queue"]),
+            queue=shared_name(wire["queue"]),
             priority=wire["priority"],
             scheduled_at=wire.get("scheduled_at"),
             max_attempts=wire["max_attempts"],

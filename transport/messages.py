@@ -44,6 +44,24 @@ DEFAULT_RETRY = RetryPolicy()
 # safe (a dict per job cost 64 bytes each, twice, with a million jobs queued). msgpack cannot
 # pack a mappingproxy: the wire forms give `{}` for it (actors.jobs, actors.store.record).
 EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
+NAMES_KEPT = 10_000
+_names: dict[str, str] = {}
+
+
+def shared_name(text: str) -> str:
+    """One str object per distinct job type or queue name.
+
+    msgpack decodes a new string per occurrence, so a million queued jobs would hold a million
+    copies of "default". Not `sys.intern`: from Python 3.12 interned strings are immortal, and
+    names are chosen by clients, so a stream of distinct names would never be freed. This cache
+    forgets every name once it holds NAMES_KEPT (sharing is an optimisation, not a rule).
+    """
+    name = _names.get(text)
+    if name is None:
+        if len(_names) >= NAMES_KEPT:
+            _names.clear()
+        name = _names.setdefault(text, text)
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +69,8 @@ class JobSpec:
     """What a client sends, with every default filled in.
 
     Compact because a million queued jobs keep theirs: `args` a tuple (the shared `()` when
-    empty), `route` and `meta` EMPTY_MAP when empty, `type` and `queue` interned strings.
+    empty), `route` and `meta` EMPTY_MAP when empty, `type` and `queue` shared strings
+    (`shared_name`).
     """
 
     type: str

@@ -7,7 +7,6 @@ reaches the actors already trusted.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,8 +145,8 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
 
     Absent fields take their default without a parser call: most specs carry two or three
     fields, and this runs once per job of every batch (it was the enqueue path's top cost).
-    `type` and `queue` are interned: msgpack decodes a new string per occurrence, and a million
-    queued jobs would otherwise hold a million copies of each.
+    `type` and `queue` are shared strings (`messages.shared_name`): msgpack decodes a new string
+    per occurrence, and a million queued jobs would otherwise hold a million copies of each.
     """
     if not isinstance(raw, dict):
         raise BadRequest("a job spec must be a map")
@@ -177,10 +176,10 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         if timeout <= 0:
             raise BadRequest("field 'timeout' must be > 0")
     return m.JobSpec(
-        type=sys.intern(_string(raw, "type", limit=chars)),
+        type=m.shared_name(_string(raw, "type", limit=chars)),
         args=tuple(args),  # an empty one is the shared ()
         queue=(
-            sys.intern(_string(raw, "queue", limit=chars))
+            m.shared_name(_string(raw, "queue", limit=chars))
             if get("queue") is not None
             else "default"
         ),

@@ -149,12 +149,12 @@ def test_a_job_from_a_spec_without_options_shares_its_empty_values():
     assert first.type is second.type and first.queue is second.queue
 
 
-def test_the_job_type_and_queue_of_decoded_specs_are_interned():
+def test_the_job_type_and_queue_of_decoded_specs_are_shared_strings():
     specs = msgpack.unpackb(msgpack.packb([{"type": "resize", "queue": "images"}] * 2))
     first, second = (job_spec(spec) for spec in specs)
     assert specs[0]["type"] is not specs[1]["type"]  # msgpack makes a string per occurrence
-    assert first.type is second.type is sys.intern("resize")
-    assert first.queue is second.queue is sys.intern("images")
+    assert first.type is second.type
+    assert first.queue is second.queue
 
 
 def test_the_shared_empty_map_cannot_be_changed():
@@ -196,3 +196,13 @@ def test_a_job_rebuilt_from_a_wire_form_takes_the_compact_forms_too():
     assert rebuilt.retry is DEFAULT_RETRY
     assert type(rebuilt.errors) is tuple and len(rebuilt.errors) == 1
     assert rebuilt.type is sys.intern("noop")
+
+
+def test_shared_names_are_one_object_per_name_and_the_cache_stays_bounded():
+    from transport import messages
+
+    first = messages.shared_name("".join(["que", "ue-a"]))
+    assert messages.shared_name("".join(["queu", "e-a"])) is first
+    for n in range(messages.NAMES_KEPT + 10):
+        messages.shared_name(f"name-{n}")
+    assert len(messages._names) <= messages.NAMES_KEPT
