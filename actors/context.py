@@ -53,6 +53,10 @@ class CoordinatorContext:
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     unroutable: dict[str, int] = field(default_factory=dict)  # queue -> jobs no worker may take
     max_message_size: int = MAX_MESSAGE_SIZE_BYTES  # announced to workers in workerregistered
+    # Connections that said hello: added by the dispatcher (I/O thread), forgotten by the
+    # supervisor once their last session has been over for terminated_retention, so the set
+    # stays bounded (single set operations are atomic, so no lock).
+    greeted: set[bytes] = field(default_factory=set)
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
 

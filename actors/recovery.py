@@ -22,6 +22,7 @@ class Recovery:
 
     ctx: CoordinatorContext
     sessions: dict[str, Session]
+    by_peer: dict[bytes, Session]
     ended: dict[str, Session]
     reservations: dict[str, Session]
     orphans: dict[str, Session]  # worker_id -> jobs active before a restart
@@ -109,3 +110,5 @@ class Recovery:
         for worker_id, session in list(self.ended.items()):
             if now - (session.ended_at or now) > settings.terminated_retention:
                 del self.ended[worker_id]
+                if session.peer not in self.by_peer:  # no newer session on that connection
+                    self.ctx.greeted.discard(session.peer)

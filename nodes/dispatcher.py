@@ -38,7 +38,7 @@ class Dispatcher:
         self.limits = limits
         self.max_message_size = max_message_size
         self.roles_of = roles_of  # peer -> roles of its CURVE key; None: security is off
-        self.greeted: set[bytes] = set()  # connections that have said hello to this coordinator
+        self.greeted = ctx.greeted  # connections that have said hello to this coordinator
         self.bad_requests = 0
 
     def __call__(self, peer: bytes, frame: bytes) -> None:

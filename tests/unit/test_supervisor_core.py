@@ -10,7 +10,7 @@ from actors.base import Activity
 from actors.clock import ManualClock
 from actors.context import CoordinatorContext, CoordinatorSettings
 from actors.jobs import Job
-from actors.mail import Claim, Claimed, JobsAvailable
+from actors.mail import Claim, Claimed, JobsAvailable, Tick
 from actors.store.memory import MemoryStore
 from actors.worker_supervisor import SupervisorCore
 from transport import codec
@@ -193,3 +193,25 @@ def test_a_refused_outcomes_frame_changes_nothing():
     core.handle(b"another-connection", m.Outcomes(9, worker_id, (m.JobOutcome("job-0", 1),)))
     assert sent[-1]["code"] == "unknown_worker"
     assert jobs[0].state == "active"
+
+
+def test_a_connection_is_forgotten_once_its_last_session_has_been_over_for_the_retention():
+    core, _, sent = make_core()
+    clock, greeted = core.ctx.clock, core.ctx.greeted
+    gone, replaced = b"gone-connection", b"replaced-connection"
+    for peer in (gone, replaced):
+        greeted.add(peer)  # the dispatcher's part when it routes a hello
+        core.handle(peer, m.Hello(1, "worker", "host", 1))
+    core.handle(gone, m.Deregister(2, sent[0]["worker_id"]))
+    core.handle(replaced, m.Hello(3, "worker", "host", 1))  # ends its first session
+    retention = core.ctx.settings.terminated_retention
+
+    clock.advance(retention / 2)  # type: ignore[attr-defined]
+    core.touch(replaced)
+    core.tick(Tick(clock.now()))
+    assert greeted == {gone, replaced}  # ended, but not for long enough yet
+
+    clock.advance(retention / 2 + 1)  # type: ignore[attr-defined]
+    core.touch(replaced)
+    core.tick(Tick(clock.now()))
+    assert greeted == {replaced}  # its newer session is live on the same connection
