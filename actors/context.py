@@ -59,6 +59,7 @@ class CoordinatorContext:
     greeted: set[bytes] = field(default_factory=set)
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
+    listing: Mailbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))

@@ -13,6 +13,7 @@ from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.context import CoordinatorContext, CoordinatorSettings, QueueDirectory
 from actors.events import EventHub
+from actors.listing import ListingActor
 from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
@@ -134,6 +135,8 @@ class Coordinator:
         ctx.queues = QueueDirectory(start_queue, self.settings.max_queues)
         ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx)
         self._actors.append(ctx.supervisor)
+        ctx.listing = base.start(ListingActor, self.activity, ctx)
+        self._actors.append(ctx.listing)
         self._actors.append(base.start(ReaperActor, self.activity, ctx))
         self._restore(store)
         waiters = JobWaiters(self.clock, store, outbox, self.events)

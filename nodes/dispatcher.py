@@ -84,9 +84,8 @@ class Dispatcher:
             self._cancel(peer, request)
         elif isinstance(request, m.Retry):
             self._retry(peer, request)
-        elif isinstance(request, m.Jobs):  # extension: a listing read from the store
-            jobs = ctx.store.list(request.queue, request.state, request.job_type, request.limit)
-            ctx.outbox(peer, codec.reply(request.rid, jobs=jobs))
+        elif isinstance(request, m.Jobs):  # extension: a store walk, kept off this thread
+            ctx.listing.tell(Inbound(peer, request))
         elif isinstance(request, m.Ping):
             ctx.outbox(peer, codec.encode({"type": "pong", "rid": request.rid}))
             if peer in self.greeted:

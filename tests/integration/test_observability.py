@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from actors.store.memory import MemoryStore
 from nodes import Client, Coordinator, WorkerNode
 from nodes.dashboard import Dashboard
 from nodes.metrics import MetricsExporter
@@ -275,3 +276,34 @@ def test_retrying_from_the_dashboard_needs_the_admin_token(
     assert http(guarded.url + "api/jobs/nope")[0] == 404
     overview = json.loads(http(guarded.url + "api/overview")[1])
     assert [job["id"] for job in overview["dead"]] == [failed]
+
+
+class HeldListings(MemoryStore):
+    """A memory store whose `list` waits until released: a listing that takes a long time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listing = threading.Event()
+        self.release = threading.Event()
+
+    def list(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        self.listing.set()
+        assert self.release.wait(10), "the test never released the listing"
+        return super().list(*args, **kwargs)
+
+
+def test_a_slow_jobs_listing_does_not_hold_up_other_peers(coordinator, raw_peer):
+    store = HeldListings()
+    node = coordinator(store=store)
+    operator, other = raw_peer(node.address), raw_peer(node.address)
+    rid = operator.rid()
+    operator.send({"type": "jobs", "rid": rid, "limit": 5})
+    assert store.listing.wait(5)
+    try:
+        assert other.request("ping")["type"] == "pong"  # answered while the walk is held
+        enqueued = other.request("enqueue", job={"type": "t"})
+        assert enqueued["type"] == "reply", enqueued
+    finally:
+        store.release.set()
+    listed = operator.reply_to(rid)
+    assert listed["type"] == "reply" and [job["type"] for job in listed["jobs"]] == ["t"]
