@@ -114,7 +114,8 @@ class ConnectionSupervisor(CorralActor):
         }
 
     def on_start(self) -> None:
-        self.mailbox().tell(Connect())
+        # No Connect here: the node tells it once the WorkerActor knows this link, or the
+        # worker's first report could reach a WorkerActor with nowhere to send it.
         self._schedule_beat()
 
     def on_stop(self) -> None:

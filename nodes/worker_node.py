@@ -14,7 +14,7 @@ from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.connection import ConnectionSupervisor
 from actors.worker import Handler, WorkerActor
-from actors.worker_mail import Deregister
+from actors.worker_mail import Connect, Deregister
 from actors.worker_settings import WorkerSettings
 from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
@@ -115,6 +115,7 @@ class WorkerNode:
         )
         self._connection = base.Mailbox(self._connection_ref, self.activity)
         self._worker_ref.proxy().attach(self._connection).get()
+        self._connection.tell(Connect())  # only now: the hello's reply asks the worker to report
         return self
 
     # -- lifecycle ----------------------------------------------------------------------------
