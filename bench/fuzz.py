@@ -225,6 +225,13 @@ class Mutator:
                 "attempt": 1,
                 "error": {"type": "E", "message": "m"},
             },
+            "outcomes": {
+                "worker_id": me,
+                "outcomes": [
+                    {"job_id": job, "attempt": 1, "result": r.random()},
+                    {"job_id": job, "attempt": 2, "error": {"type": "E", "message": "m"}},
+                ],
+            },
             "deregister": {"worker_id": me},
             "ping": {},
             "enqueue": {"job": spec} if r.random() < 0.7 else {"jobs": [spec, dict(spec)]},

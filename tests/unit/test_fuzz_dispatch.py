@@ -246,6 +246,30 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
                 ),
             }
         ),
+        "outcomes": st.fixed_dictionaries(
+            {
+                "worker_id": me,
+                "outcomes": st.lists(
+                    st.one_of(
+                        st.fixed_dictionaries(
+                            {"job_id": job, "attempt": st.integers(1, 3)},
+                            optional={"result": scalars},
+                        ),
+                        st.fixed_dictionaries(
+                            {
+                                "job_id": job,
+                                "attempt": st.integers(1, 3),
+                                "error": st.fixed_dictionaries(
+                                    {"type": names, "message": st.text(max_size=20)}
+                                ),
+                            }
+                        ),
+                    ),
+                    min_size=1,
+                    max_size=3,
+                ),
+            }
+        ),
         "deregister": st.fixed_dictionaries({"worker_id": me}),
         "ping": st.just({}),
         "enqueue": st.one_of(
