@@ -255,10 +255,15 @@ class ConnectionSupervisor(CorralActor):
             self._settle(context, body)
         elif kind == "outcomes" and code == "too_large":
             self._split([self.unreported[i] for i in context if i in self.unreported])
+        elif kind == "outcomes" and code == "internal":
+            pass  # nothing changed and it may pass: reported again with the next beat
         elif kind == "outcomes":
-            # internal or bad_request: nothing changed; they are reported again with the
-            # next beat (internal may pass; a refused report then ends by the job's lease).
-            log.error("outcomes refused: %s %s", code, body.get("message"))
+            # Refused as a whole (bad_request, ...): report each on its own with ack/fail,
+            # whose answers settle every one of them, so none is re-sent forever.
+            log.warning("outcomes refused (%s %s); reporting one by one", code, body.get("message"))
+            for job_id in context:
+                if job_id in self.unreported:
+                    self._send_outcome(self.unreported[job_id])
         elif kind == "fetch":
             self.fetching = False
             log.warning("fetch refused: %s %s", code, body.get("message"))

@@ -99,7 +99,9 @@ class BaseCoordinator:
     """A bare ROUTER answering hello/register/beat/fetch/ack/fail from the base protocol only,
     handing out `jobs` once, and recording every request it receives."""
 
-    def __init__(self, jobs: list[dict[str, Any]], announce: dict[str, Any]) -> None:
+    def __init__(
+        self, jobs: list[dict[str, Any]], announce: dict[str, Any], refuse_outcomes: bool = False
+    ) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -107,6 +109,7 @@ class BaseCoordinator:
         self.address = f"tcp://127.0.0.1:{port}"
         self.jobs = jobs
         self.announce = announce
+        self.refuse_outcomes = refuse_outcomes
         self.received: list[dict[str, Any]] = []
 
     def serve_until(self, done: Any, timeout: float = 10.0) -> None:
@@ -141,6 +144,8 @@ class BaseCoordinator:
             reply["jobs"], self.jobs = self.jobs, []
         elif kind == "fail":
             reply["state"] = "discarded"
+        elif kind == "outcomes" and self.refuse_outcomes:
+            reply = {"type": "error", "rid": rid, "code": "bad_request", "message": "no"}
         elif kind == "outcomes":
             reply["results"] = [{"state": "completed"} for _ in request["outcomes"]]
         self.socket.send_multipart([peer, msgpack.packb(reply, use_bin_type=True)])
@@ -168,8 +173,10 @@ def _job(job_id: str, job_type: str) -> dict[str, Any]:
 def base_coordinator() -> Iterator[Any]:
     made: list[BaseCoordinator] = []
 
-    def make(jobs: list[dict[str, Any]], announce: dict[str, Any]) -> BaseCoordinator:
-        made.append(BaseCoordinator(jobs, announce))
+    def make(
+        jobs: list[dict[str, Any]], announce: dict[str, Any], **options: Any
+    ) -> BaseCoordinator:
+        made.append(BaseCoordinator(jobs, announce, **options))
         return made[-1]
 
     yield make
@@ -202,3 +209,22 @@ def test_a_worker_reports_with_ack_and_fail_unless_the_coordinator_announces_out
     else:
         assert set(reported.values()) == {"outcomes"}
         assert not [r for r in server.received if r["type"] in ("ack", "fail")]
+
+
+def test_a_worker_whose_outcomes_frame_is_refused_reports_each_job_with_ack_or_fail(
+    base_coordinator,
+):
+    server = base_coordinator(
+        [_job("j-1", "ok"), _job("j-2", "boom")],
+        {"extensions": ["outcomes"]},
+        refuse_outcomes=True,
+    )
+    node = WorkerNode(server.address, concurrency=2, handlers={"ok": lambda: 1, "boom": _boom})
+    node.start()
+    try:
+        server.serve_until(lambda: server.reported() == {"j-1": "ack", "j-2": "fail"})
+        server.serve_until(lambda: node.status()["unreported"] == 0)
+    finally:
+        node.kill()
+    kinds = [r["type"] for r in server.received if r["type"] in ("outcomes", "ack", "fail")]
+    assert kinds[0] == "outcomes" and sorted(kinds[-2:]) == ["ack", "fail"]
