@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from transport import messages as m
 from transport.codec import MAX_DEPTH, encode, valid_rid
@@ -45,6 +45,7 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 _MISSING = object()
+T = TypeVar("T")
 
 
 def _get(body: dict[str, Any], key: str, default: Any = _MISSING) -> Any:
@@ -314,18 +315,25 @@ def _outcomes(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Out
     """Extension: acks and fails in one frame. A malformed item refuses the whole frame, so
     nothing changes; an item over max_result_size is refused alone (`too_large`)."""
     worker_id = _string(b, "worker_id")
-    raw_items = _get(b, "outcomes")
+    items = _batch(b, "outcomes", limits, lambda raw: _outcome(raw, size, limits))
+    return m.Outcomes(rid, worker_id, items)
+
+
+def _batch(b: dict[str, Any], key: str, limits: Limits, parse: Callable[[Any], T]) -> tuple[T, ...]:
+    """A non-empty list of at most max_batch_jobs items, each parsed; a refused item refuses
+    the whole batch, naming its index (`jobs[3]: ...`)."""
+    raw_items = _get(b, key)
     if not isinstance(raw_items, list) or not raw_items:
-        raise BadRequest("field 'outcomes' must be a non-empty list")
+        raise BadRequest(f"field '{key}' must be a non-empty list")
     if len(raw_items) > limits.max_batch_jobs:
-        raise BadRequest(f"'outcomes' holds at most {limits.max_batch_jobs} items")
+        raise BadRequest(f"'{key}' holds at most {limits.max_batch_jobs} items")
     items = []
     for index, raw in enumerate(raw_items):
         try:
-            items.append(_outcome(raw, size, limits))
-        except BadRequest as exc:
-            raise BadRequest(f"outcomes[{index}]: {exc.message}") from None
-    return m.Outcomes(rid, worker_id, tuple(items))
+            items.append(parse(raw))
+        except (BadRequest, TooLarge) as exc:
+            raise type(exc)(f"{key}[{index}]: {exc.message}") from None
+    return tuple(items)
 
 
 def _outcome(raw: Any, frame_size: int, limits: Limits) -> m.JobOutcome:
@@ -366,18 +374,10 @@ def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqu
     check = size > limits.max_job_size
     if b.get("job") is not None:
         return m.Enqueue(rid, (job_spec(b["job"], check_size=check, limits=limits),), batch=False)
-    raw_jobs = _get(b, "jobs")
-    if not isinstance(raw_jobs, list) or not raw_jobs:
+    if not isinstance(b.get("jobs"), list):
         raise BadRequest("enqueue needs 'job' (a map) or 'jobs' (a non-empty list)")
-    if len(raw_jobs) > limits.max_batch_jobs:
-        raise BadRequest(f"a batch holds at most {limits.max_batch_jobs} jobs")
-    specs = []
-    for index, raw in enumerate(raw_jobs):
-        try:
-            specs.append(job_spec(raw, check_size=check, limits=limits))
-        except (BadRequest, TooLarge) as exc:
-            raise type(exc)(f"jobs[{index}]: {exc.message}") from None
-    return m.Enqueue(rid, tuple(specs), batch=True)
+    specs = _batch(b, "jobs", limits, lambda raw: job_spec(raw, check_size=check, limits=limits))
+    return m.Enqueue(rid, specs, batch=True)
 
 
 def _get_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Get:
