@@ -97,7 +97,7 @@ class ConnectionSupervisor(CorralActor):
             "register": self._on_register_reply,
             "beat": self._on_beat_reply,
             "fetch": self._on_fetch_reply,
-            "outcome": self._on_outcome_reply,
+            "outcome": lambda body, job_id: self._settle(job_id, body),
             "outcomes": self._on_outcomes_reply,
             "deregister": lambda body, context: None,
         }
@@ -186,7 +186,8 @@ class ConnectionSupervisor(CorralActor):
     ) -> bool:
         """Send a request; its reply is expected within heartbeat_timeout (+ `patience`).
 
-        False, and nothing sent, when the frame would exceed `size_limit`.
+        False, and nothing sent, when the frame would exceed `size_limit` (True without a
+        link: nothing is sent, and the outcomes wait for the next registration).
         """
         if self.link is None:
             return True
@@ -425,9 +426,6 @@ class ConnectionSupervisor(CorralActor):
     def _send_outcome(self, outcome: Outcome) -> None:
         body: dict[str, Any] = {"worker_id": self.worker_id, **_outcome_item(outcome)}
         self._request("fail" if outcome.error else "ack", body, outcome.job_id)
-
-    def _on_outcome_reply(self, body: dict[str, Any], job_id: Any) -> None:
-        self.unreported.pop(job_id, None)
 
     def _on_outcomes_reply(self, body: dict[str, Any], job_ids: Any) -> None:
         results = body.get("results")
