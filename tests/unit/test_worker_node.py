@@ -38,3 +38,24 @@ def test_a_worker_opens_its_link_only_once_its_worker_actor_knows_the_link():
     finally:
         node.kill()
     assert attached_when_opened == [True]
+
+
+def test_a_link_actor_does_not_connect_by_itself_before_it_is_told_to():
+    """Deterministic half of the above: messages reach an actor in order, so a Connect told
+    from on_start would be handled before this status ask is answered."""
+    from actors.base import Untracked
+    from actors.clock import ManualClock
+    from actors.connection import ConnectionSupervisor
+    from actors.worker_settings import WorkerSettings
+    from tests.unit.test_supervisor_core import Recorder
+
+    opened: list[Any] = []
+    activity = Untracked()
+    ref = ConnectionSupervisor.start(
+        activity, opened.append, WorkerSettings(), Recorder(), ManualClock()
+    )
+    try:
+        assert ref.proxy().status().get()["worker_id"] is None
+        assert opened == []
+    finally:
+        ref.stop()
