@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -98,6 +99,13 @@ class CorralActor(pykka.ThreadingActor):
         super().__init__()
         self.activity = activity
         self._handlers: dict[type, Callable[[Any], None]] = self.handlers()
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        # pykka's default inbox is a queue.Queue, whose put/get run a Python-level Condition;
+        # the C SimpleQueue does the same hand-off (put, blocking get, empty) in about 4 us
+        # less per message, and a job crosses a dozen actor hops between enqueue and result.
+        return queue.SimpleQueue()
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         raise NotImplementedError
