@@ -1,10 +1,11 @@
 """End-to-end no-op throughput, and batch-enqueue-only rate.
 
-    .venv/bin/python bench/throughput.py [--jobs 20000] [--workers 2] [--concurrency 16]
+    .venv/bin/python bench/throughput.py [--jobs 20000] [--workers 2] [--concurrency 50]
     .venv/bin/python bench/throughput.py --store sqlite   # the same over a fresh SQLite file
 
-End to end: a coordinator process, `--workers` worker processes (concurrency 16 each) and this
-process as the client. The clock starts at the first `enqueue_many` (batches of 1,000 `noop`
+End to end: a coordinator process, `--workers` worker processes (concurrency 50 each: 100 jobs
+in flight, as the raw ZeroMQ ceiling keeps 100 requests in flight) and this process as the
+client. The clock starts at the first `enqueue_many` (batches of 1,000 `noop`
 jobs) and stops when `stats()` (polled every 50 ms, never `get` per job) counts every job
 completed. Enqueue only: a fresh coordinator with no workers; the clock runs from the first
 batch sent to the last batch acknowledged.
@@ -22,7 +23,9 @@ import common
 
 DEFAULT_JOBS = 20_000
 DEFAULT_WORKERS = 2
-DEFAULT_CONCURRENCY = 16
+# 2 x 50 = 100 jobs in flight: the same depth as zmq_ceiling's window of 100 outstanding
+# requests, so the end-to-end rate and that ceiling are compared like with like.
+DEFAULT_CONCURRENCY = 50
 BATCH_JOBS = 1_000
 DEFAULT_TIMEOUT_S = 120.0
 
