@@ -1,9 +1,11 @@
 """Fetch matching, the part of the WorkerSupervisor that hands jobs to waiting fetches.
 
-A fetch asks its queues one claim at a time, in the worker's order; a fetch that found nothing
-parks until its wait ends, and parked fetches are offered a queue's new jobs one claim at a time,
-fewest active first, then longest waiting. Split from worker_supervisor.py to keep each module
-one concept; the state it uses is owned by SupervisorCore.
+A fetch asks its queues one claim at a time, in the worker's order. A fetch that found nothing
+parks until its wait ends and leaves a standing claim with each of its queues: a queue serves
+standing claims the moment jobs arrive, fewest active first, then longest parked, and the first
+jobs to come back answer the fetch; the other standing claims are withdrawn. Split from
+worker_supervisor.py to keep each module one concept; the state it uses is owned by
+SupervisorCore.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from actors import events, states
 from actors.context import CoordinatorContext
 from actors.jobs import Job
-from actors.mail import Claim, Claimed, FetchExpired, Hold, JobsAvailable
+from actors.mail import Claim, Claimed, FetchExpired, Hold, Stand, Withdraw
 from actors.sessions import PendingFetch, Session
 from transport import messages as m
 from transport.errors import BadRequest, NotRegistered
@@ -26,11 +28,6 @@ class FetchMatching:
     ctx: CoordinatorContext
     sessions: dict[str, Session]
     reservations: dict[str, Session]
-    parked: dict[str, dict[str, None]]  # queue -> parked worker ids, oldest first
-    waking: dict[str, list[str]]  # queue -> parked workers still to offer jobs to
-    offers: dict[str, int]  # queue -> token of the fetch its jobs are offered to
-    rewake: set[str]
-    epochs: dict[str, int]  # queue -> how many availability notices it sent
     _tokens: itertools.count[int]
 
     # Provided by SupervisorCore:
@@ -64,12 +61,16 @@ class FetchMatching:
             self._answer_fetch(session)
 
     def _start_claims(self, session: Session, fetch: PendingFetch) -> None:
+        self._withdraw(session, fetch)
         fetch.next_queue = 0
         self._claim_next(session, fetch)
 
+    def _want(self, session: Session, fetch: PendingFetch) -> int:
+        return min(fetch.wanted - len(fetch.jobs), session.free_slots)
+
     def _claim_next(self, session: Session, fetch: PendingFetch) -> None:
         """Ask the next queue in the worker's order, or settle the fetch when none is left."""
-        want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
+        want = self._want(session, fetch)
         if want > 0 and fetch.next_queue < len(fetch.queues) and not fetch.expired:
             queue = fetch.queues[fetch.next_queue]
             fetch.next_queue += 1
@@ -77,32 +78,41 @@ class FetchMatching:
             self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
         elif fetch.jobs or fetch.wait <= 0 or fetch.expired:
             self._answer_fetch(session)
-        elif want > 0 and any(self.epochs.get(q, 0) != fetch.seen.get(q, 0) for q in fetch.queues):
-            # Jobs arrived in a queue after we had asked it (news we could not act on while
-            # still asking the later queues): ask again rather than park past them.
-            self._start_claims(session, fetch)
         else:
             self._park(session, fetch)
 
     def claimed(self, message: Claimed) -> None:
         session = self.sessions.get(message.worker_id)
         fetch = session.fetch if session is not None else None
-        offer = self.offers.get(message.queue) == message.token
-        if offer:
-            del self.offers[message.queue]
-        if session is None or fetch is None or fetch.token != message.token:
-            if message.jobs:
-                self.ctx.queues.get(message.queue).tell(Hold(message.jobs))
+        if session is None or fetch is None:
+            self._hold_back(message.queue, message.jobs)
+        elif message.standing:
+            self._standing_claimed(session, fetch, message)
+        elif fetch.token != message.token:
+            self._hold_back(message.queue, message.jobs)
         else:
             fetch.claim_in_flight = False
-            fetch.seen[message.queue] = self.epochs.get(message.queue, 0)
             self._activate(session, fetch, message.jobs)
-            if not offer:
-                self._claim_next(session, fetch)
-            elif fetch.jobs or fetch.expired:
-                self._answer_fetch(session)
-        if offer:
-            self._wake_next(message.queue)
+            self._claim_next(session, fetch)
+
+    def _standing_claimed(self, session: Session, fetch: PendingFetch, message: Claimed) -> None:
+        """A queue served this fetch's standing claim: take what the worker has room for and
+        answer. Jobs beyond that, or for a claim it no longer stands by, go back."""
+        if fetch.stand != message.token:
+            self._hold_back(message.queue, message.jobs)
+            return
+        want = self._want(session, fetch)
+        self._activate(session, fetch, message.jobs[:want])
+        self._hold_back(message.queue, message.jobs[want:])
+        self._withdraw(session, fetch, served_by=message.queue)
+        if fetch.jobs:
+            self._answer_fetch(session)
+        else:
+            self._stand(session, fetch)
+
+    def _hold_back(self, queue: str, jobs: list[Job]) -> None:
+        if jobs:
+            self.ctx.queues.get(queue).tell(Hold(jobs))
 
     def _activate(self, session: Session, fetch: PendingFetch, jobs: list[Job]) -> None:
         now = self.ctx.clock.now()
@@ -126,16 +136,39 @@ class FetchMatching:
             fetch.timer = self.ctx.clock.call_later(
                 fetch.wait, lambda: mailbox.tell(FetchExpired(worker_id, token))
             )
+        self._stand(session, fetch)
+
+    def _stand(self, session: Session, fetch: PendingFetch) -> None:
+        """Leave (or renew, with today's room and rank) a standing claim with every queue of
+        a parked fetch; a full or quiet worker leaves none."""
+        want = self._want(session, fetch)
+        if want <= 0 or session.state != states.RUNNING or session.profile is None:
+            self._withdraw(session, fetch)
+            return
+        assert fetch.parked_since is not None
+        fetch.stand = next(self._tokens)
+        rank = (len(session.active), fetch.parked_since)
+        stand = Stand(fetch.stand, session.profile, want, rank)
+        for queue in fetch.queues:
+            self.ctx.queues.get(queue).tell(stand)
+
+    def _withdraw(
+        self, session: Session, fetch: PendingFetch, served_by: str | None = None
+    ) -> None:
+        """Take back the fetch's standing claims (a queue that served one has dropped it)."""
+        if fetch.stand is not None:
+            withdraw = Withdraw(fetch.stand, session.worker_id)
+            fetch.stand = None
             for queue in fetch.queues:
-                self.parked.setdefault(queue, {})[session.worker_id] = None
+                if queue != served_by:
+                    self.ctx.queues.get(queue).tell(withdraw)
 
     def _drop_fetch(self, session: Session) -> PendingFetch | None:
         fetch, session.fetch = session.fetch, None
         if fetch is not None:
             if fetch.timer is not None:
                 fetch.timer.cancel()
-            for queue in fetch.queues:
-                self.parked.get(queue, {}).pop(session.worker_id, None)
+            self._withdraw(session, fetch)
         return fetch
 
     def _answer_fetch(self, session: Session) -> None:
@@ -160,44 +193,17 @@ class FetchMatching:
         else:
             self._answer_fetch(session)
 
-    def jobs_available(self, message: JobsAvailable) -> None:
-        """Offer the queue to its parked fetches: fewest active first, then longest waiting.
-
-        One offer (a claim) is out per queue at a time; availability news that arrives during
-        a round of offers starts another round when this one ends.
-        """
-        queue = message.queue
-        self.epochs[queue] = self.epochs.get(queue, 0) + 1
-        if queue in self.waking:
-            self.rewake.add(queue)
-            return
-        parked = [self.sessions[w] for w in self.parked.get(queue, ()) if w in self.sessions]
-        if not parked:
-            return
-        parked.sort(key=lambda s: (len(s.active), s.fetch.parked_since if s.fetch else 0.0))
-        self.waking[queue] = [s.worker_id for s in parked]
-        self._wake_next(queue)
-
-    def _wake_next(self, queue: str) -> None:
-        pending = self.waking.get(queue, [])
-        while pending:
-            session = self.sessions.get(pending.pop(0))
-            fetch = session.fetch if session is not None else None
-            if session is None or fetch is None or fetch.parked_since is None:
-                continue
-            want = min(fetch.wanted - len(fetch.jobs), session.free_slots)
-            if fetch.claim_in_flight or want <= 0 or session.state != states.RUNNING:
-                continue
-            fetch.claim_in_flight = True
-            self.offers[queue] = fetch.token
-            self.ctx.queues.get(queue).tell(Claim(fetch.token, session.profile, want))  # type: ignore[arg-type]
-            return
-        self.waking.pop(queue, None)
-        if queue in self.rewake:
-            self.rewake.discard(queue)
-            self.jobs_available(JobsAvailable(queue))
-
     def _slot_freed(self, session: Session) -> None:
+        """Room freed up (or the worker runs again): a parked fetch may take more now."""
         fetch = session.fetch
-        if fetch is not None and fetch.parked_since is not None and not fetch.claim_in_flight:
+        if fetch is None or fetch.parked_since is None or fetch.claim_in_flight:
+            return
+        if fetch.stand is not None:
+            self._stand(session, fetch)  # its queues had nothing for it: renew with more room
+        else:
             self._start_claims(session, fetch)
+
+    def _paused(self, session: Session) -> None:
+        """The worker was told to stop taking jobs: its standing claims go."""
+        if session.fetch is not None:
+            self._withdraw(session, session.fetch)

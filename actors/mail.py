@@ -35,12 +35,36 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """Queue -> supervisor: the jobs popped for a claim (possibly none)."""
+    """Queue -> supervisor: the jobs popped for a claim (possibly none), or for a standing
+    claim (`standing`, never empty)."""
 
     token: int
     worker_id: str
     queue: str
     jobs: list[Job]
+    standing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stand:
+    """Supervisor -> queue: a parked fetch's standing claim, served the moment jobs this
+    worker may take wait in the queue. A newer Stand from the same worker replaces it.
+
+    `rank` orders the standing claims of one queue: fewest active jobs, then longest parked.
+    """
+
+    token: int
+    worker: WorkerProfile
+    count: int
+    rank: tuple[int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Supervisor -> queue: the fetch behind this worker's standing claim no longer waits."""
+
+    token: int
+    worker_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +86,6 @@ class RoutingUpdate:
     """Supervisor -> queues: the live registered workers changed."""
 
     workers: tuple[WorkerProfile, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class JobsAvailable:
-    """Queue -> supervisor: jobs became available; wake parked fetches on this queue."""
-
-    queue: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,10 @@ class QueueCore:
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._jobs
 
+    def has_ready(self) -> bool:
+        """True when some job could be handed out now (to a worker allowed to take it)."""
+        return bool(self._available)
+
     def add(self, job: Job) -> bool:
         """Hold a waiting job; True when it can be handed out now."""
         self._jobs[job.id] = job

@@ -1,4 +1,9 @@
-"""QueueActor: the thin pykka shell around one QueueCore. Enqueues land here."""
+"""QueueActor: the thin pykka shell around one QueueCore. Enqueues land here.
+
+Parked fetches leave a standing claim (`Stand`) with each of their queues, so a job that
+arrives for an idle worker goes out in one hop (queue -> supervisor) instead of three
+(availability notice, claim, claimed).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,11 @@ from actors.mail import (
     Claimed,
     Hold,
     Inbound,
-    JobsAvailable,
     Promote,
     Revive,
     RoutingUpdate,
+    Stand,
+    Withdraw,
 )
 from actors.queue import QueueCore
 from transport import codec
@@ -37,6 +43,7 @@ class QueueActor(CorralActor):
         super().__init__(activity)
         self.ctx = ctx
         self.core = QueueCore(name)
+        self.standing: dict[str, Stand] = {}  # worker_id -> its parked fetch's standing claim
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {
@@ -47,6 +54,8 @@ class QueueActor(CorralActor):
             CancelJob: self._cancel,
             RoutingUpdate: self._routing,
             Revive: self._revive,
+            Stand: self._stand,
+            Withdraw: self._withdraw,
         }
 
     def after_message(self) -> None:
@@ -98,7 +107,7 @@ class QueueActor(CorralActor):
         for job in message.jobs:
             ready = self.core.add(job) or ready
         if ready:
-            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+            self._serve_standing()
 
     def _claim(self, message: Claim) -> None:
         jobs = self.core.claim(message.worker, message.count)
@@ -106,12 +115,38 @@ class QueueActor(CorralActor):
             Claimed(message.token, message.worker.worker_id, self.core.name, jobs)
         )
 
+    def _stand(self, message: Stand) -> None:
+        self.standing[message.worker.worker_id] = message
+        if self.core.has_ready():
+            self._serve(message)
+
+    def _withdraw(self, message: Withdraw) -> None:
+        stand = self.standing.get(message.worker_id)
+        if stand is not None and stand.token == message.token:
+            del self.standing[message.worker_id]
+
+    def _serve_standing(self) -> None:
+        """Hand waiting jobs to parked fetches: fewest active first, then longest parked."""
+        for stand in sorted(self.standing.values(), key=lambda s: s.rank):
+            if not self.core.has_ready():
+                return
+            self._serve(stand)
+
+    def _serve(self, stand: Stand) -> None:
+        jobs = self.core.claim(stand.worker, stand.count)
+        if jobs:
+            worker_id = stand.worker.worker_id
+            del self.standing[worker_id]
+            self.ctx.supervisor.tell(
+                Claimed(stand.token, worker_id, self.core.name, jobs, standing=True)
+            )
+
     def _promote(self, message: Promote) -> None:
         promoted = self.core.promote(message.now)
         for job in promoted:
             self.ctx.store.save(job)
         if promoted:
-            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+            self._serve_standing()
 
     def _cancel(self, message: CancelJob) -> None:
         job = self.core.remove(message.job_id)
@@ -163,8 +198,7 @@ class QueueActor(CorralActor):
 
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)
-        if len(self.core):
-            self.ctx.supervisor.tell(JobsAvailable(self.core.name))
+        self._serve_standing()  # jobs no worker could take may now be routable
 
 
 def cancel_job(ctx: CoordinatorContext, job: Job) -> None:

@@ -19,7 +19,8 @@ from transport.messages import Rid
 
 @dataclass(slots=True)
 class PendingFetch:
-    """A fetch being served: claims go to its queues one at a time, in the worker's order."""
+    """A fetch being served: claims go to its queues one at a time, in the worker's order;
+    parked, it stands at all of them (see actors/fetching.py)."""
 
     token: int
     rid: Rid
@@ -32,7 +33,7 @@ class PendingFetch:
     parked_since: float | None = None
     timer: Timer | None = None
     expired: bool = False
-    seen: dict[str, int] = field(default_factory=dict)  # queue -> availability epoch claimed at
+    stand: int | None = None  # parked: the token of its standing claim at each of its queues
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 """WorkerSupervisor: worker sessions, reservations, parked fetches, ack/fail and recovery.
 
 `SupervisorCore` holds the rules; `WorkerSupervisor` is the pykka shell. Claims are the only
-conversation with the queues: the core tells a QueueActor `Claim`, the queue answers `Claimed`,
-and jobs become active here. A claim whose fetch is gone by then goes straight back (`Hold`).
+conversation with the queues: the core tells a QueueActor `Claim` (or leaves a standing claim,
+`Stand`, for a parked fetch), the queue answers `Claimed`, and jobs become active here. A claim
+whose fetch is gone by then goes straight back (`Hold`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from actors.mail import (
     FetchExpired,
     Hold,
     Inbound,
-    JobsAvailable,
     Orphans,
     Tick,
     Touch,
@@ -54,11 +54,6 @@ class SupervisorCore(FetchMatching, Recovery):
         self.by_peer: dict[bytes, Session] = {}
         self.ended: dict[str, Session] = {}
         self.reservations: dict[str, Session] = {}
-        self.parked: dict[str, dict[str, None]] = {}  # queue -> parked worker ids, oldest first
-        self.waking: dict[str, list[str]] = {}  # queue -> parked workers still to offer jobs to
-        self.offers: dict[str, int] = {}  # queue -> token of the fetch its jobs are offered to
-        self.rewake: set[str] = set()
-        self.epochs: dict[str, int] = {}  # queue -> how many availability notices it sent
         self.orphans: dict[str, Session] = {}  # worker_id -> jobs active before a restart
         self.orphans_until = 0.0
         self.last_tick = 0.0
@@ -230,6 +225,8 @@ class SupervisorCore(FetchMatching, Recovery):
                 job.deadline = now + self._timeout(job)
         if previous != states.RUNNING and session.state == states.RUNNING:
             self._slot_freed(session)  # a parked fetch of a quiet worker may take jobs now
+        elif previous == states.RUNNING and session.state != states.RUNNING:
+            self._paused(session)
         self._send(
             peer,
             request.rid,
@@ -371,7 +368,6 @@ class WorkerSupervisor(CorralActor):
             Inbound: lambda message: core.handle(message.peer, message.request),
             Touch: lambda message: core.touch(message.peer),
             Claimed: core.claimed,
-            JobsAvailable: core.jobs_available,
             FetchExpired: core.fetch_expired,
             CancelJob: core.cancel,
             Tick: core.tick,

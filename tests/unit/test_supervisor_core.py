@@ -10,7 +10,7 @@ from actors.base import Activity
 from actors.clock import ManualClock
 from actors.context import CoordinatorContext, CoordinatorSettings
 from actors.jobs import Job
-from actors.mail import Claim, Claimed, JobsAvailable, Tick
+from actors.mail import Claim, Claimed, Hold, Stand, Tick, Withdraw
 from actors.store.memory import MemoryStore
 from actors.worker_supervisor import SupervisorCore
 from transport import codec
@@ -63,57 +63,108 @@ def claims(queues: Queues, name: str) -> list[Claim]:
     return [message for message in queues.get(name).told if isinstance(message, Claim)]
 
 
-def test_jobs_arriving_in_an_earlier_queue_while_later_queues_are_asked_are_not_missed():
-    core, queues, sent = make_core()
+def told(queues: Queues, name: str, kind: type) -> list[Any]:
+    return [message for message in queues.get(name).told if isinstance(message, kind)]
+
+
+def _parked_worker(core: SupervisorCore, queues: Queues, sent: list[dict[str, Any]], n: int = 1):
+    """A registered worker (queues a then b, concurrency n) whose fetch found both empty."""
     core.handle(PEER, m.Hello(1, "worker", "host", 1))
     worker_id = sent[-1]["worker_id"]
-    register = m.Register(2, worker_id, ("a", "b"), 1, frozenset(), {}, "host", 1, None, ())
+    register = m.Register(2, worker_id, ("a", "b"), n, frozenset(), {}, "host", 1, None, ())
     core.handle(PEER, register)
-    core.handle(PEER, m.Fetch(3, worker_id, 1, None, 5.0))
-
-    token = claims(queues, "a")[-1].token
-    core.claimed(Claimed(token, worker_id, "a", []))  # queue a was empty when asked
-    assert len(claims(queues, "b")) == 1  # now asking b
-    core.jobs_available(JobsAvailable("a"))  # a job lands in a meanwhile
-    core.claimed(Claimed(token, worker_id, "b", []))  # b is empty too
-
-    assert len(claims(queues, "a")) == 2, "the fetch must ask queue a again, not park past it"
-
-
-def test_a_fetch_parks_when_no_news_arrived_while_it_asked_its_queues():
-    core, queues, sent = make_core()
-    core.handle(PEER, m.Hello(1, "worker", "host", 1))
-    worker_id = sent[-1]["worker_id"]
-    core.handle(PEER, m.Register(2, worker_id, ("a", "b"), 1, frozenset(), {}, "host", 1, None, ()))
-    core.handle(PEER, m.Fetch(3, worker_id, 1, None, 5.0))
+    core.handle(PEER, m.Fetch(3, worker_id, n, None, 5.0))
     token = claims(queues, "a")[-1].token
     core.claimed(Claimed(token, worker_id, "a", []))
     core.claimed(Claimed(token, worker_id, "b", []))
+    return worker_id
 
-    assert len(claims(queues, "a")) == 1
-    assert worker_id in core.parked["a"] and worker_id in core.parked["b"]
+
+def _job(job_id: str, queue: str = "a") -> Job:
+    return Job.from_spec(m.JobSpec(type="t", queue=queue), job_id, 0.0, 1)
+
+
+def test_a_fetch_that_found_nothing_stands_at_every_queue_and_waits():
+    core, queues, sent = make_core()
+    worker_id = _parked_worker(core, queues, sent, n=2)
+
+    stands = told(queues, "a", Stand) + told(queues, "b", Stand)
+    assert len(stands) == 2 and stands[0] == stands[1]  # the same standing claim at a and b
+    assert stands[0].worker.worker_id == worker_id and stands[0].count == 2
+    assert stands[0].rank == (0, core.ctx.clock.now())  # nothing active, parked just now
+    assert len(claims(queues, "a")) == 1  # no claim is repeated while it stands
     assert not [reply for reply in sent if reply.get("rid") == 3]  # still held
 
 
-def test_a_claim_for_a_fetch_that_was_replaced_goes_back_to_its_queue():
+def test_a_served_standing_claim_answers_the_fetch_and_the_other_queues_are_withdrawn():
     core, queues, sent = make_core()
-    core.handle(PEER, m.Hello(1, "worker", "host", 1))
-    worker_id = sent[-1]["worker_id"]
-    core.handle(PEER, m.Register(2, worker_id, ("a",), 2, frozenset(), {}, "host", 1, None, ()))
-    core.handle(PEER, m.Fetch(3, worker_id, 1, None, 5.0))
-    old_token = claims(queues, "a")[-1].token
-    core.handle(PEER, m.Fetch(4, worker_id, 1, None, 5.0))  # answers fetch 3 with jobs: []
+    worker_id = _parked_worker(core, queues, sent)
+    stand = told(queues, "b", Stand)[-1]
+    job = _job("job-1", "b")
+    core.ctx.store.add([job])
 
-    job = Job.from_spec(m.JobSpec(type="t"), "job-1", 0.0, 1)
-    core.claimed(Claimed(old_token, worker_id, "a", [job]))
+    core.claimed(Claimed(stand.token, worker_id, "b", [job], standing=True))
 
-    held_back = [message for message in queues.get("a").told if type(message).__name__ == "Hold"]
-    assert [j.id for message in held_back for j in message.jobs] == ["job-1"]
-    assert [reply["jobs"] for reply in sent if reply.get("rid") == 3] == [[]]
-    assert job.state == "available" and job.attempt == 0
+    assert [[j["id"] for j in reply["jobs"]] for reply in sent if reply.get("rid") == 3] == [
+        ["job-1"]
+    ]
+    assert job.state == "active" and job.attempt == 1
+    assert told(queues, "a", Withdraw) == [Withdraw(stand.token, worker_id)]
+    assert told(queues, "b", Withdraw) == []  # b dropped the claim it served
 
 
-def test_a_full_worker_parks_its_fetch_even_when_its_queue_has_news_it_has_not_seen():
+def test_jobs_beyond_the_room_or_for_a_claim_no_longer_standing_go_back():
+    core, queues, sent = make_core()
+    worker_id = _parked_worker(core, queues, sent)  # room for one job
+    stand = told(queues, "a", Stand)[-1]
+    first, extra, late = _job("job-1"), _job("job-2"), _job("job-3", "b")
+
+    core.claimed(Claimed(stand.token, worker_id, "a", [first, extra], standing=True))
+    core.claimed(Claimed(stand.token, worker_id, "b", [late], standing=True))  # b served too
+
+    held_back = told(queues, "a", Hold) + told(queues, "b", Hold)
+    assert [j.id for message in held_back for j in message.jobs] == ["job-2", "job-3"]
+    assert (extra.state, late.state) == ("available", "available")
+    assert set(core.sessions[worker_id].active) == {"job-1"}
+
+
+def test_a_standing_claim_is_renewed_with_more_room_when_a_slot_frees():
+    core, queues, sent = make_core()
+    worker_id, _ = _worker_holding(core, queues, sent, 2)
+    core.handle(PEER, m.Fetch(4, worker_id, 2, None, 5.0))  # full: parks without standing
+    assert told(queues, "a", Stand) == []
+
+    core.handle(PEER, m.Ack(5, worker_id, "job-0", 1, None))  # one slot frees: claims again
+    token = claims(queues, "a")[-1].token
+    core.claimed(Claimed(token, worker_id, "a", []))
+    first = told(queues, "a", Stand)[-1]
+    assert first.count == 1 and first.rank[0] == 1
+
+    core.handle(PEER, m.Ack(6, worker_id, "job-1", 1, None))  # more room: renewed, not re-claimed
+    renewed = told(queues, "a", Stand)[-1]
+    assert renewed.count == 2 and renewed.rank[0] == 0 and renewed.token != first.token
+    assert claims(queues, "a")[-1].token == token
+
+    stale = _job("job-9")
+    core.claimed(Claimed(first.token, worker_id, "a", [stale], standing=True))  # served too early
+    assert [j.id for message in told(queues, "a", Hold) for j in message.jobs] == ["job-9"]
+
+
+def test_a_worker_told_to_go_quiet_withdraws_its_standing_claims():
+    core, queues, sent = make_core()
+    worker_id = _parked_worker(core, queues, sent)
+    stand = told(queues, "a", Stand)[-1]
+    core.handle(PEER, m.Direct(4, worker_id, "quiet"))
+    core.handle(PEER, m.Beat(5, worker_id, "running", ()))
+
+    assert told(queues, "a", Withdraw) == [Withdraw(stand.token, worker_id)]
+    assert told(queues, "b", Withdraw) == [Withdraw(stand.token, worker_id)]
+    job = _job("job-1")
+    core.claimed(Claimed(stand.token, worker_id, "a", [job], standing=True))  # crossed paths
+    assert job.state == "available" and not core.sessions[worker_id].active
+
+
+def test_a_full_worker_parks_its_fetch_without_claiming_or_standing():
     core, queues, sent = make_core()
     core.handle(PEER, m.Hello(1, "worker", "host", 1))
     worker_id = sent[-1]["worker_id"]
@@ -121,12 +172,12 @@ def test_a_full_worker_parks_its_fetch_even_when_its_queue_has_news_it_has_not_s
     core.handle(PEER, m.Fetch(3, worker_id, 1, None, 0.0))
     job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
     core.claimed(Claimed(claims(queues, "a")[-1].token, worker_id, "a", [job]))
-    core.jobs_available(JobsAvailable("a"))  # news the worker has no slot for
 
-    core.handle(PEER, m.Fetch(4, worker_id, 1, None, 5.0))  # used to recurse without end
+    core.handle(PEER, m.Fetch(4, worker_id, 1, None, 5.0))
 
-    assert worker_id in core.parked["a"]
     assert len(claims(queues, "a")) == 1
+    assert told(queues, "a", Stand) == []
+    assert not [reply for reply in sent if reply.get("rid") == 4]  # held until room or wait ends
 
 
 def _worker_holding(core: SupervisorCore, queues: Queues, sent: list[dict[str, Any]], n: int):
