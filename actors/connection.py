@@ -21,6 +21,7 @@ from actors.base import Activity, CorralActor, Mailbox
 from actors.clock import Clock, Timer
 from actors.worker_mail import (
     BeatDue,
+    BeatNow,
     Connect,
     Deregister,
     Directive,
@@ -89,6 +90,7 @@ class ConnectionSupervisor(CorralActor):
         self.want = 0
         self.fetching = False
         self.deregistered = False
+        self.beat_replies = 0
         self._rids = itertools.count(1)
         self._beat_timer: Timer | None = None
         self._connect_timer: Timer | None = None
@@ -107,6 +109,7 @@ class ConnectionSupervisor(CorralActor):
             Connect: self._connect,
             FrameIn: self._frame_in,
             BeatDue: self._beat_due,
+            BeatNow: self._beat_now,
             Report: self._on_report,
             Want: self._on_want,
             Outcomes: self._on_outcomes,
@@ -354,6 +357,10 @@ class ConnectionSupervisor(CorralActor):
         if self.worker_id is not None and self.link is not None:
             self.worker.tell(NeedReport("beat"))
 
+    def _beat_now(self, _: BeatNow) -> None:
+        if self.worker_id is not None and self.link is not None:
+            self.worker.tell(NeedReport("beat"))
+
     def _schedule_beat(self) -> None:
         mailbox = self.mailbox()
         self._beat_timer = self.clock.call_later(
@@ -361,6 +368,7 @@ class ConnectionSupervisor(CorralActor):
         )
 
     def _on_beat_reply(self, body: dict[str, Any], _: Any) -> None:
+        self.beat_replies += 1
         state = body.get("state", states.RUNNING)
         cancel = tuple(body.get("cancel_job_ids", ()))
         for job_id in cancel:
@@ -464,6 +472,7 @@ class ConnectionSupervisor(CorralActor):
             "unreported": len(self.unreported),
             "pending": len(self.pending),
             "fetching": self.fetching,
+            "beat_replies": self.beat_replies,
             "want": self.want,
         }
 

@@ -70,7 +70,7 @@ class FetchMatching:
 
     def _claim_next(self, session: Session, fetch: PendingFetch) -> None:
         """Ask the next queue in the worker's order, or settle the fetch when none is left."""
-        want = self._want(session, fetch)
+        want = self._want(session, fetch) if session.state == states.RUNNING else 0
         if want > 0 and fetch.next_queue < len(fetch.queues) and not fetch.expired:
             queue = fetch.queues[fetch.next_queue]
             fetch.next_queue += 1
@@ -92,7 +92,10 @@ class FetchMatching:
             self._hold_back(message.queue, message.jobs)
         else:
             fetch.claim_in_flight = False
-            self._activate(session, fetch, message.jobs)
+            if session.state == states.RUNNING:
+                self._activate(session, fetch, message.jobs)
+            else:  # told to stop taking jobs while this claim was out
+                self._hold_back(message.queue, message.jobs)
             self._claim_next(session, fetch)
 
     def _standing_claimed(self, session: Session, fetch: PendingFetch, message: Claimed) -> None:

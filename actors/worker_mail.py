@@ -25,6 +25,11 @@ class BeatDue:
 
 
 @dataclass(frozen=True, slots=True)
+class BeatNow:
+    """Node -> connection: report the worker's state now (a graceful stop), off the schedule."""
+
+
+@dataclass(frozen=True, slots=True)
 class NeedReport:
     """Connection -> worker: send me your state and active jobs for a beat or a register."""
 

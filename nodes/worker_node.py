@@ -14,7 +14,7 @@ from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.connection import ConnectionSupervisor
 from actors.worker import Handler, WorkerActor
-from actors.worker_mail import Connect, Deregister
+from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
 from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
@@ -149,6 +149,7 @@ class WorkerNode:
             worker = self._worker_ref.proxy()
             try:
                 worker.set_state(states.TERMINATE).get()
+                self._settle_in_flight()
                 if not self._wait(lambda: worker.running().get() == 0, grace):
                     log.warning(
                         "grace period over: failing %d running jobs", worker.running().get()
@@ -164,6 +165,23 @@ class WorkerNode:
                 )
             finally:
                 self.kill()
+
+    def _settle_in_flight(self) -> None:
+        """Let jobs already on the wire arrive before counting what still runs.
+
+        The coordinator may have handed out a job just before it learns that we stop; a beat
+        that reports `terminate` is answered after that job (one connection, in order), and
+        nothing more is handed out once it is. Without this wait such a job would be
+        deregistered away and come back as a failed attempt (worker_lost).
+        """
+        assert self._connection is not None and self._connection_ref is not None
+        connection = self._connection_ref.proxy()
+        status = connection.status().get()
+        if not status["registered"]:
+            return
+        answered = status["beat_replies"]
+        self._connection.tell(BeatNow())
+        self._wait(lambda: connection.status().get()["beat_replies"] > answered, REPORT_GRACE_S)
 
     def _wait(self, done: Callable[[], bool], seconds: float) -> bool:
         """Poll `done` on the actors (asks at the edge) until true or the deadline passes."""

@@ -266,3 +266,22 @@ def test_a_connection_is_forgotten_once_its_last_session_has_been_over_for_the_r
     core.touch(replaced)
     core.tick(Tick(clock.now()))
     assert greeted == {replaced}  # its newer session is live on the same connection
+
+
+def test_a_claim_that_comes_back_after_the_worker_was_told_to_stop_goes_back_to_its_queue():
+    core, queues, sent = make_core()
+    core.handle(PEER, m.Hello(1, "worker", "host", 1))
+    worker_id = sent[-1]["worker_id"]
+    register = m.Register(2, worker_id, ("a", "b"), 1, frozenset(), {}, "host", 1, None, ())
+    core.handle(PEER, register)
+    core.handle(PEER, m.Fetch(3, worker_id, 1, None, 0.0))
+    token = claims(queues, "a")[-1].token
+    core.handle(PEER, m.Beat(4, worker_id, "terminate", ()))  # stopping, the claim still out
+
+    job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
+    core.claimed(Claimed(token, worker_id, "a", [job]))
+
+    assert [j.id for message in told(queues, "a", Hold) for j in message.jobs] == ["job-1"]
+    assert job.state == "available" and not core.sessions[worker_id].active
+    assert claims(queues, "b") == []  # and no later queue is asked
+    assert [reply["jobs"] for reply in sent if reply.get("rid") == 3] == [[]]

@@ -59,3 +59,63 @@ def test_a_link_actor_does_not_connect_by_itself_before_it_is_told_to():
         assert opened == []
     finally:
         ref.stop()
+
+
+class ScriptedCoordinator:
+    """A link answering as a coordinator would, except that it holds the worker's first fetch
+    and answers it (with one job) only just before the beat that reports `terminate`: the job
+    was handed out as the worker began to stop, and its reply was still on the wire."""
+
+    def __init__(self, on_frame: Any) -> None:
+        from transport import codec
+
+        self.codec = codec
+        self.on_frame = on_frame
+        self.held_fetch: int | None = None
+        self.sent: list[dict[str, Any]] = []
+
+    def reply(self, rid: int, **fields: Any) -> None:
+        self.on_frame(self.codec.encode({"type": "reply", "rid": rid, **fields}))
+
+    def send(self, frame: bytes) -> None:
+        body = self.codec.decode(frame)
+        self.sent.append(body)
+        kind, rid = body["type"], body["rid"]
+        if kind == "hello":
+            self.on_frame(
+                self.codec.encode({"type": "workerregistered", "rid": rid, "worker_id": "w1"})
+            )
+        elif kind == "fetch" and self.held_fetch is None:
+            self.held_fetch = rid
+        elif kind == "fetch":
+            pass  # later fetches stay parked
+        elif kind == "beat" and body["state"] == "terminate" and self.held_fetch is not None:
+            job = {"id": "job-1", "type": "t", "attempt": 1, "args": [], "queue": "default"}
+            self.reply(self.held_fetch, jobs=[job])
+            self.reply(rid, state="terminate", cancel_job_ids=[])
+        elif kind == "beat":
+            self.reply(rid, state=body["state"], cancel_job_ids=[])
+        else:  # register, ack, deregister
+            self.reply(rid)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stopping_worker_runs_a_job_whose_fetch_reply_was_still_on_the_wire():
+    links: list[ScriptedCoordinator] = []
+
+    def connector(on_frame: Any) -> ScriptedCoordinator:
+        links.append(ScriptedCoordinator(on_frame))
+        return links[-1]
+
+    node = WorkerNode(connector=connector, handlers={"t": lambda: 42}, concurrency=1)
+    node.start()
+    try:
+        wait_for(lambda: links and links[0].held_fetch is not None, what="a fetch on the wire")
+        node.stop(timeout=5.0)
+    finally:
+        node.kill()
+    kinds = [(body["type"], body.get("job_id")) for body in links[0].sent]
+    assert ("ack", "job-1") in kinds, kinds
+    assert kinds.index(("ack", "job-1")) < kinds.index(("deregister", None))
