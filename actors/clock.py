@@ -68,7 +68,11 @@ class SystemClock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="corral-clock", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            # Only a new earliest deadline changes how long the thread sleeps. Most timers (a
+            # parked fetch's 30 s, a get's wait) fall behind the reaper's next tick, and each
+            # needless wake cost the idle round a context switch and a GIL hand-off.
+            if self._heap[0][2] is timer:
+                self._cond.notify()
         return timer
 
     def _run(self) -> None:

@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 import re
+import threading
 import uuid
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors import states
-from actors.clock import ManualClock
+from actors.clock import ManualClock, SystemClock
 from actors.ids import IdFactory
 from actors.jobs import Job, retry_delay
 from transport.messages import JobSpec, RetryPolicy
@@ -368,6 +369,33 @@ def test_a_failing_timer_callback_does_not_stop_later_timers():
     clock.call_later(2.0, lambda: fired.append("after"))
     clock.advance(3.0)
     assert fired == ["after"]
+
+
+# -- SystemClock ----------------------------------------------------------------------------------
+
+
+def test_a_system_clock_timer_earlier_than_the_pending_ones_still_wakes_the_timer_thread():
+    # The thread sleeps until the earliest deadline and is woken only when a new timer comes
+    # first: a 0.01 s timer set behind a 60 s one must fire now, not in a minute.
+    clock = SystemClock()
+    running, fired = threading.Event(), threading.Event()
+    clock.call_later(60.0, lambda: None)
+    clock.call_later(0.01, running.set)
+    assert running.wait(5.0)  # the thread now sleeps towards the 60 s deadline
+    clock.call_later(30.0, lambda: None)
+    clock.call_later(0.01, fired.set)
+    assert fired.wait(5.0)
+
+
+def test_system_clock_timers_fire_in_deadline_order_whatever_order_they_were_set_in():
+    clock = SystemClock()
+    fired: list[str] = []
+    done = threading.Event()
+    clock.call_later(0.06, lambda: (fired.append("c"), done.set()))
+    clock.call_later(0.02, lambda: fired.append("a"))
+    clock.call_later(0.04, lambda: fired.append("b"))
+    assert done.wait(5.0)
+    assert fired == ["a", "b", "c"]
 
 
 def test_next_deadline_skips_cancelled_timers():
