@@ -77,6 +77,15 @@ class QueueActor(CorralActor):
             ctx.outbox(inbound.peer, codec.error("bad_request", str(exc), request.rid))
             return
         duplicates = ctx.store.add(jobs)
+        # Read before the jobs are handed on: from then on they are the queues' (and a job
+        # served to a parked fetch at once is already active by the time this reply is built).
+        ids = [
+            job.id if dup is None else dup["id"] for job, dup in zip(jobs, duplicates, strict=True)
+        ]
+        job_states = [
+            job.state if dup is None else dup["state"]
+            for job, dup in zip(jobs, duplicates, strict=True)
+        ]
         fresh: dict[str, list[Job]] = defaultdict(list)
         for job, existing in zip(jobs, duplicates, strict=True):
             if existing is None:
@@ -87,13 +96,6 @@ class QueueActor(CorralActor):
                 self._hold(Hold(queued))
             else:
                 targets[queue].tell(Hold(queued))
-        ids = [
-            job.id if dup is None else dup["id"] for job, dup in zip(jobs, duplicates, strict=True)
-        ]
-        job_states = [
-            job.state if dup is None else dup["state"]
-            for job, dup in zip(jobs, duplicates, strict=True)
-        ]
         if request.batch:
             frame = codec.reply(request.rid, job_ids=ids, states=job_states)
         else:
@@ -193,8 +195,8 @@ class QueueActor(CorralActor):
         job.max_attempts = job.attempt + job.max_attempts
         job.completed_at = job.worker_id = None
         ctx.store.save(job)
-        self._hold(Hold([job]))
-        ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
+        self._hold(Hold([job]))  # may hand it to a parked fetch at once: reply what we did
+        ctx.outbox(message.peer, codec.reply(message.rid, state=states.AVAILABLE))
 
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)

@@ -325,8 +325,9 @@ class SupervisorCore(FetchMatching, Recovery):
             job.next_attempt_at = now + retry_delay(job.retry, job.attempt, self.ctx.rng)
             self.ctx.store.save(job)
             self.ctx.events.emit(events.JOB_RETRY, job=job)
-            self.ctx.queues.get(job.queue).tell(Hold([job]))
-            return {"state": job.state, "next_attempt_at": job.next_attempt_at}
+            reply = {"state": job.state, "next_attempt_at": job.next_attempt_at}
+            self.ctx.queues.get(job.queue).tell(Hold([job]))  # the queue's from here on
+            return reply
         self._discard(job, now)
         return {"state": job.state}
 
