@@ -65,10 +65,17 @@ class CoordinatorContext:
         self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))
 
 
-class QueueDirectory:
-    """Queue name -> QueueActor mailbox, starting queue actors on first use (thread-safe)."""
+QueueStarter = Callable[[str, tuple[WorkerProfile, ...]], Mailbox]
 
-    def __init__(self, start_queue: Callable[[str], Mailbox], limit: int) -> None:
+
+class QueueDirectory:
+    """Queue name -> QueueActor mailbox, starting queue actors on first use (thread-safe).
+
+    Nothing is told under the lock: a tell may run the queue's handler on this thread
+    (actors/inbox.py), and that handler may come back here for another queue.
+    """
+
+    def __init__(self, start_queue: QueueStarter, limit: int) -> None:
         self._start_queue = start_queue
         self._limit = limit
         self._queues: dict[str, Mailbox] = {}
@@ -84,17 +91,21 @@ class QueueDirectory:
             if name not in self._queues:
                 if len(self._queues) >= self._limit:
                     raise LookupError(f"at most {self._limit} queues are allowed")
-                mailbox = self._start_queue(name)
-                mailbox.tell(self._routing)
-                self._queues[name] = mailbox
+                # A new queue starts with today's profiles; a publish after this tells it.
+                self._queues[name] = self._start_queue(name, self._routing.workers)
             return self._queues[name]
 
     def publish(self, workers: tuple[WorkerProfile, ...]) -> None:
-        """Send every queue, and every queue started later, the live worker profiles."""
+        """Send every queue, and every queue started later, the live worker profiles.
+
+        Called by the WorkerSupervisor only, so two publishes never interleave their tells.
+        """
+        routing = RoutingUpdate(workers)
         with self._lock:
-            self._routing = RoutingUpdate(workers)
-            for mailbox in self._queues.values():
-                mailbox.tell(self._routing)
+            self._routing = routing
+            mailboxes = list(self._queues.values())
+        for mailbox in mailboxes:
+            mailbox.tell(routing)
 
     def names(self) -> list[str]:
         return sorted(self._queues)

@@ -29,6 +29,7 @@ from actors.mail import (
     Withdraw,
 )
 from actors.queue import QueueCore
+from actors.routing import WorkerProfile
 from transport import codec
 from transport.messages import Enqueue
 
@@ -39,10 +40,17 @@ MAX_CANCEL_BOUNCES = 4
 class QueueActor(CorralActor):
     """Owns one queue's waiting jobs; hands them out for claims from the WorkerSupervisor."""
 
-    def __init__(self, activity: Any, ctx: CoordinatorContext, name: str) -> None:
+    def __init__(
+        self,
+        activity: Any,
+        ctx: CoordinatorContext,
+        name: str,
+        workers: tuple[WorkerProfile, ...] = (),
+    ) -> None:
         super().__init__(activity)
         self.ctx = ctx
         self.core = QueueCore(name)
+        self.core.update_workers(workers)  # the live profiles when it started; then RoutingUpdate
         self.standing: dict[str, Stand] = {}  # worker_id -> its parked fetch's standing claim
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:

@@ -17,6 +17,7 @@ from actors.listing import ListingActor
 from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
+from actors.routing import WorkerProfile
 from actors.store.base import Store
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
@@ -127,8 +128,8 @@ class Coordinator:
         ctx.max_message_size = self.max_message_size
         self.ctx = ctx
 
-        def start_queue(name: str) -> base.Mailbox:
-            mailbox = base.start(QueueActor, self.activity, ctx, name)
+        def start_queue(name: str, workers: tuple[WorkerProfile, ...]) -> base.Mailbox:
+            mailbox = base.start(QueueActor, self.activity, ctx, name, workers)
             self._actors.append(mailbox)
             return mailbox
 
