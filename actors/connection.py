@@ -216,19 +216,28 @@ class ConnectionSupervisor(CorralActor):
             elif pending.kind in ("hello", "register"):
                 self._lost(f"no reply to {pending.kind}")
                 return
-        self._resend_unreported()
+        self._report_unsettled()
 
-    def _resend_unreported(self) -> None:
-        """Report again every outcome with no request in flight (its reply was lost, or the
-        coordinator answered `internal`): a job's outcome is dropped only once it is settled."""
+    def _report_unsettled(self) -> None:
+        """Report every unsettled outcome that no request in flight carries: new ones, and
+        those whose reply was lost or said `internal` (an outcome is dropped only once settled).
+
+        With the `outcomes` extension at most one such frame is unanswered at a time, the way
+        one fetch is: outcomes that finish meanwhile go together once it is answered. A lone job
+        is reported at once, and a busy worker batches by itself, with no timer.
+        """
         if not self.registered:
             return
         in_flight: set[str] = set()
+        frame_unanswered = False
         for pending in self.pending.values():
             if pending.kind == "outcome":
                 in_flight.add(pending.context)
             elif pending.kind == "outcomes":
                 in_flight.update(pending.context)
+                frame_unanswered = True
+        if frame_unanswered and self.batch_outcomes:
+            return
         stray = [o for job_id, o in self.unreported.items() if job_id not in in_flight]
         if stray:
             self._send_outcomes(stray)
@@ -262,12 +271,12 @@ class ConnectionSupervisor(CorralActor):
         elif kind == "outcomes" and code == "internal":
             pass  # nothing changed and it may pass: reported again with the next beat
         elif kind == "outcomes":
-            # Refused as a whole (bad_request, ...): report each on its own with ack/fail,
-            # whose answers settle every one of them, so none is re-sent forever.
+            # Refused as a whole (bad_request, ...): this coordinator does not take them after
+            # all, so speak ack/fail for the rest of the session. Their answers settle every
+            # job, so none is re-sent forever.
             log.warning("outcomes refused (%s %s); reporting one by one", code, body.get("message"))
-            for job_id in context:
-                if job_id in self.unreported:
-                    self._send_outcome(self.unreported[job_id])
+            self.batch_outcomes = False
+            self._report_unsettled()
         elif kind == "fetch":
             self.fetching = False
             log.warning("fetch refused: %s %s", code, body.get("message"))
@@ -330,8 +339,7 @@ class ConnectionSupervisor(CorralActor):
         for job_id in list(self.unreported):
             if reconnected and job_id not in resumed:
                 del self.unreported[job_id]
-        if self.unreported:
-            self._send_outcomes(list(self.unreported.values()))
+        self._report_unsettled()
         self.worker.tell(Resumed(resumed, reconnected))
         self.registered_as = self.worker_id
         log.info(
@@ -404,8 +412,7 @@ class ConnectionSupervisor(CorralActor):
     def _on_outcomes(self, message: Outcomes) -> None:
         for outcome in message.items:
             self.unreported[outcome.job_id] = outcome
-        if self.registered:
-            self._send_outcomes(message.items)
+        self._report_unsettled()
         if message.want is not None:
             self._on_want(Want(message.want))
 
@@ -442,6 +449,7 @@ class ConnectionSupervisor(CorralActor):
             return  # still unreported: sent again with the next beat
         for job_id, result in zip(job_ids, results, strict=True):
             self._settle(job_id, result if isinstance(result, dict) else {})
+        self._report_unsettled()  # what finished while this frame was out
 
     def _settle(self, job_id: str, answer: dict[str, Any]) -> None:
         """The coordinator answered one outcome: done, or refused with `code`."""

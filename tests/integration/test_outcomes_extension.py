@@ -8,6 +8,7 @@ and one whose coordinator announces the extension reports several jobs per frame
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import msgpack
 import pytest
 import zmq
 
+from actors.worker_mail import BeatNow
 from nodes import WorkerNode
 
 
@@ -100,7 +102,11 @@ class BaseCoordinator:
     handing out `jobs` once, and recording every request it receives."""
 
     def __init__(
-        self, jobs: list[dict[str, Any]], announce: dict[str, Any], refuse_outcomes: bool = False
+        self,
+        jobs: list[dict[str, Any]],
+        announce: dict[str, Any],
+        refuse_outcomes: bool = False,
+        hold_outcomes: bool = False,
     ) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -110,6 +116,8 @@ class BaseCoordinator:
         self.jobs = jobs
         self.announce = announce
         self.refuse_outcomes = refuse_outcomes
+        self.hold_outcomes = hold_outcomes  # answer `outcomes` only on release_outcomes()
+        self.held: list[tuple[bytes, dict[str, Any]]] = []
         self.received: list[dict[str, Any]] = []
 
     def serve_until(self, done: Any, timeout: float = 10.0) -> None:
@@ -146,9 +154,20 @@ class BaseCoordinator:
             reply["state"] = "discarded"
         elif kind == "outcomes" and self.refuse_outcomes:
             reply = {"type": "error", "rid": rid, "code": "bad_request", "message": "no"}
+        elif kind == "outcomes" and self.hold_outcomes:
+            self.held.append((peer, request))
+            return
         elif kind == "outcomes":
-            reply["results"] = [{"state": "completed"} for _ in request["outcomes"]]
+            reply["results"] = _completed(request)
         self.socket.send_multipart([peer, msgpack.packb(reply, use_bin_type=True)])
+
+    def release_outcomes(self) -> None:
+        """Answer every held `outcomes` frame, and answer later ones at once."""
+        self.hold_outcomes = False
+        for peer, request in self.held:
+            reply = {"type": "reply", "rid": request["rid"], "results": _completed(request)}
+            self.socket.send_multipart([peer, msgpack.packb(reply, use_bin_type=True)])
+        self.held = []
 
     def reported(self) -> dict[str, str]:
         """job id -> the request type that reported it."""
@@ -163,6 +182,10 @@ class BaseCoordinator:
     def close(self) -> None:
         self.socket.close(0)
         self.context.term()
+
+
+def _completed(outcomes: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"state": "completed"} for _ in outcomes["outcomes"]]
 
 
 def _job(job_id: str, job_type: str) -> dict[str, Any]:
@@ -211,7 +234,7 @@ def test_a_worker_reports_with_ack_and_fail_unless_the_coordinator_announces_out
         assert not [r for r in server.received if r["type"] in ("ack", "fail")]
 
 
-def test_a_worker_whose_outcomes_frame_is_refused_reports_each_job_with_ack_or_fail(
+def test_a_worker_whose_outcomes_frame_is_refused_reports_every_job_with_ack_or_fail_from_then_on(
     base_coordinator,
 ):
     server = base_coordinator(
@@ -227,4 +250,37 @@ def test_a_worker_whose_outcomes_frame_is_refused_reports_each_job_with_ack_or_f
     finally:
         node.kill()
     kinds = [r["type"] for r in server.received if r["type"] in ("outcomes", "ack", "fail")]
-    assert kinds[0] == "outcomes" and sorted(kinds[-2:]) == ["ack", "fail"]
+    assert kinds[0] == "outcomes" and sorted(kinds[1:]) == ["ack", "fail"]  # one refusal is enough
+
+
+def test_a_worker_keeps_one_outcomes_frame_unanswered_and_sends_what_finished_meanwhile_in_one(
+    base_coordinator,
+):
+    server = base_coordinator(
+        [_job("j-1", "ok"), _job("j-2", "gated"), _job("j-3", "gated")],
+        {"extensions": ["outcomes"]},
+        hold_outcomes=True,
+    )
+    gate = threading.Event()
+    node = WorkerNode(
+        server.address,
+        concurrency=3,
+        handlers={"ok": lambda: 1, "gated": lambda: gate.wait(10)},
+    )
+    node.start()
+    try:
+        frames = lambda: [r for r in server.received if r["type"] == "outcomes"]  # noqa: E731
+        server.serve_until(lambda: len(frames()) == 1)
+        assert [item["job_id"] for item in frames()[0]["outcomes"]] == ["j-1"]
+        gate.set()  # j-2 and j-3 finish while the first frame waits for its answer
+        server.serve_until(lambda: node.status()["unreported"] == 3)
+        beats = len([r for r in server.received if r["type"] == "beat"])
+        node._connection.tell(BeatNow())  # sent after anything the link sent before it
+        server.serve_until(lambda: len([r for r in server.received if r["type"] == "beat"]) > beats)
+        assert len(frames()) == 1  # nothing more while the first frame is unanswered
+
+        server.release_outcomes()
+        server.serve_until(lambda: len(frames()) == 2 and node.status()["unreported"] == 0)
+    finally:
+        node.kill()
+    assert sorted(item["job_id"] for item in frames()[1]["outcomes"]) == ["j-2", "j-3"]
