@@ -16,7 +16,8 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 # Event names, each with the payload keys it carries. `job` is the live `actors.jobs.Job` of
 # the emitting actor: read it inside the observer (`job.to_wire()` for a copy), never keep or
-# change it. Observers run in the emitting actor's thread, so they must be quick.
+# change it. Observers run on the thread running the emitting handler (often the socket's I/O
+# thread: an idle actor handles a tell on its sender's thread), so they must be quick.
 JOB_ENQUEUED = "job_enqueued"  # job
 JOB_STARTED = "job_started"  # job: handed to a worker (state active, attempt and started_at set)
 JOB_TERMINAL = "job_terminal"  # job: completed, discarded or cancelled

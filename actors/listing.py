@@ -20,6 +20,8 @@ from transport import messages as m
 class ListingActor(CorralActor):
     """Reads listings from the store; owns nothing."""
 
+    inline_tells = False  # its whole point is to run on its own thread
+
     def __init__(self, activity: Any, ctx: CoordinatorContext) -> None:
         super().__init__(activity)
         self.ctx = ctx

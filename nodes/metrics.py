@@ -44,7 +44,7 @@ WORKER_STATES = (states.RUNNING, states.QUIET, states.TERMINATE, states.TERMINAT
 
 
 class MetricsObserver:
-    """Event observer: counters and histograms. Runs in the emitting actor's thread, so each
+    """Event observer: counters and histograms. Runs on the emitting handler's thread, so each
     event costs a dict lookup and one or two increments (about 1 us)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:

@@ -21,6 +21,7 @@ from actors.worker import current_job
 from nodes.client import JobFailed
 from nodes.cluster import COORDINATOR_ADDRESS, Cluster
 from nodes.worker_node import WorkerNode
+from transport import codec
 from transport.errors import BadRequest, UnknownJob
 
 HEARTBEAT_INTERVAL_S = 5.0  # CoordinatorSettings default: how late a worker learns of a cancel
@@ -396,6 +397,27 @@ def test_an_ack_or_fail_after_a_cancel_gets_not_owner_and_the_beat_says_abandon(
     assert (fail["type"], fail["code"]) == ("error", "not_owner")
     cancelled = client.get(job)
     assert cancelled.state == "cancelled" and cancelled.result is None and cancelled.errors == []
+
+
+def test_an_enqueue_handed_at_once_to_a_parked_fetch_is_answered_as_available(
+    make_cluster, raw_worker
+):
+    cluster = make_cluster(0, seed=38)
+    raw = raw_worker(cluster)
+    raw.join(["default"])
+    raw.rid += 1
+    fetch_rid = raw.rid
+    raw.link.send(
+        codec.encode(
+            {"type": "fetch", "rid": fetch_rid, "worker_id": raw.worker_id, "count": 1, "wait": 30}
+        )
+    )
+    cluster.settle()  # the fetch is parked, with a standing claim on the queue
+    reply = cluster.client().request("enqueue", job={"type": "square", "args": [3]})
+    assert reply["state"] == "available"  # what the enqueue did, not what the fetch did next
+    cluster.run_until(lambda: fetch_rid in raw.replies, within=5)
+    [handed] = raw.replies[fetch_rid]["jobs"]
+    assert handed["id"] == reply["job_id"] and handed["state"] == "active"
 
 
 def test_cancelling_a_terminal_job_leaves_it_as_it_is(make_cluster):
