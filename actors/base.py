@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pykka
+from pykka._envelope import Envelope
 
 from actors.inbox import InlineInbox
 
@@ -76,6 +77,20 @@ class Mailbox:
         try:
             self._ref.tell(message)
         except pykka.ActorDeadError:
+            self._activity.end()
+            log.debug("dropped %s for a stopped actor", type(message).__name__)
+
+    def post(self, message: object) -> None:
+        """Like `tell`, but never handled on this thread: the actor's own thread takes it.
+
+        For many threads telling one actor at once (a worker's handler pool): run inline, they
+        would take turns at its run lock, and what queues behind a busy actor is what gets
+        handled in one go.
+        """
+        self._activity.begin()
+        if self._ref.is_alive():
+            self._ref.actor_inbox.defer(Envelope(message))  # type: ignore[attr-defined]
+        else:
             self._activity.end()
             log.debug("dropped %s for a stopped actor", type(message).__name__)
 

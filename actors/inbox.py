@@ -82,6 +82,10 @@ class InlineInbox:
                         return
                 finally:
                     self.run_lock.release()
+        self.defer(envelope)
+
+    def defer(self, envelope: Any) -> None:
+        """Leave the envelope to the actor's own thread (or a holder), whatever its state."""
         self._messages.append(envelope)
         if not self._signalled:
             self._signalled = True

@@ -172,7 +172,10 @@ class WorkerActor(CorralActor):
     def _run(self, handler: Handler | None, context: JobContext, mailbox: Mailbox) -> None:
         token = _current.set(context)
         try:
-            mailbox.tell(Finished(context.id, **self._call(handler, context)))
+            # Posted, not told: the outcomes of handlers that finish together queue up for the
+            # actor's thread, which hands them to the link as one batch. Told inline, 100 jobs in
+            # flight went out in 2.4x as many frames (0.100 against 0.042 per job) and ran slower.
+            mailbox.post(Finished(context.id, **self._call(handler, context)))
         finally:
             _current.reset(token)
             self.activity.end()

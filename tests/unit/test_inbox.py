@@ -200,6 +200,14 @@ def test_an_ask_is_handled_on_the_actors_own_thread(spawn):
     assert thread.startswith("Recorder")  # pykka names an actor's thread after its class
 
 
+def test_a_posted_message_is_handled_on_the_actors_own_thread_even_when_it_is_idle(spawn, activity):
+    mailbox, actor = spawn("a")
+    mailbox.post(Note("test", 1))
+    idle(activity)
+    assert actor.handled() == [Note("test", 1)]
+    assert actor.log[0][2] != threading.current_thread().name
+
+
 def test_an_actor_that_opts_out_handles_every_tell_on_its_own_thread(spawn, activity):
     mailbox, actor = spawn("a", OwnThreadRecorder)
     mailbox.tell(Note("test", 1))
