@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from transport import codec
-from transport.base import ClientConnection, Connector
+from transport.base import Connector, Requester
 from transport.errors import ConnectionLost, CorralError, error_for_code
+from transport.requesters import ConnectorRequester, ZmqRequester
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
@@ -119,55 +118,26 @@ class Client:
         timeout: float = REQUEST_TIMEOUT_S,
         pump: Callable[[], float] | None = None,
     ) -> None:
-        if connector is None:
-            from transport.zmq import zmq_connector
-
-            connector = zmq_connector(connect, curve=curve)
+        # Over ZeroMQ each calling thread gets a socket of its own and reads its reply itself
+        # (transport/requesters.py); a `connector` (a simulation's network) is used as given.
+        self._requester: Requester = (
+            ZmqRequester(connect, curve=curve)
+            if connector is None
+            else ConnectorRequester(connector, pump)
+        )
         self.timeout = timeout
-        self._pump = pump  # simulation: one step of the network and clock; returns virtual now
+        self._virtual = pump is not None  # timeouts are then virtual seconds
         self._rids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._waiting: dict[int, list[Any]] = {}
-        self._connector = connector
-        self._connection: ClientConnection | None = connector(self._on_frame)
-
-    def _on_frame(self, frame: bytes) -> None:
-        try:
-            body = codec.decode(frame)
-        except CorralError:
-            return
-        with self._lock:
-            slot = self._waiting.get(body.get("rid"))  # type: ignore[arg-type]
-        if slot is not None:
-            slot.append(body)
-            slot[0].set()
 
     def request(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raise the matching CorralError on error."""
-        if self._connection is None:
+        if self._requester.closed:
             raise ConnectionLost("client is closed")
-        rid = next(self._rids)
-        event = threading.Event()
-        slot: list[Any] = [event]
-        with self._lock:
-            self._waiting[rid] = slot
-        try:
-            self._connection.send(codec.encode({"type": kind, "rid": rid, **fields}))
-            limit = self.timeout if timeout is None else timeout
-            if self._pump is not None:
-                started = self._pump()
-                while not event.is_set():
-                    if self._pump() - started > limit:
-                        raise ConnectionLost(f"no reply to {kind} within {limit} virtual s")
-            elif not event.wait(limit):
-                # A new connection drops what the old one still queues, so this request
-                # cannot run later, after we told the caller it failed.
-                self._reconnect()
-                raise ConnectionLost(f"no reply to {kind} within {limit} s")
-        finally:
-            with self._lock:
-                self._waiting.pop(rid, None)
-        body = slot[1]
+        limit = self.timeout if timeout is None else timeout
+        body = self._requester.request({"type": kind, "rid": next(self._rids), **fields}, limit)
+        if body is None:
+            unit = "virtual s" if self._virtual else "s"
+            raise ConnectionLost(f"no reply to {kind} within {limit} {unit}")
         if body.get("type") == "error":
             raise error_for_code(
                 body.get("code", "internal"), body.get("message", ""), context=kind
@@ -242,15 +212,8 @@ class Client:
     def ping(self) -> None:
         self.request("ping")
 
-    def _reconnect(self) -> None:
-        old, self._connection = self._connection, self._connector(self._on_frame)
-        if old is not None:
-            old.close()
-
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._requester.close()
 
     def __enter__(self) -> Client:
         return self

@@ -10,7 +10,7 @@ blocks, and drops (with a log line) what cannot be delivered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 ServerFrameHandler = Callable[[bytes, bytes], None]
 ClientFrameHandler = Callable[[bytes], None]
@@ -37,6 +37,22 @@ class ClientConnection(Protocol):
 
     def close(self) -> None:
         """Drop the connection; a new one gets a new peer id at the server. Idempotent."""
+        ...
+
+
+class Requester(Protocol):
+    """The client side of request/reply (transport/requesters.py)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def request(self, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send the request map `body`; return the reply with its `rid`, or None if none came
+        within `timeout` s (and then the request never runs later). Thread-safe."""
+        ...
+
+    def close(self) -> None:
+        """Close; later requests get None. Idempotent."""
         ...
 
 
