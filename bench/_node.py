@@ -5,6 +5,8 @@
     python bench/_node.py worker --connect tcp://127.0.0.1:PORT --concurrency 16
     python bench/_node.py raw-workers --connect tcp://127.0.0.1:PORT --count 250
     python bench/_node.py zmq-echo --bind tcp://127.0.0.1:*
+    python bench/_node.py floor-coordinator --bind tcp://127.0.0.1:*
+    python bench/_node.py floor-worker --connect tcp://127.0.0.1:PORT
 
 Each node prints one line `READY <address>` on stdout once it is up, then runs until SIGTERM or
 SIGINT (or until its stdin closes, so an orphan never outlives the bench), stops and exits 0.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import itertools
 import logging
 import os
 import pstats
@@ -192,6 +195,108 @@ def run_zmq_echo(args: argparse.Namespace) -> None:
         context.term()
 
 
+def run_floor_coordinator(args: argparse.Namespace) -> None:
+    """The latency floor's coordinator (latency_floor.py): one thread, no store, no actors.
+
+    `enqueue` is answered at once and its job pushed to the worker that said `hello`; a
+    worker's `done` answers the `get` waiting for that job, or waits for it.
+    """
+    import msgpack
+    import zmq
+
+    stop = _stop_event()
+    context = zmq.Context()
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.bind(args.bind)
+    _ready(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+    worker: bytes | None = None
+    unsent: list[bytes] = []  # jobs enqueued before the worker said hello
+    gets: dict[int, tuple[bytes, Any]] = {}
+    results: dict[int, Any] = {}
+    job_ids = itertools.count()
+    try:
+        while not stop.is_set():
+            if not socket.poll(int(STOP_POLL_S * 1000)):
+                continue
+            peer, frame = socket.recv_multipart()
+            body = msgpack.unpackb(frame)
+            if body["type"] == "hello":
+                worker = peer
+                for job in unsent:
+                    socket.send_multipart([worker, job])
+            elif body["type"] == "enqueue":
+                job_id = next(job_ids)
+                socket.send_multipart([peer, msgpack.packb({"rid": body["rid"], "job_id": job_id})])
+                job = msgpack.packb({"id": job_id, "args": body["args"]})
+                if worker is None:
+                    unsent.append(job)
+                else:
+                    socket.send_multipart([worker, job])
+            elif body["type"] == "get" and body["job_id"] in results:
+                reply = {"rid": body["rid"], "result": results.pop(body["job_id"])}
+                socket.send_multipart([peer, msgpack.packb(reply)])
+            elif body["type"] == "get":
+                gets[body["job_id"]] = (peer, body["rid"])
+            elif body["type"] == "done" and body["job_id"] in gets:
+                client, rid = gets.pop(body["job_id"])
+                reply = {"rid": rid, "result": body["result"]}
+                socket.send_multipart([client, msgpack.packb(reply)])
+            elif body["type"] == "done":
+                results[body["job_id"]] = body["result"]
+    finally:
+        socket.close(0)
+        context.term()
+
+
+def run_floor_worker(args: argparse.Namespace) -> None:
+    """The latency floor's worker: a socket thread, and a handler thread that squares the job's
+    argument and hands the result back through a queue and a wake-up pipe."""
+    import queue
+
+    import msgpack
+    import zmq
+
+    stop = _stop_event()
+    context = zmq.Context()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(args.connect)
+    socket.send(msgpack.packb({"type": "hello"}))
+    jobs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    done: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    wake_r, wake_w = os.pipe()
+
+    def handle() -> None:
+        while True:
+            job = jobs.get()
+            result = {"type": "done", "job_id": job["id"], "result": job["args"][0] ** 2}
+            done.put(msgpack.packb(result))
+            os.write(wake_w, b"\0")
+
+    threading.Thread(target=handle, name="floor-handler", daemon=True).start()
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    poller.register(wake_r, zmq.POLLIN)
+    _ready(args.connect)
+    try:
+        while not stop.is_set():
+            ready = dict(poller.poll(int(STOP_POLL_S * 1000)))
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+                while not done.empty():
+                    socket.send(done.get())
+            if socket in ready:
+                while True:
+                    try:
+                        jobs.put(msgpack.unpackb(socket.recv(zmq.NOBLOCK)))
+                    except zmq.Again:
+                        break
+    finally:
+        socket.close(0)
+        context.term()
+
+
 def run_raw_workers(args: argparse.Namespace) -> None:
     import many_workers  # bench/ is on sys.path: it is this script's directory
 
@@ -222,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     raw.add_argument("--beat-interval", type=float, default=5.0)
     echo = sub.add_parser("zmq-echo")
     echo.add_argument("--bind", default="tcp://127.0.0.1:*")
+    floor = sub.add_parser("floor-coordinator")
+    floor.add_argument("--bind", default="tcp://127.0.0.1:*")
+    floor_worker = sub.add_parser("floor-worker")
+    floor_worker.add_argument("--connect", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CORRAL_BENCH_LOG", "WARNING"))
     runners = {
@@ -229,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         "worker": run_worker,
         "raw-workers": run_raw_workers,
         "zmq-echo": run_zmq_echo,
+        "floor-coordinator": run_floor_coordinator,
+        "floor-worker": run_floor_worker,
     }
     runners[args.kind](args)
 

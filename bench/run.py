@@ -4,8 +4,8 @@
     .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
 
 The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_memory_2x16,
-jobs_per_s_sqlite,
-enqueue_batch_per_s, latency_p50_ms, latency_p99_ms, zmq_reqrep_window1_per_s,
+jobs_per_s_sqlite, enqueue_batch_per_s, latency_p50_ms, latency_p99_ms,
+latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
 zmq_reqrep_window100_per_s; the full run adds coordinator_cpu_pct_1k_workers,
 workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m and
 recovery_s_after_sigkill, each from one run); a scenario that fails reports null and the exit
@@ -25,6 +25,7 @@ from typing import Any
 
 import common
 import latency
+import latency_floor
 import many_workers
 import million
 import recovery
@@ -93,6 +94,12 @@ def _ceiling_share(summary: dict[str, float | None]) -> str:
     return f"  (end to end = {memory / ceiling:.0%} of it)" if memory and ceiling else ""
 
 
+def _floor_share(summary: dict[str, float | None]) -> str:
+    """corral's idle p50 against the floor's, measured in the same run."""
+    corral, floor = summary["latency_p50_ms"], summary["latency_floor_p50_ms"]
+    return f"  (corral = {corral / floor:.1f}x the floor)" if corral and floor else ""
+
+
 def _ratio(summary: dict[str, float | None]) -> str:
     """SQLite's rate as a share of the memory store's (the goal is at least 50%)."""
     memory, sqlite = summary["jobs_per_s_memory"], summary["jobs_per_s_sqlite"]
@@ -151,7 +158,18 @@ def main() -> int:
         failures.append("end-to-end throughput (timed out)")
     if any(r.get("timed_out") for r in e2e_sqlite):
         failures.append("end-to-end throughput, sqlite store (timed out)")
-    lat = _attempt("latency", lambda: latency.run(size["rounds"], size["warmup"]), repeat, failures)
+    # Each latency run is followed by the floor's (the same trips in bare pyzmq), so a change
+    # in machine load hits both alike.
+    lat: list[dict[str, Any]] = []
+    floor: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        lat += _attempt("latency", lambda: latency.run(size["rounds"], size["warmup"]), 1, failures)
+        floor += _attempt(
+            "latency floor",
+            lambda: latency_floor.run(size["rounds"], size["warmup"]),
+            1,
+            failures,
+        )
 
     # The scale scenarios run once, and only in the full run: they take ~40 s each and measure
     # sizes and times, not rates that need a median.
@@ -167,6 +185,8 @@ def main() -> int:
         "enqueue_batch_per_s": _median(enqueue, "jobs_per_s"),
         "latency_p50_ms": _median(lat, "p50_ms"),
         "latency_p99_ms": _median(lat, "p99_ms"),
+        "latency_floor_p50_ms": _median(floor, "p50_ms"),
+        "latency_floor_p99_ms": _median(floor, "p99_ms"),
         "zmq_reqrep_window1_per_s": _median(zmq, "window1", "per_s"),
         "zmq_reqrep_window100_per_s": _median(zmq, "window100", "per_s"),
     }
@@ -206,6 +226,11 @@ def main() -> int:
         (f"enqueue->result latency p50 ({size['rounds']} rounds)", _cell(lat, ("p50_ms",), "ms")),
         ("enqueue->result latency p99", _cell(lat, ("p99_ms",), "ms")),
         ("enqueue->result latency max", _cell(lat, ("max_ms",), "ms")),
+        (
+            "  the same trips in bare pyzmq (the floor), p50",
+            _cell(floor, ("p50_ms",), "ms") + _floor_share(summary),
+        ),
+        ("  the floor, p99", _cell(floor, ("p99_ms",), "ms")),
         ("raw zmq req/rep, window 1", _cell(zmq, ("window1", "per_s"), "req/s")),
         ("raw zmq req/rep, window 1, p50", _cell(zmq, ("window1", "p50_ms"), "ms")),
         (
