@@ -10,9 +10,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pykka
-from pykka._envelope import Envelope
 
-from actors.inbox import InlineInbox
+from actors.inbox import InlineInbox, Letter
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class Mailbox:
         """
         self._activity.begin()
         if self._ref.is_alive():
-            self._ref.actor_inbox.defer(Envelope(message))  # type: ignore[attr-defined]
+            self._ref.actor_inbox.defer(Letter(message))  # type: ignore[attr-defined]
         else:
             self._activity.end()
             log.debug("dropped %s for a stopped actor", type(message).__name__)

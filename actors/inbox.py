@@ -36,6 +36,17 @@ DRAIN_LIMIT = 64
 Receive = Callable[[Any], None]
 
 
+class Letter:
+    """A message posted to an inbox directly (`defer`); pykka's own envelopes, made by
+    `ActorRef.tell` and `ask`, have the same two fields."""
+
+    __slots__ = ("message", "reply_to")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.reply_to = None
+
+
 class InlineInbox:
     """The inbox of a `CorralActor` (pykka's `put`/`get`/`empty` plus the inline path)."""
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pykka._envelope import Envelope
 
 from actors import base, inbox
 from actors.base import Activity, CorralActor, Mailbox
@@ -253,8 +252,8 @@ def bare_inbox() -> tuple[inbox.InlineInbox, list[Any]]:
 def test_a_tell_never_overtakes_one_queued_before_it_even_when_the_actor_is_free():
     box, handled = bare_inbox()
     with box.run_lock:  # the actor's thread is busy: "first" waits in the queue
-        box.put(Envelope("first"))
-    box.put(Envelope("second"))  # the lock is free now, but "first" is still queued
+        box.put(inbox.Letter("first"))
+    box.put(inbox.Letter("second"))  # the lock is free now, but "first" is still queued
     assert handled == []
     box.run_queued()  # the actor's thread wakes and takes both, in order
     assert handled == ["first", "second"]
@@ -262,10 +261,11 @@ def test_a_tell_never_overtakes_one_queued_before_it_even_when_the_actor_is_free
 
 def test_a_holder_leaves_an_ask_and_what_follows_it_to_the_actors_thread():
     box, handled = bare_inbox()
-    ask = Envelope("ask", reply_to=object())  # type: ignore[arg-type]
+    ask = inbox.Letter("ask")
+    ask.reply_to = object()  # an ask's envelope carries the future its answer goes to
     with box.run_lock:
         box.put(ask)
-    box.put(Envelope("tell"))
+    box.put(inbox.Letter("tell"))
     assert handled == []
     box.run_queued()
     assert handled == ["ask", "tell"]
