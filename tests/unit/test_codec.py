@@ -143,6 +143,26 @@ def test_deeply_nested_containers_raise_bad_request():
         codec.decode(frame, max_size=1024 * 1024)
 
 
+def _nesting(value: Any) -> int:
+    """How deep lists and maps nest in `value` (a container is one level), by recursion."""
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0
+
+
+@DETERMINISTIC
+@given(value=values, limit=st.integers(min_value=1, max_value=8))
+def test_a_frame_is_refused_exactly_when_it_nests_deeper_than_the_limit(value, limit):
+    frame = pack({"v": value})
+    if _nesting({"v": value}) > limit:
+        with pytest.raises(BadRequest):
+            codec.decode(frame, max_depth=limit)
+    else:
+        assert codec.decode(frame, max_depth=limit) == {"v": value}
+
+
 # -- the size limit ---------------------------------------------------------------------------
 
 
