@@ -165,17 +165,25 @@ def run_worker(args: argparse.Namespace) -> None:
             profiles.dump(args.profile)
 
 
+def _bound_router(bind: str) -> tuple[Any, Any]:
+    """A context and a ROUTER bound to `bind`, announced with READY (the raw-zmq scenarios)."""
+    import zmq
+
+    context = zmq.Context()
+    socket = context.socket(zmq.ROUTER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.bind(bind)
+    _ready(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+    return context, socket
+
+
 def run_zmq_echo(args: argparse.Namespace) -> None:
     """A ROUTER that decodes each msgpack request and answers with a msgpack reply."""
     import msgpack
     import zmq
 
     stop = _stop_event()
-    context = zmq.Context()
-    socket = context.socket(zmq.ROUTER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.bind(args.bind)
-    _ready(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+    context, socket = _bound_router(args.bind)
     poller = zmq.Poller()
     poller.register(socket, zmq.POLLIN)
     try:
@@ -202,14 +210,9 @@ def run_floor_coordinator(args: argparse.Namespace) -> None:
     worker's `done` answers the `get` waiting for that job, or waits for it.
     """
     import msgpack
-    import zmq
 
     stop = _stop_event()
-    context = zmq.Context()
-    socket = context.socket(zmq.ROUTER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.bind(args.bind)
-    _ready(socket.getsockopt_string(zmq.LAST_ENDPOINT))
+    context, socket = _bound_router(args.bind)
     worker: bytes | None = None
     unsent: list[bytes] = []  # jobs enqueued before the worker said hello
     gets: dict[int, tuple[bytes, Any]] = {}
