@@ -173,3 +173,7 @@ class SocketLoop:
                 self._on_message(parts)
             except Exception:
                 log.exception("%s: frame handler raised; frame dropped", self._thread.name)
+            # The callback often runs the whole request on this thread (an idle actor handles
+            # a tell inline) and leaves its reply here: send it now, not after the batch.
+            if not self._outbox.empty():
+                self._flush_outbox()
