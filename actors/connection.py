@@ -314,7 +314,7 @@ class ConnectionSupervisor(CorralActor):
                 "state": report.state,
                 "active_job_ids": list(report.active_job_ids),
             }
-            self._request("beat", body)
+            self._request("beat", body, report.state)
             return
         settings = self.settings
         body = {
@@ -375,7 +375,7 @@ class ConnectionSupervisor(CorralActor):
             self.heartbeat_interval, lambda: mailbox.tell(BeatDue())
         )
 
-    def _on_beat_reply(self, body: dict[str, Any], _: Any) -> None:
+    def _on_beat_reply(self, body: dict[str, Any], reported: Any) -> None:
         self.beat_replies += 1
         state = body.get("state", states.RUNNING)
         cancel = tuple(body.get("cancel_job_ids", ()))
@@ -383,7 +383,10 @@ class ConnectionSupervisor(CorralActor):
             self.unreported.pop(job_id, None)
         if state != states.RUNNING:
             self.want = 0  # the worker asks again once it runs again
-        self.worker.tell(Directive(state, cancel))
+        # The reply's state is a directive, but one that only echoes what this beat reported
+        # is no news: the worker may have changed its own state since the beat left (quieted
+        # by SIGTSTP while the beat was on the wire), and obeying the echo would undo that.
+        self.worker.tell(Directive(None if state == reported else state, cancel))
 
     # -- jobs ---------------------------------------------------------------------------------
 

@@ -235,7 +235,8 @@ class WorkerActor(CorralActor):
 
     def _directive(self, message: Directive) -> None:
         previous = self.state
-        self.state = states.next_worker_state(self.state, message.state)
+        if message.state is not None:
+            self.state = states.next_worker_state(self.state, message.state)
         if self.state != previous:
             log.info("worker state %s -> %s", previous, self.state)
         abandoned = self._abandon(message.cancel_job_ids)

@@ -89,9 +89,9 @@ class FlushOutcomes:
 
 @dataclass(frozen=True, slots=True)
 class Directive:
-    """Connection -> worker: the state to move to and the jobs to abandon."""
+    """Connection -> worker: the state to move to (None: stay) and the jobs to abandon."""
 
-    state: str
+    state: str | None
     cancel_job_ids: tuple[str, ...] = ()
 
 

@@ -119,3 +119,69 @@ def test_a_stopping_worker_runs_a_job_whose_fetch_reply_was_still_on_the_wire():
     kinds = [(body["type"], body.get("job_id")) for body in links[0].sent]
     assert ("ack", "job-1") in kinds, kinds
     assert kinds.index(("ack", "job-1")) < kinds.index(("deregister", None))
+
+
+class EchoingCoordinator:
+    """A link answering as a coordinator with no directive would: each beat's reply echoes the
+    state that beat reported. It holds the first beat's reply until `release()`."""
+
+    def __init__(self, on_frame: Any) -> None:
+        from transport import codec
+
+        self.codec = codec
+        self.on_frame = on_frame
+        self.held_beat: dict[str, Any] | None = None
+        self.beats: list[str] = []
+
+    def send(self, frame: bytes) -> None:
+        body = self.codec.decode(frame)
+        kind, rid = body["type"], body["rid"]
+        if kind == "hello":
+            reply = {"type": "workerregistered", "rid": rid, "worker_id": "w1"}
+            self.on_frame(self.codec.encode(reply))
+        elif kind == "beat":
+            self.beats.append(body["state"])
+            if self.held_beat is None:
+                self.held_beat = body
+            else:
+                self._answer_beat(body)
+        elif kind != "fetch":  # fetches stay parked
+            self.on_frame(self.codec.encode({"type": "reply", "rid": rid}))
+
+    def _answer_beat(self, beat: dict[str, Any]) -> None:
+        reply = {"type": "reply", "rid": beat["rid"], "state": beat["state"], "cancel_job_ids": []}
+        self.on_frame(self.codec.encode(reply))
+
+    def release(self) -> None:
+        assert self.held_beat is not None
+        self._answer_beat(self.held_beat)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_beat_reply_that_echoes_a_state_reported_before_a_quiet_does_not_undo_the_quiet():
+    """SIGTSTP while a beat reporting `running` was on the wire: the reply says `running`,
+    which is only what that beat reported, not an operator's directive."""
+    from actors.worker_mail import BeatNow
+
+    links: list[EchoingCoordinator] = []
+
+    def connector(on_frame: Any) -> EchoingCoordinator:
+        links.append(EchoingCoordinator(on_frame))
+        return links[-1]
+
+    node = WorkerNode(connector=connector, handlers={"t": lambda: None})
+    node.start()
+    try:
+        wait_for(lambda: node.status()["registered"], what="registered")
+        node._connection.tell(BeatNow())
+        wait_for(lambda: links[0].held_beat is not None, what="a beat on the wire")
+        node.quiet()
+        links[0].release()  # "running": the echo of the beat sent before the quiet
+        node._connection.tell(BeatNow())
+        wait_for(lambda: len(links[0].beats) == 2, what="the next beat")
+        assert node.status()["state"] == "quiet"
+    finally:
+        node.kill()
+    assert links[0].beats == ["running", "quiet"]
