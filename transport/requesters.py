@@ -12,7 +12,6 @@ simulation), waiting on an event, or pumping the simulation when given a `pump`.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -23,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from transport import codec
-from transport._zmq_loop import apply_common_options
 from transport.base import ClientConnection, Connector
 from transport.errors import CorralError
+from transport.zmq import connected_dealer
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
@@ -56,8 +55,7 @@ class ZmqRequester:
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: dict[int, _ThreadSocket] = {}
-        self._keys = itertools.count()
+        self._open: set[_ThreadSocket] = set()
         self._closed = False
 
     @property
@@ -107,7 +105,7 @@ class ZmqRequester:
         """Close the sockets; a thread still waiting closes its own when its wait ends."""
         with self._lock:
             self._closed = True
-            idle = [held for held in self._open.values() if not held.in_use]
+            idle = [held for held in self._open if not held.in_use]
         for held in idle:
             self._discard(held)
         self._terminate_if_done()
@@ -132,25 +130,14 @@ class ZmqRequester:
         return held
 
     def _open_socket(self) -> _ThreadSocket:
-        socket = self._context.socket(zmq.DEALER)
-        try:
-            apply_common_options(socket)
-            if self._curve is not None:
-                socket.setsockopt(zmq.CURVE_SERVERKEY, self._curve.server_public_key)
-                socket.setsockopt(zmq.CURVE_PUBLICKEY, self._curve.public_key)
-                socket.setsockopt(zmq.CURVE_SECRETKEY, self._curve.secret_key)
-            socket.connect(self._address)
-        except zmq.ZMQError as exc:
-            socket.close(linger=0)
-            raise OSError(exc.errno, f"cannot connect {self._address!r}: {exc.strerror}") from exc
-        held = _ThreadSocket(next(self._keys), socket)
+        held = _ThreadSocket(connected_dealer(self._context, self._address, self._curve))
         with self._lock:
-            self._open[held.key] = held
+            self._open.add(held)
         return held
 
     def _discard(self, held: _ThreadSocket) -> None:
         with self._lock:
-            self._open.pop(held.key, None)
+            self._open.discard(held)
         if not held.socket.closed:
             held.socket.close(linger=0)
         held.in_use = False
@@ -171,10 +158,9 @@ class _Owner:
 class _ThreadSocket:
     """One thread's socket; `in_use` while that thread waits on it."""
 
-    __slots__ = ("in_use", "key", "socket")
+    __slots__ = ("in_use", "socket")
 
-    def __init__(self, key: int, socket: zmq.Socket[bytes]) -> None:
-        self.key = key
+    def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self.socket = socket
         self.in_use = False
 

@@ -162,6 +162,27 @@ class ZmqServer:
         return frame.bytes
 
 
+def connected_dealer(
+    context: zmq.Context[Any], address: str, curve: CurveClientConfig | None
+) -> zmq.Socket[bytes]:
+    """A DEALER with the common options (and CURVE keys), connecting to `address`; a bad
+    address raises `OSError` naming it, with the socket closed."""
+    socket = context.socket(zmq.DEALER)
+    try:
+        apply_common_options(socket)
+        # IMMEDIATE stays 0: frames sent before the TCP connection is up queue (up to the
+        # high-water mark) and go out on connect, so a worker may say hello at once.
+        if curve is not None:
+            socket.setsockopt(zmq.CURVE_SERVERKEY, curve.server_public_key)
+            socket.setsockopt(zmq.CURVE_PUBLICKEY, curve.public_key)
+            socket.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
+        socket.connect(address)
+    except zmq.ZMQError as exc:
+        socket.close(linger=0)
+        raise OSError(exc.errno, f"cannot connect {address!r}: {exc.strerror}") from exc
+    return socket
+
+
 class ZmqConnection:
     """One peer end: a DEALER connected to the coordinator, owned by one loop thread."""
 
@@ -176,21 +197,12 @@ class ZmqConnection:
         owned = zmq.Context() if context is None else None
         ctx = context if context is not None else owned
         assert ctx is not None
-        socket = ctx.socket(zmq.DEALER)
         try:
-            apply_common_options(socket)
-            # IMMEDIATE stays 0: frames sent before the TCP connection is up queue (up to the
-            # high-water mark) and go out on connect, so a worker may say hello at once.
-            if curve is not None:
-                socket.setsockopt(zmq.CURVE_SERVERKEY, curve.server_public_key)
-                socket.setsockopt(zmq.CURVE_PUBLICKEY, curve.public_key)
-                socket.setsockopt(zmq.CURVE_SECRETKEY, curve.secret_key)
-            socket.connect(address)
-        except zmq.ZMQError as exc:
-            socket.close(linger=0)
+            socket = connected_dealer(ctx, address, curve)
+        except OSError:
             if owned is not None:
                 owned.term()
-            raise OSError(exc.errno, f"cannot connect {address!r}: {exc.strerror}") from exc
+            raise
         self._on_frame = on_frame
         self._loop = SocketLoop(
             socket, self._dispatch, name=f"corral-zmq-client {address}", owned_context=owned
