@@ -7,9 +7,12 @@ as `Shutdown` and deregistered must be able to exit.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 Task = Callable[[], None]
 
@@ -38,4 +41,7 @@ class DaemonPool:
             task = self._tasks.get()
             if task is None or self._closed:
                 return
-            task()
+            try:
+                task()
+            except BaseException:  # a slot lost to one task would never serve another
+                log.exception("a pooled task raised; its thread serves on")

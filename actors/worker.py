@@ -189,7 +189,7 @@ class WorkerActor(CorralActor):
             }
         try:
             result = handler(*context.job.get("args", []))
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() or KeyboardInterrupt too: the attempt fails
             return {
                 "error": _error(
                     type(exc).__name__, str(exc), backtrace=traceback.format_exc().splitlines()

@@ -15,6 +15,8 @@ serves until killed. A worker serves until SIGTERM/SIGINT, which runs the gracef
   in a blocking call).
 - `spin(seconds)`: a pure-Python busy loop (no sleeps, no I/O) that holds the GIL for
   `seconds`; returns the pid and how many hash rounds it did.
+- `exit(code)`: calls `sys.exit(code)`; `interrupt()`: raises KeyboardInterrupt (handlers
+  raising a BaseException that is not an Exception).
 
 Nothing here sets the worker's heartbeat timing: the coordinator announces it in
 `workerregistered`, as it would in production.
@@ -78,6 +80,14 @@ def spin(seconds: float) -> dict[str, Any]:
     return {"pid": os.getpid(), "rounds": rounds, "hash": state}
 
 
+def exit_process(code: int) -> None:
+    sys.exit(code)
+
+
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 def run_coordinator(args: argparse.Namespace) -> int:
     node = Coordinator(
         bind=args.bind,
@@ -101,7 +111,14 @@ def run_worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         shutdown_grace=args.shutdown_grace,
         hostname=args.hostname,
-        handlers={"sleep": sleep, "hold": hold, "stubborn": stubborn, "spin": spin},
+        handlers={
+            "sleep": sleep,
+            "hold": hold,
+            "stubborn": stubborn,
+            "spin": spin,
+            "exit": exit_process,
+            "interrupt": interrupt,
+        },
     )
     stop = threading.Event()
     # The handler only wakes the main thread: stop() asks actors and waits, which must not run

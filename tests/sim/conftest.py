@@ -21,6 +21,15 @@ from transport import codec
 FAST = CoordinatorSettings(visibility_timeout=120.0)
 
 
+def _exit() -> None:
+    """A handler that calls sys.exit(): its attempt fails, its worker serves on."""
+    raise SystemExit(3)
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 class History:
     """Everything that happened to jobs, in one global order, checked at the end.
 
@@ -94,6 +103,8 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
             "square": lambda x: x * x,
             "sleep": lambda seconds: current_job().sleep(seconds),  # type: ignore[union-attr]
             "boom": lambda: 1 / 0,
+            "exit": _exit,
+            "interrupt": _interrupt,
         }
         handlers = {name: history.wrap(fn) for name, fn in handlers.items()}
         cluster = Cluster(

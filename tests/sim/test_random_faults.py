@@ -31,8 +31,9 @@ def _job_mix(rng: random.Random) -> list[dict]:
             jobs.append({"type": "square", "args": [n]})
         elif kind == "sleep":
             jobs.append({"type": "sleep", "args": [rng.uniform(1, 40)], "max_attempts": 5})
-        else:
-            jobs.append({"type": "boom", "max_attempts": 2, "retry": {"initial_interval": 2.0}})
+        else:  # a handler raising an Exception, or a BaseException that is not one
+            failing = rng.choice(["boom", "exit", "interrupt"])
+            jobs.append({"type": failing, "max_attempts": 2, "retry": {"initial_interval": 2.0}})
     return jobs
 
 

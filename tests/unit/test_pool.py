@@ -81,3 +81,18 @@ def test_after_shutdown_no_queued_task_starts():
             thread.join(WAIT_S)
             assert not thread.is_alive()
     assert ran == []
+
+
+def test_a_task_raising_a_base_exception_does_not_cost_its_thread():
+    # Given a pool of one thread whose first task calls sys.exit()
+    pool = DaemonPool(1, "test")
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    pool.submit(leave)
+    # Then the same thread still runs the next task
+    ran = threading.Event()
+    pool.submit(ran.set)
+    assert ran.wait(WAIT_S)
+    pool.shutdown()
