@@ -24,12 +24,11 @@ from actors.worker_mail import (
     Finished,
     FlushOutcomes,
     Jobs,
-    NeedReport,
     Outcome,
     Outcomes,
-    Report,
+    Released,
     Resumed,
-    Want,
+    WorkerState,
 )
 from transport import codec
 from transport.validation import MAX_RESULT_SIZE_BYTES
@@ -106,7 +105,11 @@ def current_job() -> JobContext | None:
 
 
 class WorkerActor(CorralActor):
-    """Runs jobs, reports outcomes through the ConnectionSupervisor, obeys directives."""
+    """Runs jobs, reports outcomes and its state changes to the link, obeys directives.
+
+    It does not count free slots: the link does (actors/link/core.py), from the jobs it handed
+    over, the outcomes and `Released` it is told, and the state pushed to it.
+    """
 
     def __init__(
         self,
@@ -119,7 +122,6 @@ class WorkerActor(CorralActor):
         super().__init__(activity)
         self.clock = clock
         self._job_handlers = dict(handlers)
-        self.concurrency = concurrency
         self.max_result_size = max_result_size
         self.state = states.RUNNING
         self.jobs: dict[str, JobContext] = {}  # running; a finished job's report is the link's
@@ -133,7 +135,6 @@ class WorkerActor(CorralActor):
             Jobs: self._start_jobs,
             Finished: self._finished,
             FlushOutcomes: self._flush_outcomes,
-            NeedReport: self._report,
             Directive: self._directive,
             Resumed: self._resumed,
         }
@@ -145,18 +146,6 @@ class WorkerActor(CorralActor):
 
     # -- running jobs -------------------------------------------------------------------------
 
-    def _free(self) -> int:
-        """Slots to offer the coordinator: none unless running."""
-        if self.state != states.RUNNING:
-            return 0
-        # A cancelled handler that has not returned still holds its thread.
-        return self.concurrency - len(self.jobs) - len(self.abandoned)
-
-    def _want_more(self) -> None:
-        free = self._free()
-        if free > 0 and self.connection is not None:
-            self.connection.tell(Want(free))
-
     def _start_jobs(self, message: Jobs) -> None:
         mailbox = self.mailbox()
         for job in message.jobs:
@@ -167,7 +156,6 @@ class WorkerActor(CorralActor):
             handler = self._job_handlers.get(context.type)
             self.activity.begin()  # the handler run counts as work in progress
             self._executor.submit(functools.partial(self._run, handler, context, mailbox))
-        self._want_more()
 
     def _run(self, handler: Handler | None, context: JobContext, mailbox: Mailbox) -> None:
         token = _current.set(context)
@@ -213,58 +201,55 @@ class WorkerActor(CorralActor):
             # Abandoned (cancelled or not resumed): its outcome is not ours to report, but its
             # thread is free again.
             if self.abandoned.pop(message.job_id, None) is not None:
-                self._want_more()
+                self._tell_link(Released(message.job_id))
             return
         if not self.gathered:
             self.mailbox().tell(FlushOutcomes())
         self.gathered.append(Outcome(context.id, context.attempt, message.result, message.error))
 
     def _flush_outcomes(self, _: FlushOutcomes | None = None) -> None:
-        """Hand the gathered outcomes to the link, with the free slots (one message for all)."""
+        """Hand the gathered outcomes to the link (one message for all)."""
         gathered, self.gathered = tuple(self.gathered), []
-        if gathered and self.connection is not None:
-            self.connection.tell(Outcomes(gathered, self._free()))
+        if gathered:
+            self._tell_link(Outcomes(gathered))
 
     # -- talking to the coordinator -----------------------------------------------------------
 
-    def _report(self, message: NeedReport) -> None:
+    def _tell_link(self, message: object) -> None:
         if self.connection is not None:
-            # Finished jobs not yet handed to the link are still ours to list (resume).
-            held = (*self.jobs, *(outcome.job_id for outcome in self.gathered))
-            self.connection.tell(Report(message.purpose, self.state, held))
+            self.connection.tell(message)
 
     def _directive(self, message: Directive) -> None:
-        previous = self.state
         if message.state is not None:
-            self.state = states.next_worker_state(self.state, message.state)
-        if self.state != previous:
-            log.info("worker state %s -> %s", previous, self.state)
-        abandoned = self._abandon(message.cancel_job_ids)
-        if abandoned or previous != states.RUNNING:
-            self._want_more()
+            # Pushed even when unchanged: the link took the directive's state until told.
+            self._move(message.state, always_push=True)
+        self._abandon(message.cancel_job_ids)
 
     def _resumed(self, message: Resumed) -> None:
         if message.reconnected:
             self._abandon([job_id for job_id in self.jobs if job_id not in message.job_ids])
-        self._want_more()
 
-    def _abandon(self, job_ids: Any) -> int:
-        abandoned = 0
+    def _abandon(self, job_ids: Any) -> None:
         for job_id in job_ids:
             context = self.jobs.pop(job_id, None)
             if context is not None:
                 context.cancel()
                 self.abandoned[job_id] = context
-                abandoned += 1
                 log.info("abandoned job %s", job_id)
-        return abandoned
+
+    def _move(self, state: str, always_push: bool = False) -> None:
+        previous = self.state
+        self.state = states.next_worker_state(self.state, state)
+        if self.state != previous:
+            log.info("worker state %s -> %s", previous, self.state)
+        if self.state != previous or always_push:
+            self._tell_link(WorkerState(self.state))
 
     # -- lifecycle (called by the node through ask() at the edge) -----------------------------
 
     def set_state(self, state: str) -> str:
         """Move to quiet/running/terminate (signals, graceful stop)."""
-        self.state = states.next_worker_state(self.state, state)
-        self._want_more()
+        self._move(state)
         return self.state
 
     def attach(self, connection: Mailbox) -> None:

@@ -1,4 +1,4 @@
-"""Messages between a worker node's ConnectionSupervisor and WorkerActor."""
+"""Messages between a worker node's LinkActor (actors/link) and WorkerActor."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class FrameIn:
-    """I/O thread -> connection: one frame from the coordinator, on connection `link`."""
+    """I/O thread -> link: one frame from the coordinator, on connection `link`."""
 
     link: int
     frame: bytes
@@ -21,40 +21,31 @@ class Connect:
 
 @dataclass(frozen=True, slots=True)
 class BeatDue:
-    """Clock -> connection: time to beat and to check the coordinator is still there."""
+    """Clock -> link: time to beat and to check the coordinator is still there."""
 
 
 @dataclass(frozen=True, slots=True)
 class BeatNow:
-    """Node -> connection: report the worker's state now (a graceful stop), off the schedule."""
+    """Node -> link: report the worker's state now (a graceful stop), off the schedule."""
 
 
 @dataclass(frozen=True, slots=True)
-class NeedReport:
-    """Connection -> worker: send me your state and active jobs for a beat or a register."""
+class WorkerState:
+    """Worker -> link: the worker's state changed (or a directive's state was applied)."""
 
-    purpose: str  # "beat" | "register"
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Worker -> connection: the worker's state and the ids of the jobs it holds."""
-
-    purpose: str
     state: str
-    active_job_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Want:
-    """Worker -> connection: I can start `count` more jobs."""
+class Released:
+    """Worker -> link: the handler of abandoned job `job_id` returned; its slot is free."""
 
-    count: int
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Jobs:
-    """Connection -> worker: jobs fetched for you (wire form)."""
+    """Link -> worker: jobs fetched for you (wire form)."""
 
     jobs: list[dict[str, Any]]
 
@@ -71,11 +62,10 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
-    """Worker -> connection: jobs finished; report them (in one frame when the coordinator
+    """Worker -> link: jobs finished; report them (in one frame when the coordinator
     takes batches)."""
 
     items: tuple[Outcome, ...]
-    want: int | None = None  # the worker's free slots now: one message instead of two
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +79,7 @@ class FlushOutcomes:
 
 @dataclass(frozen=True, slots=True)
 class Directive:
-    """Connection -> worker: the state to move to (None: stay) and the jobs to abandon."""
+    """Link -> worker: the state to move to (None: stay) and the jobs to abandon."""
 
     state: str | None
     cancel_job_ids: tuple[str, ...] = ()
@@ -97,7 +87,7 @@ class Directive:
 
 @dataclass(frozen=True, slots=True)
 class Resumed:
-    """Connection -> worker: registered (again); keep only these of the jobs you reported."""
+    """Link -> worker: registered (again); keep only these of the jobs you reported."""
 
     job_ids: frozenset[str]
     reconnected: bool
@@ -114,4 +104,4 @@ class Finished:
 
 @dataclass(frozen=True, slots=True)
 class Deregister:
-    """Node -> connection: end the session politely (graceful stop)."""
+    """Node -> link: end the session politely (graceful stop)."""

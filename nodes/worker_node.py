@@ -1,4 +1,4 @@
-"""WorkerNode: a WorkerActor plus its ConnectionSupervisor, embeddable in any process."""
+"""WorkerNode: a WorkerActor plus its LinkActor, embeddable in any process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from actors import base, states
 from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
-from actors.connection import ConnectionSupervisor
+from actors.link.actor import LinkActor
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
@@ -110,12 +110,12 @@ class WorkerNode:
             self.activity, self.handlers, settings.concurrency, self.clock
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
-        self._connection_ref = ConnectionSupervisor.start(
+        self._connection_ref = LinkActor.start(
             self.activity, connector, settings, self._worker, self.clock, self.rng
         )
         self._connection = base.Mailbox(self._connection_ref, self.activity)
         self._worker_ref.proxy().attach(self._connection).get()
-        self._connection.tell(Connect())  # only now: the hello's reply asks the worker to report
+        self._connection.tell(Connect())  # only now: jobs it fetches reach a worker that can report
         return self
 
     # -- lifecycle ----------------------------------------------------------------------------

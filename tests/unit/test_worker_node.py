@@ -45,13 +45,13 @@ def test_a_link_actor_does_not_connect_by_itself_before_it_is_told_to():
     from on_start would be handled before this status ask is answered."""
     from actors.base import Untracked
     from actors.clock import ManualClock
-    from actors.connection import ConnectionSupervisor
+    from actors.link.actor import LinkActor
     from actors.worker_settings import WorkerSettings
     from tests.unit.test_supervisor_core import Recorder
 
     opened: list[Any] = []
     activity = Untracked()
-    ref = ConnectionSupervisor.start(
+    ref = LinkActor.start(
         activity, opened.append, WorkerSettings(), Recorder(), ManualClock()
     )
     try:

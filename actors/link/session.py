@@ -1,0 +1,92 @@
+"""Session: who the worker is to the coordinator across connections.
+
+Each connection gets a new worker_id at hello; a register after a reconnect names the last
+session whose register succeeded (`previous_worker_id`) and the jobs still held, so they are
+resumed, not run twice (PROTOCOL.md section 4). Consecutive failed connections back off.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from actors.worker_settings import WorkerSettings
+
+log = logging.getLogger("actors.connection")
+
+
+class Session:
+    """The worker_id of this connection, its predecessor, and the backoff after failures."""
+
+    def __init__(self, settings: WorkerSettings, rng: random.Random) -> None:
+        self.settings = settings
+        self.rng = rng
+        self.worker_id: str | None = None
+        self.previous_worker_id: str | None = None
+        self.registered_as: str | None = None  # the last worker_id whose register succeeded
+        self.sessions = 0  # how many times a worker_id was issued to us
+        self.failures = 0  # consecutive failed connection attempts, for backoff
+
+    def welcomed(self, worker_id: str) -> None:
+        # Resume from the last session that completed its register: a session that only got
+        # an id (the coordinator went away before our register) never held any job.
+        self.previous_worker_id = self.registered_as
+        self.worker_id = worker_id
+        self.sessions += 1
+
+    def register_body(self, held: list[str]) -> dict[str, Any]:
+        settings = self.settings
+        body = {
+            "worker_id": self.worker_id,
+            "queues": list(settings.queues),
+            "concurrency": settings.concurrency,
+            "functions": list(settings.functions),
+            "labels": settings.labels,
+            "hostname": settings.hostname,
+            "pid": settings.pid,
+        }
+        if self.previous_worker_id:
+            body["previous_worker_id"] = self.previous_worker_id
+            body["active_job_ids"] = held
+        return body
+
+    @property
+    def reconnected(self) -> bool:
+        return self.previous_worker_id is not None
+
+    def registered(self, resumed: frozenset[str]) -> None:
+        self.failures = 0
+        self.registered_as = self.worker_id
+        log.info(
+            "registered as %s (previous %s, resumed %d jobs)",
+            self.worker_id,
+            self.previous_worker_id or "none",
+            len(resumed),
+            extra={
+                "event": "registered",
+                "worker_id": self.worker_id,
+                "previous_worker_id": self.previous_worker_id,
+                "resumed_job_ids": sorted(resumed),
+            },
+        )
+
+    def lost(self, reason: str) -> float:
+        """The connection failed: the delay before the next (1 s doubling to 32 s, jittered;
+        none after a session that had registered)."""
+        log.warning(
+            "worker %s: coordinator lost (%s); reconnecting",
+            self.worker_id,
+            reason,
+            extra={"event": "reconnect", "worker_id": self.worker_id, "reason": reason},
+        )
+        self.worker_id = None  # no beat may carry an old id on the next connection
+        delay = 0.0
+        if self.failures:
+            base = min(
+                self.settings.reconnect_initial * 2 ** (self.failures - 1),
+                self.settings.reconnect_max,
+            )
+            delay = base * self.rng.uniform(0.5, 1.0)
+        self.failures += 1
+        return delay

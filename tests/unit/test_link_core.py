@@ -1,0 +1,324 @@
+"""The worker's link as a pure core (actors/link): every (state, event) pair of its table, and
+the races fixed so far, driven with frames in and effects out (no actors, sockets or clock)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import pytest
+
+from actors import states
+from actors.link.core import LinkCore
+from actors.link.effects import Arm, Close, Effect, Open, Send, Tell, TimerKind
+from actors.link.table import TRANSITIONS, LinkEvent, LinkState, LinkTransitionError, next_state
+from actors.worker_mail import Directive, Jobs, Outcome, Resumed
+from actors.worker_settings import WorkerSettings
+from transport import codec
+
+S, E = LinkState, LinkEvent
+TIMEOUT_S = 30.0
+SETTINGS = WorkerSettings(concurrency=2, hostname="h", pid=7, heartbeat_timeout=TIMEOUT_S)
+
+
+class Link:
+    """A LinkCore and what it did: the frames it sent (decoded) and everything else."""
+
+    def __init__(self, extensions: tuple[str, ...] = ()) -> None:
+        self.now = 100.0
+        self.core = LinkCore(SETTINGS, random.Random(1), self.now)
+        self.extensions = list(extensions)
+        self.sent: list[dict[str, Any]] = []
+        self.effects: list[Effect] = []
+        self._ids = itertools.count(1)
+        self.take(self.core.start())
+
+    def take(self, effects: list[Effect]) -> list[Effect]:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self.sent.append(codec.decode(effect.frame))
+            else:
+                self.effects.append(effect)
+        return effects
+
+    def last(self, kind: str) -> dict[str, Any]:
+        return [body for body in self.sent if body["type"] == kind][-1]
+
+    def answer(self, request: dict[str, Any], **fields: Any) -> list[Effect]:
+        kind = "workerregistered" if request["type"] == "hello" else "reply"
+        frame = codec.encode({"type": kind, "rid": request["rid"], **fields})
+        return self.take(self.core.frame(self.core.link_id, frame, self.now))
+
+    def refuse(self, request: dict[str, Any], code: str) -> list[Effect]:
+        frame = codec.encode({"type": "error", "rid": request["rid"], "code": code})
+        return self.take(self.core.frame(self.core.link_id, frame, self.now))
+
+    def connect(self) -> list[Effect]:
+        return self.take(self.core.connect(self.now))
+
+    def welcome(self) -> list[Effect]:
+        worker_id = f"w{next(self._ids)}"
+        return self.answer(self.last("hello"), worker_id=worker_id, extensions=self.extensions)
+
+    def register(self, resumed: tuple[str, ...] = ()) -> list[Effect]:
+        return self.answer(self.last("register"), resumed_job_ids=list(resumed))
+
+    def beat(self, after: float = 0.0, due: bool = True) -> list[Effect]:
+        self.now += after
+        return self.take(self.core.beat(self.now, due=due))
+
+    def outcome(self, job_id: str, error: dict[str, Any] | None = None) -> list[Effect]:
+        return self.take(self.core.outcomes((Outcome(job_id, 1, "r", error),), self.now))
+
+    def hand(self, *job_ids: str) -> list[Effect]:
+        jobs = [{"id": job_id, "type": "t", "attempt": 1} for job_id in job_ids]
+        return self.answer(self.last("fetch"), jobs=jobs)
+
+
+def in_state(state: LinkState) -> Link:
+    link = Link()
+    if state is S.DISCONNECTED:
+        return link
+    link.connect()
+    if state is S.GREETING:
+        return link
+    link.welcome()
+    if state is S.REGISTERING:
+        return link
+    link.register()
+    if state is S.BACKOFF:
+        link.beat(after=TIMEOUT_S + 1)
+    elif state is S.LEAVING:
+        link.take(link.core.leave(link.now))
+    return link
+
+
+def fire(link: Link, event: LinkEvent) -> None:
+    """Make `event` happen to the link the way the network, the node or the worker would."""
+    core = link.core
+    if event is E.CONNECT:
+        link.connect()
+    elif event is E.WELCOMED:  # in LEAVING: a hello answered after the node left
+        link.welcome()
+    elif event is E.REGISTERED:
+        link.register()
+    elif event is E.LOST:
+        if core.state is S.LEAVING:
+            link.refuse(link.last("deregister"), "not_registered")
+        else:
+            link.beat(after=TIMEOUT_S + 1)
+    elif event is E.LEAVE:
+        link.take(core.leave(link.now))
+    elif event is E.BEAT:
+        link.beat()
+    elif event is E.REPLY:
+        if core.state is S.LEAVING:
+            link.answer(link.last("deregister"))
+        else:
+            link.beat(due=False)
+            link.answer(link.last("beat"), state=states.RUNNING)
+    elif event is E.OUTCOMES:
+        link.outcome("done-1")
+    elif event is E.WORKER:
+        link.take(core.worker_changed(link.now, state=states.QUIET))
+
+
+def ready_for(state: LinkState, event: LinkEvent) -> Link:
+    """A link in `state` where `event` can happen."""
+    if event is E.WELCOMED and state is S.LEAVING:
+        link = in_state(S.GREETING)
+        link.take(link.core.leave(link.now))
+        return link
+    if event is E.REGISTERED and state is S.LEAVING:
+        link = in_state(S.REGISTERING)
+        link.take(link.core.leave(link.now))
+        return link
+    return in_state(state)
+
+
+ALL_PAIRS = list(itertools.product(LinkState, LinkEvent))
+
+
+@pytest.mark.parametrize(("state", "event"), ALL_PAIRS, ids=lambda x: x.value)
+def test_every_state_and_event_does_what_the_table_says(state, event):
+    if (state, event) not in TRANSITIONS:
+        # A pair missing from the table cannot happen, and raises when it does
+        with pytest.raises(LinkTransitionError):
+            next_state(state, event)
+        return
+    link = ready_for(state, event)
+    assert link.core.state is state
+    fire(link, event)
+    expected = TRANSITIONS[(state, event)]
+    assert link.core.state is (state if expected is None else expected)
+
+
+def test_the_link_waits_for_the_node_before_it_connects():
+    # Given a started link never told to connect (the worker could not report yet)
+    link = Link()
+    # When beats fall due long past the heartbeat timeout
+    link.beat(after=TIMEOUT_S * 3)
+    # Then it opened nothing and sent nothing: it only keeps its beat timer
+    assert link.sent == [] and not any(isinstance(e, Open) for e in link.effects)
+    assert link.core.state is S.DISCONNECTED
+
+
+def test_connect_opens_a_new_connection_and_says_hello():
+    link = Link()
+    effects = link.connect()
+    assert isinstance(effects[0], Open)
+    assert link.sent == [
+        {"type": "hello", "rid": 1, "v": 1, "role": "worker", "hostname": "h", "pid": 7}
+    ]
+
+
+def test_a_hello_answered_after_the_node_left_registers_nothing():
+    link = ready_for(S.LEAVING, E.WELCOMED)
+    link.welcome()
+    assert [body["type"] for body in link.sent] == ["hello"]
+
+
+def test_registering_after_hello_needs_no_report_from_the_worker():
+    link = in_state(S.GREETING)
+    effects = link.welcome()
+    assert link.last("register")["worker_id"] == "w1"
+    assert not any(isinstance(e, Tell) for e in effects)
+    assert Arm(TimerKind.BEAT, SETTINGS.heartbeat_interval) in effects
+
+
+def test_a_beat_reply_that_only_echoes_what_that_beat_reported_is_no_directive():
+    # Given a registered link whose beat reported `running`
+    link = in_state(S.REGISTERED)
+    link.beat(due=False)
+    beat = link.last("beat")
+    assert beat["state"] == states.RUNNING
+    # When the worker is quieted while the beat is on the wire, and the reply echoes `running`
+    link.take(link.core.worker_changed(link.now, state=states.QUIET))
+    effects = link.answer(beat, state=states.RUNNING, cancel_job_ids=[])
+    # Then the worker is told no state, and the link neither fetches nor reports `running`
+    assert [e.message for e in effects if isinstance(e, Tell)] == [Directive(None, ())]
+    assert link.core.slots.free() == 0
+    link.beat(due=False)
+    assert link.last("beat")["state"] == states.QUIET
+
+
+def test_a_beat_reply_with_another_state_directs_the_worker_and_stops_fetching_at_once():
+    link = in_state(S.REGISTERED)
+    link.beat(due=False)
+    effects = link.answer(link.last("beat"), state=states.QUIET, cancel_job_ids=[])
+    assert [e.message for e in effects if isinstance(e, Tell)] == [Directive(states.QUIET, ())]
+    assert link.core.slots.free() == 0
+
+
+def test_free_slots_are_counted_from_jobs_handed_outcomes_and_abandoned_handlers():
+    # Given a registered link of 2 slots that fetched for both
+    link = in_state(S.REGISTERED)
+    assert link.last("fetch")["count"] == 2
+    # When one job is handed over, the next fetch asks for the one slot left
+    effects = link.hand("a")
+    assert [e.message for e in effects if isinstance(e, Tell)] == [Jobs([link_job("a")])]
+    assert link.last("fetch")["count"] == 1
+    link.hand("b")
+    assert link.core.slots.free() == 0 and link.core.fetching is False
+    # When the coordinator cancels `a`, its handler still holds its thread
+    link.beat(due=False)
+    link.answer(link.last("beat"), state=states.RUNNING, cancel_job_ids=["a"])
+    assert link.core.slots.free() == 0
+    assert link.last("beat")["active_job_ids"] == ["a", "b"]  # the beat before the cancel
+    # Until the worker says the abandoned handler returned
+    link.take(link.core.worker_changed(link.now, released="a"))
+    assert link.core.slots.free() == 1 and link.last("fetch")["count"] == 1
+    # And a finished job frees its slot, its outcome listed until it is settled
+    link.outcome("b")
+    link.beat(due=False)
+    assert link.last("beat")["active_job_ids"] == ["b"]
+
+
+def link_job(job_id: str) -> dict[str, Any]:
+    return {"id": job_id, "type": "t", "attempt": 1}
+
+
+def test_a_lost_link_backs_off_and_re_registers_with_the_jobs_it_holds():
+    # Given a registered link holding job `a` and the unsettled outcome of `b`
+    link = in_state(S.REGISTERED)
+    link.hand("a", "b")
+    link.outcome("b")  # its ack unanswered
+    # When the coordinator answers a beat `not_registered`
+    link.beat(due=False)
+    effects = link.refuse(link.last("beat"), "not_registered")
+    # Then the connection closes and a reconnect is timed at once (first failure)
+    assert effects == [Close(), Arm(TimerKind.CONNECT, 0.0)]
+    assert link.core.state is S.BACKOFF
+    # And the new session registers as the old one's successor, listing both jobs
+    link.connect()
+    link.welcome()
+    register = link.last("register")
+    assert (register["worker_id"], register["previous_worker_id"]) == ("w2", "w1")
+    assert register["active_job_ids"] == ["a", "b"]
+    # When only `a` is resumed, `b`'s outcome is dropped and the worker keeps only `a`
+    effects = link.register(resumed=("a",))
+    assert Tell(Resumed(frozenset({"a"}), True)) in effects
+    assert link.core.reports.unreported == {}
+
+
+def test_consecutive_failures_back_off_doubling_with_jitter():
+    link = in_state(S.GREETING)
+    delays = []
+    for _ in range(4):
+        link.beat(after=TIMEOUT_S + 1)
+        delays.append([e.delay for e in link.effects if isinstance(e, Arm)][-1])
+        link.connect()
+    assert delays[0] == 0.0
+    for failures, delay in enumerate(delays[1:], start=1):
+        base = SETTINGS.reconnect_initial * 2 ** (failures - 1)
+        assert base * 0.5 <= delay <= base
+
+
+def test_a_late_frame_from_a_dropped_connection_is_ignored():
+    link = in_state(S.REGISTERED)
+    link.beat(due=False)
+    beat = link.last("beat")
+    link.beat(after=TIMEOUT_S + 1)
+    link.connect()
+    frame = codec.encode({"type": "workerregistered", "rid": beat["rid"], "worker_id": "x"})
+    assert link.take(link.core.frame(link.core.link_id - 1, frame, link.now)) == []
+    assert link.core.state is S.GREETING
+
+
+def test_at_most_one_outcomes_frame_is_unanswered():
+    # Given a coordinator that takes batches
+    link = Link(extensions=("outcomes",))
+    link.connect()
+    link.welcome()
+    link.register()
+    link.hand("a", "b")
+    # When `a` finishes, then `b` while `a`'s frame is out
+    link.outcome("a")
+    link.outcome("b")
+    frames = [body for body in link.sent if body["type"] == "outcomes"]
+    assert [[item["job_id"] for item in f["outcomes"]] for f in frames] == [["a"]]
+    # Then `b` goes once the first frame is answered
+    link.answer(frames[0], results=[{}])
+    frames = [body for body in link.sent if body["type"] == "outcomes"]
+    assert [[item["job_id"] for item in f["outcomes"]] for f in frames] == [["a"], ["b"]]
+
+
+def test_outcomes_are_kept_while_disconnected_and_reported_once_registered():
+    link = Link()
+    link.outcome("a")
+    assert link.sent == []
+    link.connect()
+    link.welcome()
+    link.register()
+    assert link.last("ack")["job_id"] == "a"
+
+
+def test_leaving_deregisters_and_never_reconnects():
+    link = in_state(S.REGISTERED)
+    link.take(link.core.leave(link.now))
+    assert link.last("deregister")["worker_id"] == "w1"
+    link.refuse(link.last("deregister"), "not_registered")
+    link.beat(after=TIMEOUT_S * 3)
+    assert link.core.state is S.LEAVING
+    assert not any(isinstance(e, Arm) and e.timer is TimerKind.CONNECT for e in link.effects)
