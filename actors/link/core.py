@@ -28,7 +28,7 @@ from transport import codec
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.messages import OUTCOMES_EXTENSION
 
-log = logging.getLogger("actors.connection")
+log = logging.getLogger(__name__)
 
 LOSS_ERRORS = frozenset({"not_registered", "unknown_worker"})
 S, E = LinkState, LinkEvent

@@ -16,7 +16,7 @@ from actors.link.requests import Pending
 from actors.worker_mail import Outcome
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 
-log = logging.getLogger("actors.connection")
+log = logging.getLogger(__name__)
 
 # request(kind, body, context, size_limit): False, and nothing sent, over size_limit bytes
 Request = Callable[[str, dict[str, Any], Any, "int | None"], bool]

@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.worker_settings import WorkerSettings
 
-log = logging.getLogger("actors.connection")
+log = logging.getLogger(__name__)
 
 
 class Session:

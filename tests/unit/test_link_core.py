@@ -3,8 +3,10 @@ the races fixed so far, driven with frames in and effects out (no actors, socket
 
 from __future__ import annotations
 
+import ast
 import itertools
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,3 +324,19 @@ def test_leaving_deregisters_and_never_reconnects():
     link.beat(after=TIMEOUT_S * 3)
     assert link.core.state is S.LEAVING
     assert not any(isinstance(e, Arm) and e.timer is TimerKind.CONNECT for e in link.effects)
+
+
+PURE_MODULES = ("core", "table", "effects", "outcomes", "requests", "session", "slots")
+IMPURE = ("pykka", "threading", "time", "socket", "zmq", "actors.clock", "actors.base")
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_the_core_touches_no_actor_thread_socket_or_clock(module):
+    path = Path(__file__).resolve().parents[2] / "actors" / "link" / f"{module}.py"
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    assert not [n for n in names if any(n == i or n.startswith(i + ".") for i in IMPURE)]
