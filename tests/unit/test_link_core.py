@@ -340,3 +340,77 @@ def test_the_core_touches_no_actor_thread_socket_or_clock(module):
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     assert not [n for n in names if any(n == i or n.startswith(i + ".") for i in IMPURE)]
+
+
+def test_no_beat_carries_an_old_id_and_the_successor_names_the_last_registered_session():
+    # Given a link registered as w1 that is lost, then gets w2 but is lost before registering
+    link = in_state(S.REGISTERED)
+    link.beat(after=TIMEOUT_S + 1)
+    link.connect()
+    link.beat(due=False)  # before workerregistered: no id to beat with
+    assert [body["type"] for body in link.sent].count("beat") == 0
+    link.welcome()
+    link.beat(after=TIMEOUT_S + 1)
+    # When w3 registers
+    link.connect()
+    link.welcome()
+    # Then it succeeds w1 (w2 never held a job)
+    assert (link.last("register")["worker_id"], link.last("register")["previous_worker_id"]) == (
+        "w3",
+        "w1",
+    )
+
+
+def test_expired_fetches_and_acks_are_sent_again_and_an_expired_register_reconnects():
+    # Given a registered link whose fetch and ack go unanswered
+    link = in_state(S.REGISTERED)
+    link.hand("a")
+    link.outcome("a")
+    fetch, ack = link.last("fetch"), link.last("ack")
+    # When their replies are overdue (other frames still arrive: no silence)
+    link.now += TIMEOUT_S + SETTINGS.fetch_wait + 1
+    link.core.last_reply = link.now
+    link.beat()
+    # Then both are sent again under new rids
+    assert link.last("fetch")["rid"] != fetch["rid"]
+    assert (link.last("ack")["job_id"], link.last("ack")["rid"] != ack["rid"]) == ("a", True)
+    # And a register that is never answered starts a new connection
+    link = in_state(S.REGISTERING)
+    link.now += TIMEOUT_S + 1
+    link.core.last_reply = link.now
+    link.beat()
+    assert link.core.state is S.BACKOFF
+
+
+def test_a_fetch_answered_after_the_node_left_still_hands_its_jobs_to_the_worker():
+    """Graceful stop: a job handed out as the worker began to stop must run, not be lost."""
+    link = in_state(S.REGISTERED)
+    fetch = link.last("fetch")
+    link.take(link.core.leave(link.now))
+    effects = link.answer(fetch, jobs=[link_job("a")])
+    assert [e.message for e in effects if isinstance(e, Tell)] == [Jobs([link_job("a")])]
+    assert [body["type"] for body in link.sent].count("fetch") == 1
+
+
+def test_outcomes_refused_as_a_whole_are_reported_one_by_one_for_the_rest_of_the_session():
+    link = Link(extensions=("outcomes",))
+    link.connect()
+    link.welcome()
+    link.register()
+    link.hand("a")
+    link.outcome("a")
+    link.refuse(link.last("outcomes"), "bad_request")
+    assert link.last("ack")["job_id"] == "a"
+    link.answer(link.last("ack"))
+    assert link.core.reports.unreported == {}
+
+
+def test_a_result_too_large_for_any_frame_ends_its_job_as_result_too_large():
+    link = Link(extensions=("outcomes",))
+    link.connect()
+    link.answer(link.last("hello"), worker_id="w1", extensions=["outcomes"], max_message_size=300)
+    link.register()
+    link.hand("a")
+    link.take(link.core.outcomes((Outcome("a", 1, "x" * 1000),), link.now))
+    [item] = link.last("outcomes")["outcomes"]
+    assert (item["job_id"], item["error"]["type"]) == ("a", "ResultTooLarge")
