@@ -1,6 +1,7 @@
 """Shared fixtures: a coordinator factory on a random loopback port, and `wait_for`.
 
-Everything here waits on a condition with a deadline; nothing sleeps (STYLE.md rule 12).
+Everything here waits on a condition with a deadline; nothing sleeps (a sleep is either too
+short on a loaded machine or time wasted on an idle one).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A seed replays exactly: the random-fault simulation run twice with one seed gives the same
-event trace, event for event (STYLE.md rule 5's promise, which `seed=N` in a failure relies on).
+event trace, event for event (docs/ARCHITECTURE.md, "Time, randomness, determinism"), as
+the `seed=N` a failing simulation prints relies on.
 
 The trace is the History's: every coordinator event (enqueued, started, retried, recovered,
 terminal, workers joined and lost, fetches answered, with each job's id, state, attempt and
