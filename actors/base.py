@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pykka
+from pykka.messages import _ActorStop  # private: the pin in pyproject.toml holds it
 
 from actors.inbox import InlineInbox, Letter
 
@@ -105,14 +107,20 @@ class Mailbox:
 class CorralActor(pykka.ThreadingActor):
     """Dispatches each message to `handlers()[type(message)]`.
 
-    A handler that raises is logged and the actor lives on: one bad message must never stop a
-    queue or the worker supervisor (pykka would otherwise stop an actor on an exception from a
-    `tell`).
+    A handler that raises an `Exception` is logged and the actor lives on: one bad message must
+    never stop a queue or the worker supervisor (pykka would otherwise stop an actor on an
+    exception from a `tell`). A `BaseException` that is not an `Exception` (`SystemExit`,
+    `KeyboardInterrupt`) gets pykka's own answer instead: see `_halt`.
+
+    The pykka members overridden here and in actors/inbox.py are private; the pin in
+    pyproject.toml and tests/unit/test_pykka_contract.py hold them to the series they were
+    written against.
     """
 
     def __init__(self, activity: Activity) -> None:
         super().__init__()
         self.activity = activity
+        self._halted = False  # a handler raised a BaseException: see `_halt`
         self.actor_inbox.bind(self._receive_envelope, self.actor_stopped.is_set)
         self._handlers: dict[type, Callable[[Any], None]] = self.handlers()
 
@@ -134,6 +142,14 @@ class CorralActor(pykka.ThreadingActor):
     def _actor_loop_running(self) -> None:
         while not self.actor_stopped.is_set():
             self.actor_inbox.run_queued()
+        if self._halted:
+            # The rest of pykka's answer to a BaseException, on the actor's own thread (the
+            # handler may have run inline on a sender's): on_stop, then every other actor.
+            try:
+                self.on_stop()
+            except Exception:
+                self._handle_failure(*sys.exc_info())
+            pykka.ActorRegistry.stop_all()
 
     def _receive_envelope(self, envelope: Any) -> None:
         """Handle one envelope, on whichever thread holds the run lock."""
@@ -145,8 +161,29 @@ class CorralActor(pykka.ThreadingActor):
             else:
                 envelope.reply_to.set_exception()
             return
+        except BaseException:
+            self._halt(envelope)
+            return
         if envelope.reply_to is not None:
             envelope.reply_to.set(response)
+
+    def _halt(self, envelope: Any) -> None:
+        """pykka 4.5's answer to a BaseException in a handler (`Actor._actor_loop_running`):
+        stop this actor without handling the rest of its inbox, then stop every other actor.
+
+        Here it may be raised inline on a sender's thread, so the sender is not interrupted:
+        the actor is marked stopped at once and its own thread, woken, runs `on_stop` and stops
+        the others. One difference from pykka: an ask gets the exception, where pykka leaves
+        its asker waiting for ever.
+        """
+        error = sys.exc_info()[1]
+        log.error("%r in %s: stopping all actors", error, type(self).__name__, exc_info=True)
+        if envelope.reply_to is not None:
+            envelope.reply_to.set_exception()
+        self._halted = True
+        pykka.ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        self.actor_inbox.wake()
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         raise NotImplementedError
@@ -177,13 +214,17 @@ class CorralActor(pykka.ThreadingActor):
 
     def _actor_loop_teardown(self) -> None:
         # Tells still queued when the actor stops are never handled: settle their count so a
-        # simulation that killed this actor can still reach quiescence.
+        # simulation that killed this actor can still reach quiescence. Asks get what pykka's
+        # own teardown gives them: None for a stop, ActorDeadError for anything else.
         while not self.actor_inbox.empty():
             envelope = self.actor_inbox.get()
             if envelope.reply_to is None:
                 self.activity.end()
-            else:
+            elif isinstance(envelope.message, _ActorStop):
                 envelope.reply_to.set(None)
+            else:
+                dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling the message")
+                envelope.reply_to.set_exception((pykka.ActorDeadError, dead, None))
 
 
 def start(actor_class: type[CorralActor], activity: Activity, *args: Any) -> Mailbox:

@@ -102,6 +102,11 @@ class InlineInbox:
             self._signalled = True
             self._wakeups.put(None)
 
+    def wake(self) -> None:
+        """Wake the actor's thread whatever is queued (it has been stopped by a handler that
+        ran inline, and must leave its loop)."""
+        self._wakeups.put(None)
+
     def _hold(self, envelope: Any) -> None:
         """Under the run lock, on the sender's thread: this tell, then the tells it caused."""
         assert self._receive is not None

@@ -6,7 +6,8 @@ A ROUTER in its own process (`bench/_node.py zmq-echo`) decodes each request and
 encoded reply; this process is a DEALER over tcp 127.0.0.1 that packs a job-sized envelope per
 request and unpacks every reply. Window 1: one request outstanding (also reports round-trip
 percentiles). Window 100: up to 100 outstanding. No corral code runs, so this is what any Python
-server on this machine can do per message, and the reference DESIGN.md section 7 budgets from.
+server on this machine can do per message, and the reference the
+~100 us-per-job budget (bench/README.md) is set against.
 """
 
 from __future__ import annotations

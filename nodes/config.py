@@ -1,4 +1,4 @@
-"""Typed node configs built from a YAML file (DESIGN.md section 4).
+"""Typed node configs built from a YAML file (README.md, "Configuration").
 
 One frozen dataclass per node kind; its fields marked with `config_fields.check` are the schema.
 `load_config` refuses unknown keys and wrong types with the file, node and key named, resolves

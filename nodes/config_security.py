@@ -1,4 +1,4 @@
-"""The `security` mappings of a config (DESIGN.md section 4, PROTOCOL.md section 7).
+"""The `security` mappings of a config (docs/SECURITY.md, docs/PROTOCOL.md section 7).
 
 A coordinator's `security` names its secret key and the allowed public keys with their roles;
 a worker's or producer's names its own secret key and the coordinator's public key. Paths are

@@ -1,6 +1,8 @@
-"""Shared fixtures: a coordinator factory on a random loopback port, and `wait_for`.
+"""Shared fixtures: a coordinator factory on a random loopback port, a raw protocol peer, and
+`wait_for`, the one helper every test polls a condition with.
 
-Everything here waits on a condition with a deadline; nothing sleeps (STYLE.md rule 12).
+Everything here waits on a condition with a deadline; nothing sleeps (a sleep is either too
+short on a loaded machine or time wasted on an idle one).
 """
 
 from __future__ import annotations
@@ -37,12 +39,6 @@ def wait_for(
             label = what or getattr(predicate, "__name__", repr(predicate))
             pytest.fail(f"condition not met within {timeout} s: {label} (last value {value!r})")
         pause.wait(interval)
-
-
-@pytest.fixture(name="wait_for")
-def wait_for_fixture() -> Callable[..., Any]:
-    """`wait_for` as a fixture, for tests that prefer not to import from conftest."""
-    return wait_for
 
 
 CoordinatorFactory = Callable[..., Coordinator]

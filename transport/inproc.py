@@ -5,7 +5,7 @@ daemon thread delivers them in order; with `auto=False` nothing moves until the 
 `deliver_one()`, so a simulation can run every actor to quiescence between two deliveries.
 Faults (drop, duplicate, delay, reorder) are decided at delivery time from one seeded
 `random.Random`, and partitions and kills are checked then too, so a seed replays exactly
-(STYLE.md rule 5; trio's FakeNet is the model).
+(docs/ARCHITECTURE.md, "Time, randomness, determinism"; trio's FakeNet is the model).
 """
 
 from __future__ import annotations

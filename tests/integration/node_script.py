@@ -1,4 +1,4 @@
-"""One corral node in its own process, for tests/integration/test_real_failures.py.
+"""One corral node in its own process, for the real-failure tests (see real_cluster.py).
 
     python node_script.py coordinator ADDRESS_FILE [--bind B] [--store URL] [--heartbeat-interval S]
     python node_script.py worker CONNECT [--queues Q1,Q2] [--concurrency N] [--hostname H]

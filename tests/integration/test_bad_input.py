@@ -479,7 +479,7 @@ def _all_bad_frames(worker_id: str) -> Iterator[tuple[str, list[bytes]]]:
 
 
 def test_after_every_bad_request_the_coordinator_serves_end_to_end_and_created_nothing(
-    coordinator, raw_peer, wait_for
+    coordinator, raw_peer
 ):
     node = coordinator(**node_options())
     bad = raw_peer(node.address)

@@ -6,139 +6,25 @@ answer); every process started here is killed by the fixture's finalizer.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import textwrap
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nodes.client import Client
+from tests.conftest import wait_for
+from tests.integration.conftest import NodeProcess, Spawn, cli, corral, free_port
 from transport.errors import CorralError
 
-REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20.0
 RUN_TIMEOUT_S = 45.0
-CLI_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        threading.Event().wait(0.05)
-
-
-class Proc:
-    """A `python -m nodes.cli ...` process whose output is collected line by line."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nodes.cli", *args],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    @property
-    def output(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def wait_for_line(self, pattern: str, timeout: float = START_TIMEOUT_S) -> re.Match[str]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.lines:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (
-                    self.process.poll() is not None and not self._reader.is_alive()
-                ):
-                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
-                self._changed.wait(min(remaining, 0.5))
-
-    def wait(self, timeout: float = RUN_TIMEOUT_S) -> int:
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running after {timeout} s:\n{self.output}") from None
-        self._reader.join(5)
-        return code
-
-    def child_pids(self) -> list[int]:
-        """The node processes a `corral run FILE` runner reported starting."""
-        return [int(pid) for pid in re.findall(r"\(pid (\d+)\)", self.output)]
-
-    def kill(self) -> None:
-        for pid in [*self.child_pids(), self.process.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(10)
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(*args: str) -> Proc:
-        proc = Proc(*args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
-
-
-def corral(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    """One short CLI command, run to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "nodes.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+POLL_S = 0.05  # each poll connects a Client: not every 10 ms
 
 
 def write_config(tmp_path: Path, port: int, extra_nodes: str = "", grace: float = 10) -> Path:
@@ -177,7 +63,7 @@ def live_workers(address: str) -> list[dict[str, Any]]:
 
 
 def test_run_starts_a_whole_cluster_whose_producer_verifies_every_result_and_exits_0(
-    tmp_path: Path, spawn: Callable[..., Proc]
+    tmp_path: Path, spawn: Spawn
 ) -> None:
     port = free_port()
     path = write_config(
@@ -200,8 +86,8 @@ def test_run_starts_a_whole_cluster_whose_producer_verifies_every_result_and_exi
         """,
     )
 
-    runner = spawn("run", str(path))
-    code = runner.wait()
+    runner = spawn("corral run", *cli("run", str(path)))
+    code = runner.wait(RUN_TIMEOUT_S)
 
     output = runner.output
     assert code == 0, output
@@ -210,7 +96,7 @@ def test_run_starts_a_whole_cluster_whose_producer_verifies_every_result_and_exi
     assert "producer    | results: 1000/1000 correct" in output
     assert "every producer finished: stopping the cluster" in output
     for pid in runner.child_pids():
-        wait_until(lambda pid=pid: not _alive(pid), 10, f"node process {pid} to be gone")
+        wait_for(lambda pid=pid: not _alive(pid), 10, POLL_S, f"node process {pid} to be gone")
 
 
 def _alive(pid: int) -> bool:
@@ -225,13 +111,13 @@ def _alive(pid: int) -> bool:
 
 
 def test_client_commands_talk_to_a_running_cluster(
-    tmp_path: Path, spawn: Callable[..., Proc]
+    tmp_path: Path, spawn: Spawn
 ) -> None:
     port = free_port()
     path = write_config(tmp_path, port)
     address = f"tcp://127.0.0.1:{port}"
-    runner = spawn("run", str(path))
-    wait_until(lambda: live_workers(address), START_TIMEOUT_S, "the worker to register")
+    runner = spawn("corral run", *cli("run", str(path)))
+    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
 
     enqueued = corral("enqueue", "square", "7", "--wait", "--connect", address)
     assert enqueued.returncode == 0, enqueued.stderr
@@ -265,14 +151,15 @@ def test_client_commands_talk_to_a_running_cluster(
 
     quiet = corral("quiet", worker["worker_id"], "--connect", address)
     assert quiet.returncode == 0, quiet.stderr
-    wait_until(
+    wait_for(
         lambda: [w for w in live_workers(address) if w["state"] == "quiet"],
         START_TIMEOUT_S,
+        POLL_S,
         "the worker to go quiet on its next beat",
     )
 
     runner.process.send_signal(signal.SIGTERM)
-    assert runner.wait() == 0, runner.output
+    assert runner.wait(RUN_TIMEOUT_S) == 0, runner.output
     assert "SIGTERM: stopping the cluster" in runner.output
 
 
@@ -297,27 +184,27 @@ def test_keys_generate_writes_three_key_pairs(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def single_nodes(tmp_path: Path, spawn: Callable[..., Proc]) -> tuple[str, Proc]:
+def single_nodes(tmp_path: Path, spawn: Spawn) -> tuple[str, NodeProcess]:
     """A coordinator and a worker, each `corral run FILE --node NAME` in its own process."""
     port = free_port()
     path = write_config(tmp_path, port)
     address = f"tcp://127.0.0.1:{port}"
-    spawn("run", str(path), "--node", "coordinator")
-    worker = spawn("run", str(path), "--node", "worker")
-    wait_until(lambda: live_workers(address), START_TIMEOUT_S, "the worker to register")
+    spawn("coordinator", *cli("run", str(path), "--node", "coordinator"))
+    worker = spawn("worker", *cli("run", str(path), "--node", "worker"))
+    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
     return address, worker
 
 
 def test_sigterm_lets_a_running_job_finish_then_the_worker_exits_0(
-    single_nodes: tuple[str, Proc],
+    single_nodes: tuple[str, NodeProcess],
 ) -> None:
     address, worker = single_nodes
     with Client(address) as client:
         job_id = client.enqueue("sleep_ms", [1500])
-        wait_until(lambda: client.get(job_id).state == "active", START_TIMEOUT_S, "job active")
+        wait_for(lambda: client.get(job_id).state == "active", START_TIMEOUT_S, POLL_S, "active")
 
         worker.process.send_signal(signal.SIGTERM)
-        code = worker.wait()
+        code = worker.wait(RUN_TIMEOUT_S)
         job = client.get(job_id, wait=5)
 
     assert code == 0, worker.output
@@ -326,7 +213,7 @@ def test_sigterm_lets_a_running_job_finish_then_the_worker_exits_0(
 
 
 def test_sigtstp_quiets_a_worker_and_sigcont_resumes_it(
-    single_nodes: tuple[str, Proc],
+    single_nodes: tuple[str, NodeProcess],
 ) -> None:
     address, worker = single_nodes
 
@@ -334,8 +221,8 @@ def test_sigtstp_quiets_a_worker_and_sigcont_resumes_it(
         return lambda: [w for w in live_workers(address) if w["state"] == state] != []
 
     worker.process.send_signal(signal.SIGTSTP)
-    wait_until(worker_state("quiet"), START_TIMEOUT_S, "the worker to report quiet")
+    wait_for(worker_state("quiet"), START_TIMEOUT_S, POLL_S, "the worker to report quiet")
     worker.process.send_signal(signal.SIGCONT)
-    wait_until(worker_state("running"), START_TIMEOUT_S, "the worker to report running")
+    wait_for(worker_state("running"), START_TIMEOUT_S, POLL_S, "the worker to run again")
     with Client(address) as client:
         assert client.enqueue("square", [4]).result(timeout=10) == 16

@@ -14,6 +14,7 @@ import pytest
 import zmq
 
 from nodes import Client
+from tests.conftest import wait_for
 from transport.errors import ConnectionLost
 
 THREADS = 8
@@ -41,7 +42,7 @@ def test_requests_from_many_threads_each_get_their_own_replies(coordinator):
         assert client.stats()["queues"]["default"]["available"] == THREADS * 25
 
 
-def test_a_long_wait_in_one_thread_does_not_hold_up_another_threads_requests(coordinator, wait_for):
+def test_a_long_wait_in_one_thread_does_not_hold_up_another_threads_requests(coordinator):
     node = coordinator()
     with Client(node.address) as client:
         job = client.enqueue("nobody-runs-this")
@@ -109,7 +110,7 @@ def test_a_request_that_times_out_is_dropped_with_its_socket_so_its_late_reply_i
     assert first != second  # the second ping left on a new connection
 
 
-def test_a_threads_socket_is_closed_when_the_thread_ends(coordinator, wait_for):
+def test_a_threads_socket_is_closed_when_the_thread_ends(coordinator):
     node = coordinator()
     with Client(node.address) as client:
         client.ping()
@@ -123,7 +124,7 @@ def test_a_threads_socket_is_closed_when_the_thread_ends(coordinator, wait_for):
 
 
 def test_a_closed_client_refuses_requests_and_a_thread_still_waiting_gets_connection_lost(
-    coordinator, wait_for
+    coordinator,
 ):
     node = coordinator()
     client = Client(node.address)

@@ -8,15 +8,11 @@ a deadline and every process is killed at teardown.
 
 from __future__ import annotations
 
-import queue
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +20,17 @@ import pytest
 
 from actors.store import record
 from nodes import Client
+from tests.conftest import wait_for
+from tests.integration.conftest import NodeProcess, Spawn
 from transport.errors import ConnectionLost
 
-ROOT = Path(__file__).resolve().parents[2]
 JOBS = 5_000
 BATCH = 50
 START_DEADLINE_S = 15.0
 FINISH_DEADLINE_S = 40.0
 ENQUEUE_TIMEOUT_S = 2.0  # a batch unanswered by then counts as not acknowledged
 HEARTBEAT_TIMEOUT_S = 3.0  # orphaned reservations are recovered this long after a restart
+POLL_S = 0.02
 
 COORDINATOR = """
 import signal, sys, threading
@@ -71,71 +69,38 @@ node.stop(timeout=5)
 """
 
 
-class Node:
-    """A child process that prints `READY [address]` once it serves."""
-
-    def __init__(self, script: str, args: list[str], log: Path) -> None:
-        self.log = log
-        with open(log, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", script, *args],
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(lines,), daemon=True).start()
-        try:
-            line = lines.get(timeout=START_DEADLINE_S)
-        except queue.Empty:
-            line = ""
-        if not line.startswith("READY"):
-            self.kill()
-            pytest.fail(f"{args} did not start: {self.tail()}")
-        self.address = line.split()[1] if len(line.split()) > 1 else ""
-
-    def _read(self, lines: queue.Queue[str]) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            lines.put(line)
-        lines.put("")  # EOF: the process died before it was ready
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-
 class Crashable:
     """The cluster under test: start, SIGKILL and restart the coordinator; read the results."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, spawn: Spawn) -> None:
         self.tmp = tmp
         self.db = tmp / "corral.db"
-        self.nodes: list[Node] = []
-        self.coordinator: Node | None = None
+        self.nodes: list[NodeProcess] = []
+        self.coordinator: NodeProcess | None = None
         self.address = "tcp://127.0.0.1:*"
+        self._spawn = spawn
+
+    def _start(self, name: str, script: str, *args: str) -> tuple[NodeProcess, str]:
+        """A child process that prints `READY [address]` once it serves."""
+        node = self._spawn(name, "-c", script, *args)
+        self.nodes.append(node)
+        ready = node.wait_for_line(r"^READY ?(\S*)", START_DEADLINE_S)
+        return node, ready.group(1)
 
     def start_coordinator(self) -> None:
         args = [self.address, str(self.db), str(HEARTBEAT_TIMEOUT_S)]
-        self.coordinator = Node(COORDINATOR, args, self.tmp / "coordinator.log")
-        self.nodes.append(self.coordinator)
-        self.address = self.coordinator.address  # restarts reuse the port
+        # restarts reuse the port
+        self.coordinator, self.address = self._start("coordinator", COORDINATOR, *args)
 
     def kill_coordinator(self) -> None:
         assert self.coordinator is not None
         self.coordinator.kill()
-        assert self.coordinator.proc.returncode == -signal.SIGKILL
+        assert self.coordinator.process.returncode == -signal.SIGKILL
 
     def start_workers(self, count: int) -> None:
         for n in range(count):
             args = [self.address, str(self.tmp / f"runs-{n}.txt"), f"worker-{n}"]
-            self.nodes.append(Node(WORKER, args, self.tmp / f"worker-{n}.log"))
+            self._start(f"worker-{n}", WORKER, *args)
 
     def kill_all(self) -> None:
         for node in self.nodes:
@@ -161,8 +126,8 @@ class Crashable:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Crashable]:
-    crashable = Crashable(tmp_path)
+def cluster(tmp_path: Path, spawn: Spawn) -> Iterator[Crashable]:
+    crashable = Crashable(tmp_path, spawn)
     try:
         yield crashable
     finally:
@@ -210,15 +175,6 @@ def totals(client: Client) -> Counter[str]:
     return counted
 
 
-def wait_until(predicate: Callable[[], Any], deadline_s: float, what: str) -> None:
-    deadline = time.monotonic() + deadline_s
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {deadline_s} s waiting for {what}")
-        pause.wait(0.02)
-
-
 def safe_totals(client: Client) -> Counter[str]:
     try:
         return totals(client)
@@ -250,12 +206,13 @@ def check_every_acknowledged_job_completed_once(
 
 def finish(cluster: Crashable, client: Client, acknowledged: dict[str, int]) -> None:
     """Wait until nothing is left to run, kill every process, check the file."""
-    wait_until(
+    wait_for(
         lambda: (
             (t := safe_totals(client))["completed"] >= len(acknowledged)
             and t["available"] + t["active"] + t["retryable"] + t["scheduled"] == 0
         ),
         FINISH_DEADLINE_S,
+        POLL_S,
         f"{len(acknowledged)} acknowledged jobs to complete",
     )
     client.close()
@@ -268,7 +225,7 @@ def test_a_coordinator_killed_during_enqueue_loses_no_acknowledged_job(cluster):
     cluster.start_coordinator()
     cluster.start_workers(2)
     producer = Producer(cluster.address).start()
-    wait_until(lambda: len(producer.acknowledged) >= JOBS // 3, 20, "a third of the enqueues")
+    wait_for(lambda: len(producer.acknowledged) >= JOBS // 3, 20, POLL_S, "a third of the enqueues")
 
     cluster.kill_coordinator()
     assert not producer.done.is_set()  # killed mid-enqueue
@@ -285,7 +242,12 @@ def test_a_coordinator_killed_while_workers_ack_completes_every_job_once(cluster
     producer.join()
     assert len(producer.acknowledged) == JOBS and producer.unanswered == 0
     cluster.start_workers(2)
-    wait_until(lambda: safe_totals(producer.client)["completed"] >= JOBS // 3, 20, "a third done")
+    wait_for(
+        lambda: safe_totals(producer.client)["completed"] >= JOBS // 3,
+        20,
+        POLL_S,
+        "a third done",
+    )
 
     cluster.kill_coordinator()
     assert totals_in_file(cluster)["completed"] < JOBS  # killed mid-run, not after it
@@ -298,10 +260,20 @@ def test_a_coordinator_killed_twice_in_a_row_still_completes_every_job_once(clus
     cluster.start_coordinator()
     cluster.start_workers(2)
     producer = Producer(cluster.address).start()
-    wait_until(lambda: len(producer.acknowledged) >= JOBS // 4, 20, "a quarter of the enqueues")
+    wait_for(
+        lambda: len(producer.acknowledged) >= JOBS // 4,
+        20,
+        POLL_S,
+        "a quarter of the enqueues",
+    )
     cluster.kill_coordinator()
     cluster.start_coordinator()
-    wait_until(lambda: safe_totals(producer.client)["completed"] >= JOBS // 2, 30, "half done")
+    wait_for(
+        lambda: safe_totals(producer.client)["completed"] >= JOBS // 2,
+        30,
+        POLL_S,
+        "half done",
+    )
     cluster.kill_coordinator()
     cluster.start_coordinator()
     producer.join()

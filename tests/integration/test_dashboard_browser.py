@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -100,21 +99,6 @@ class Page(HTMLParser):
         """The rows of a section's table, as header -> cell."""
         header, *rows = self.rows.get(section, [[]])
         return [dict(zip(header, row, strict=True)) for row in rows]
-
-
-@pytest.fixture
-def workers() -> Iterator[Callable[..., WorkerNode]]:
-    started: list[WorkerNode] = []
-
-    def start(address: str, **options: Any) -> WorkerNode:
-        node = WorkerNode(connect=address, **options).start()
-        started.append(node)
-        wait_for(lambda: node.status()["registered"], 10, what="the worker to register")
-        return node
-
-    yield start
-    for node in started:
-        node.stop(timeout=2)
 
 
 def test_a_person_sees_queues_workers_and_the_failure_with_its_error(

@@ -7,28 +7,22 @@ Every wait is on a condition with a deadline; every process is killed at teardow
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from actors.store.memory import MemoryStore
 from nodes import Client, Coordinator, WorkerNode
 from nodes.dashboard import Dashboard
 from nodes.metrics import MetricsExporter
 from tests.conftest import wait_for
+from tests.integration.conftest import Spawn, cli, corral, free_port
 
-REPO = Path(__file__).resolve().parents[2]
-CLI_TIMEOUT_S = 20.0
 HTTP_TIMEOUT_S = 5.0
 FAST_RETRY = {"initial_interval": 0.05, "jitter": False}
 
@@ -37,31 +31,7 @@ def disk_full(path: str) -> None:
     raise OSError(f"disk full while writing {path}")
 
 
-@pytest.fixture
-def worker_for() -> Iterator[Callable[..., WorkerNode]]:
-    started: list[WorkerNode] = []
-
-    def start(coordinator: Coordinator, **options: Any) -> WorkerNode:
-        handlers = {"square": lambda x: x * x, "resize": disk_full}
-        node = WorkerNode(connect=coordinator.address, handlers=handlers, **options).start()
-        started.append(node)
-        wait_for(lambda: node.status()["registered"], 10, what="the worker to register")
-        return node
-
-    yield start
-    for node in started:
-        node.stop(timeout=2)
-
-
-def corral(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nodes.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_S,
-        check=False,
-    )
+HANDLERS = {"square": lambda x: x * x, "resize": disk_full}
 
 
 def http(url: str, method: str = "GET", token: str | None = None) -> tuple[int, str]:
@@ -87,12 +57,12 @@ def run_a_failing_job(client: Client) -> str:
 
 def test_the_metrics_endpoint_shows_jobs_workers_rates_and_refused_requests(
     coordinator: Callable[..., Coordinator],
-    worker_for: Callable[..., WorkerNode],
+    workers: Callable[..., WorkerNode],
     raw_peer: Callable[[str], Any],
 ) -> None:
     exporter = MetricsExporter("127.0.0.1:0")
     node = coordinator(addons=[exporter])
-    worker_for(node, concurrency=2)
+    workers(node.address, handlers=HANDLERS, concurrency=2)
     with Client(node.address) as client:
         for x in range(3):
             assert client.enqueue("square", [x]).result(timeout=10) == x * x
@@ -132,10 +102,10 @@ def test_the_metrics_endpoint_shows_jobs_workers_rates_and_refused_requests(
 
 
 def test_corral_jobs_lists_a_failed_job_and_corral_get_shows_its_error_history(
-    coordinator: Callable[..., Coordinator], worker_for: Callable[..., WorkerNode]
+    coordinator: Callable[..., Coordinator], workers: Callable[..., WorkerNode]
 ) -> None:
     node = coordinator()
-    worker_for(node)
+    workers(node.address, handlers=HANDLERS)
     with Client(node.address) as client:
         assert client.enqueue("square", [3]).result(timeout=10) == 9
         failed = run_a_failing_job(client)
@@ -167,38 +137,9 @@ def test_corral_jobs_lists_a_failed_job_and_corral_get_shows_its_error_history(
 # -- JSON logs of a node process ----------------------------------------------------------------
 
 
-class NodeProcess:
-    """`corral run FILE --node NAME` with its stderr collected line by line."""
-
-    def __init__(self, path: Path, name: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nodes.cli", "run", str(path), "--node", name],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        self.process.wait(10)
-
-
 def test_json_logs_parse_as_json_and_a_dead_worker_is_logged_with_its_id(
-    tmp_path: Path, worker_for: Callable[..., WorkerNode]
+    tmp_path: Path, workers: Callable[..., WorkerNode], spawn: Spawn
 ) -> None:
-    from tests.integration.test_cli import free_port
-
     port = free_port()
     config = tmp_path / "cluster.yaml"
     config.write_text(
@@ -211,52 +152,44 @@ def test_json_logs_parse_as_json_and_a_dead_worker_is_logged_with_its_id(
         "    reaper_interval: 0.1\n"
         "    log_format: json\n"
     )
-    node = NodeProcess(config, "coordinator")
-    try:
-        address = f"tcp://127.0.0.1:{port}"
+    node = spawn("coordinator", *cli("run", str(config), "--node", "coordinator"), stdout=False)
+    address = f"tcp://127.0.0.1:{port}"
 
-        class Target:  # what worker_for needs of a coordinator
-            pass
+    worker = workers(address, handlers=HANDLERS)
+    worker_id = wait_for(lambda: worker.worker_id, 10, what="the worker to register")
+    worker.kill()  # no deregister: the coordinator must notice the silence
 
-        target = Target()
-        target.address = address  # type: ignore[attr-defined]
-        worker = worker_for(target)
-        worker_id = wait_for(lambda: worker.worker_id, 10, what="the worker to register")
-        worker.kill()  # no deregister: the coordinator must notice the silence
+    def death_logged() -> dict[str, Any] | None:
+        for line in list(node.lines):
+            entry = json.loads(line)
+            if entry.get("event") == "worker_lost" and entry.get("worker_id") == worker_id:
+                return entry
+        return None
 
-        def death_logged() -> dict[str, Any] | None:
-            for line in list(node.lines):
-                entry = json.loads(line)
-                if entry.get("event") == "worker_lost" and entry.get("worker_id") == worker_id:
-                    return entry
-            return None
-
-        death = wait_for(death_logged, 10, what="the worker's death in the log")
-        assert death["reason"] == "timeout"
-        assert worker_id in death["message"]
-        assert (death["level"], death["node"], death["kind"]) == (
-            "WARNING",
-            "coordinator",
-            "coordinator",
-        )
-        entries = [json.loads(line) for line in list(node.lines)]  # every line is JSON
-        assert any(
-            e.get("event") == "worker_joined" and e["worker_id"] == worker_id for e in entries
-        )
-    finally:
-        node.kill()
+    death = wait_for(death_logged, 10, what="the worker's death in the log")
+    assert death["reason"] == "timeout"
+    assert worker_id in death["message"]
+    assert (death["level"], death["node"], death["kind"]) == (
+        "WARNING",
+        "coordinator",
+        "coordinator",
+    )
+    entries = [json.loads(line) for line in list(node.lines)]  # every line is JSON
+    assert any(
+        e.get("event") == "worker_joined" and e["worker_id"] == worker_id for e in entries
+    )
 
 
 # -- dashboard API ----------------------------------------------------------------------------
 
 
 def test_retrying_from_the_dashboard_needs_the_admin_token(
-    coordinator: Callable[..., Coordinator], worker_for: Callable[..., WorkerNode]
+    coordinator: Callable[..., Coordinator], workers: Callable[..., WorkerNode]
 ) -> None:
     guarded = Dashboard("127.0.0.1:0", admin_token="s3cret")
     read_only = Dashboard("127.0.0.1:0")
     node = coordinator(addons=[guarded, read_only])
-    worker_for(node)
+    workers(node.address, handlers=HANDLERS)
     with Client(node.address) as client:
         failed = run_a_failing_job(client)
 

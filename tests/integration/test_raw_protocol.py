@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
+
 HEARTBEAT_INTERVAL_S = 1.0
 HEARTBEAT_TIMEOUT_S = 10.0
 VISIBILITY_TIMEOUT_S = 600.0
@@ -784,7 +786,7 @@ def test_stats_lists_counts_per_queue_and_state_and_every_worker(connect):
 
 
 def test_a_silent_worker_is_terminated_and_its_job_returns_available_as_worker_lost(
-    coordinator, raw_peer, wait_for
+    coordinator, raw_peer,
 ):
     node = coordinator(heartbeat_timeout=0.5)
     peer, worker_id = worker(lambda: raw_peer(node.address))
@@ -803,7 +805,7 @@ def test_a_silent_worker_is_terminated_and_its_job_returns_available_as_worker_l
     handed_out_again(lambda: raw_peer(node.address), job_id, attempt=2)
 
 
-def test_a_reservation_past_its_visibility_timeout_returns_the_job_as_a_timeout(connect, wait_for):
+def test_a_reservation_past_its_visibility_timeout_returns_the_job_as_a_timeout(connect):
     peer, worker_id = worker(connect)
     client = connect()
     job_id = enqueue(client, timeout=0.3)

@@ -7,9 +7,6 @@ every answer is read exactly as it came off the wire. "No reply" is a bounded so
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +18,11 @@ import zmq.auth
 from nodes import Client, Coordinator, WorkerNode
 from nodes.config import load_config
 from tests.conftest import RawPeer, wait_for
+from tests.integration.conftest import corral, free_port
 from transport.auth import SecuritySettings, client_curve
 
 KEY_NAMES = ("coordinator", "worker", "worker2", "client", "admin", "stranger")
 SILENCE_S = 1.0  # how long a refused peer is watched for a reply that must not come
-REPO = Path(__file__).resolve().parents[2]
 
 
 class CurvePeer(RawPeer):
@@ -273,12 +270,6 @@ def test_worker_and_client_nodes_with_keys_run_a_job_and_without_keys_get_nothin
         worker.stop(timeout=2)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 SECURE_YAML = """
 nodes:
   coordinator:
@@ -300,16 +291,6 @@ nodes:
       secret_key_file: keys/worker.key_secret
       server_public_key_file: keys/coordinator.key
 """
-
-
-def corral(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nodes.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
 
 
 def test_a_config_with_security_is_enforced_by_the_built_coordinator_and_its_cli(

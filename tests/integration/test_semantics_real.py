@@ -19,6 +19,7 @@ import pytest
 from actors.worker import current_job
 from nodes import Client, Coordinator, WorkerNode, cli
 from nodes.client import JobFailed
+from tests.conftest import wait_for
 from transport.errors import BadRequest
 from transport.validation import Limits
 
@@ -116,7 +117,7 @@ def attempt() -> int:
 
 
 def test_a_worker_runs_jobs_by_its_queue_order_then_priority_then_age(
-    node, client_for, start_worker, wait_for
+    node, client_for, start_worker
 ):
     coordinator = node()
     client = client_for(coordinator)
@@ -180,7 +181,7 @@ def flaky_until_third_attempt() -> str:
 
 
 def test_a_failing_job_is_retried_kept_when_discarded_and_retried_by_hand(
-    node, client_for, start_worker, wait_for
+    node, client_for, start_worker
 ):
     coordinator = node()
     client = client_for(coordinator)
@@ -245,7 +246,7 @@ def test_a_unique_key_returns_the_live_job_and_is_free_once_it_ended(
 
 
 def test_cancelling_an_active_job_is_seen_by_its_handler_and_the_worker_goes_on(
-    node, client_for, start_worker, wait_for, gates
+    node, client_for, start_worker, gates
 ):
     coordinator = node()
     client = client_for(coordinator)
@@ -317,7 +318,7 @@ def test_a_result_over_the_coordinators_own_limit_ends_the_job_with_a_clear_erro
 
 
 def test_a_routed_job_waits_for_its_busy_most_specific_worker_while_a_plain_one_idles(
-    node, client_for, start_worker, wait_for, gates
+    node, client_for, start_worker, gates
 ):
     coordinator = node()
     client = client_for(coordinator)

@@ -1,4 +1,5 @@
-"""One set of transport tests run against both implementations (STYLE.md rule 6).
+"""One set of transport tests run against both implementations: one interface, two
+implementations, one conformance test.
 
 "zmq" is real ZeroMQ over TCP loopback on a random port; "inproc" is the in-process network
 delivering on its own thread. Every wait is on a condition with a deadline.

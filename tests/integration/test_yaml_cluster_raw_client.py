@@ -3,31 +3,20 @@ nothing imported from corral) runs jobs on a cluster started from YAML with `cor
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import msgpack
 import pytest
 import zmq
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.conftest import cli, free_port
+
 DEADLINE_MS = 20_000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def yaml_cluster(tmp_path):
-    port = _free_port()
+def yaml_cluster(tmp_path, spawn):
+    port = free_port()
     config = tmp_path / "cluster.yaml"
     config.write_text(
         textwrap.dedent(
@@ -45,22 +34,8 @@ def yaml_cluster(tmp_path):
             """
         )
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nodes.cli", "run", str(config)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=(tmp_path / "run.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    yield f"tcp://127.0.0.1:{port}"
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    spawn("corral run", *cli("run", str(config)))
+    return f"tcp://127.0.0.1:{port}"
 
 
 class RawClient:

@@ -14,6 +14,7 @@ import pytest
 from actors import events
 from actors.clock import ManualClock
 from actors.context import CoordinatorSettings
+from actors.jobs import Job
 from actors.worker import current_job
 from nodes.cluster import COORDINATOR_ADDRESS, Cluster
 from transport import codec
@@ -34,7 +35,8 @@ class History:
     """Everything that happened to jobs, in one global order, checked at the end.
 
     Invariants: every enqueued job ends terminal exactly once; no handler starts a job after
-    that job was completed (acked); results are the handler's.
+    that job was completed (acked); results are the handler's. `trace` keeps every event and
+    handler start in that order, so two runs of one seed can be compared (tests/sim/test_replay.py).
     """
 
     def __init__(self) -> None:
@@ -44,9 +46,11 @@ class History:
         self.completed_at: dict[str, int] = {}
         self.starts: list[tuple[int, str, int]] = []
         self.recoveries: list[tuple[str, str]] = []
+        self.trace: list[tuple[Any, ...]] = []
 
     def observe(self, name: str, payload: dict[str, Any]) -> None:
         with self._lock:
+            self.trace.append((name, *sorted((key, traced(v)) for key, v in payload.items())))
             if name == events.JOB_TERMINAL:
                 job = payload["job"]
                 self.terminal[job.id] += 1
@@ -58,6 +62,7 @@ class History:
     def started(self, job_id: str, attempt: int) -> None:
         with self._lock:
             self.starts.append((next(self._order), job_id, attempt))
+            self.trace.append(("handler_started", job_id, attempt))
 
     def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         def recorded(*args: Any) -> Any:
@@ -86,6 +91,13 @@ class History:
             )
 
 
+def traced(value: Any) -> Any:
+    """An event field as the trace keeps it: a job by its id, state, attempt and worker."""
+    if isinstance(value, Job):
+        return (value.id, value.state, value.attempt, value.worker_id)
+    return value
+
+
 @pytest.fixture
 def history() -> History:
     return History()
@@ -97,8 +109,15 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
     started: list[Cluster] = []
 
     def make(
-        workers: int = 3, *, seed: int = 0, settings: CoordinatorSettings = FAST, **options: Any
+        workers: int = 3,
+        *,
+        seed: int = 0,
+        settings: CoordinatorSettings = FAST,
+        observed: History | None = None,
+        **options: Any,
     ) -> Cluster:
+        """`observed`: record into that History instead of the test's (for runs compared)."""
+        recorder = observed or history
         handlers = options.pop("handlers", None) or {
             "square": lambda x: x * x,
             "sleep": lambda seconds: current_job().sleep(seconds),  # type: ignore[union-attr]
@@ -106,11 +125,11 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
             "exit": _exit,
             "interrupt": _interrupt,
         }
-        handlers = {name: history.wrap(fn) for name, fn in handlers.items()}
+        handlers = {name: recorder.wrap(fn) for name, fn in handlers.items()}
         cluster = Cluster(
             workers, clock=ManualClock(), seed=seed, handlers=handlers, settings=settings, **options
         )
-        cluster.events.subscribe(history.observe)
+        cluster.events.subscribe(recorder.observe)
         started.append(cluster)
         return cluster.start()
 

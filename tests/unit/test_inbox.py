@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pykka
 import pytest
 
 from actors import base, inbox
@@ -46,6 +47,13 @@ class Echo:
 
 
 @dataclass(frozen=True)
+class Crash:
+    """Handled by raising `error` (a BaseException that is not an Exception, say)."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
 class Repeat:
     """Tell itself `times` Notes from inside this handler."""
 
@@ -65,7 +73,7 @@ class Recorder(CorralActor):
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         return {Note: self._record, Hold: self._hold, Relay: self._relay, Echo: self._echo,
-                Repeat: self._repeat}  # fmt: skip
+                Repeat: self._repeat, Crash: self._crash}  # fmt: skip
 
     def _record(self, message: Any) -> None:
         with self._lock:
@@ -93,6 +101,9 @@ class Recorder(CorralActor):
         mailbox = self.mailbox()
         for n in range(message.times):
             mailbox.tell(Note(self.name, n))
+
+    def _crash(self, message: Crash) -> None:
+        raise message.error
 
     def handled(self) -> list[Any]:
         return [message for _, message, _ in self.log]
@@ -236,6 +247,59 @@ def test_a_tell_to_a_stopped_actor_is_dropped_and_settles_its_count(spawn, activ
     mailbox.tell(Note("test", 1))
     idle(activity)
     assert actor.handled() == []
+
+
+def stopped(mailbox: Mailbox) -> bool:
+    """Whether the actor stops within the deadline (its thread is gone, its ref dead)."""
+    return mailbox._ref.actor_stopped.wait(WAIT_S) and not mailbox.alive
+
+
+# -- pykka's own answers to a BaseException in a handler and to asks left at stop ------------
+
+
+def test_a_base_exception_in_an_inline_tell_stops_the_actor_and_all_actors_not_the_sender(spawn):
+    mailbox, actor = spawn("a")
+    other, _ = spawn("b")
+    mailbox.tell(Crash(SystemExit(3)))  # handled on this thread; the sender carries on
+    assert stopped(mailbox), "pykka stops an actor whose handler raised a BaseException"
+    assert stopped(other), "and, as pykka does, every other actor"
+    mailbox.tell(Note("test", 1))
+    assert actor.handled() == []
+
+
+def test_a_base_exception_on_the_actors_own_thread_stops_it_and_all_actors(spawn, activity):
+    mailbox, actor = spawn("a")
+    other, _ = spawn("b")
+    mailbox.post(Crash(KeyboardInterrupt()))
+    mailbox.post(Note("test", 1))  # queued behind the crash: never handled
+    assert stopped(mailbox) and stopped(other)
+    idle(activity)
+    assert actor.handled() == []
+
+
+def test_an_ask_whose_handler_raises_a_base_exception_gets_it_instead_of_hanging(spawn):
+    mailbox, _ = spawn("a")
+    future = mailbox._ref.ask(Crash(SystemExit(3)), block=False)
+    with pytest.raises(SystemExit):
+        future.get(timeout=WAIT_S)
+    assert stopped(mailbox)
+
+
+def test_asks_still_queued_when_the_actor_stops_get_actor_dead_error_not_none(spawn, activity):
+    mailbox, _ = spawn("a")
+    started, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=lambda: mailbox.tell(Hold(started, release)))
+    holder.start()
+    assert started.wait(WAIT_S)
+    stop = mailbox._ref.stop(block=False)
+    left = mailbox._ref.ask(Note("test", 1), block=False)  # queued behind the stop
+    mailbox.tell(Note("test", 2))
+    release.set()
+    holder.join(WAIT_S)
+    assert stop.get(timeout=WAIT_S) is True
+    with pytest.raises(pykka.ActorDeadError):
+        left.get(timeout=WAIT_S)
+    idle(activity)  # the queued tell's count is settled too
 
 
 # -- the inbox alone, with the actor's thread played by the test -----------------------------

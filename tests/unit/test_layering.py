@@ -1,5 +1,5 @@
-"""The dependency rule of DESIGN.md: nodes -> actors + transport; actors never import the ZeroMQ
-transport or nodes; transport never imports actors or nodes."""
+"""The dependency rule of docs/ARCHITECTURE.md: nodes -> actors + transport; actors never
+import the ZeroMQ transport or nodes; transport never imports actors or nodes."""
 
 from __future__ import annotations
 
