@@ -23,8 +23,8 @@ import pytest
 
 from actors.store.memory import MemoryStore
 from nodes import Client, Coordinator, WorkerNode
-from nodes.dashboard import Dashboard
-from nodes.metrics import MetricsExporter
+from nodes.observe.dashboard import Dashboard
+from nodes.observe.metrics import MetricsExporter
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nodes import cli_commands as commands
-from nodes import cli_jobs
-from nodes.config_fields import ConfigError
+from nodes.cli import commands
+from nodes.cli import jobs as cli_jobs
+from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
@@ -153,10 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         if args.node:
-            from nodes.node_process import run_node
+            from nodes.process.node import run_node
 
             return run_node(args.file, args.node)
-        from nodes.runner import run_cluster
+        from nodes.process.runner import run_cluster
 
         return run_cluster(args.file)
     if args.command == "keys":
@@ -177,6 +177,3 @@ def dispatch(args: argparse.Namespace) -> int:
     }[args.command]
     return handler(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

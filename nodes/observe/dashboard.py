@@ -28,14 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from nodes import dashboard_page as page
 from nodes.addons import DASHBOARD_REFRESH_S, DEFAULT_DASHBOARD_BIND, parse_bind
-from nodes.formatting import last_error
 from nodes.inprocess import InProcessClient
+from nodes.observe import page
+from nodes.observe.formatting import last_error
 from transport.errors import BadRequest, CorralError, UnknownJob
 
 if TYPE_CHECKING:
-    from nodes.coordinator import Coordinator
+    from nodes.addons import AddonHost
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Dashboard:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self, coordinator: Coordinator) -> None:
+    def start(self, coordinator: AddonHost) -> None:
         self.client = InProcessClient(coordinator)
         self.coordinator_address = coordinator.address
         server = _Server((self.host, self.port), _Handler)
@@ -216,7 +216,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path
         try:
             if path == "/":
-                self._html(page.page(dashboard.overview(), dashboard))
+                self._html(
+                    page.page(
+                        dashboard.overview(),
+                        title=dashboard.title,
+                        coordinator_address=dashboard.coordinator_address,
+                        refresh_s=dashboard.refresh_s,
+                        admin=dashboard.admin_token is not None,
+                    )
+                )
             elif path == "/fragment":
                 self._html(page.content(dashboard.overview()))
             elif path == "/dashboard.css":
