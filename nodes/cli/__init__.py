@@ -10,8 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nodes.cli import commands
-from nodes.cli import jobs as cli_jobs
+from nodes.cli import commands, jobs
 from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
@@ -93,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", parents=[client], help="print a job as JSON")
     get.add_argument("job_id", metavar="JOB_ID")
     get.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
-    cli_jobs.add_get_flags(get)  # --json / --pretty
+    jobs.add_get_flags(get)  # --json / --pretty
 
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
     cancel.add_argument("job_id", metavar="JOB_ID")
@@ -101,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", parents=[client], help="retry a discarded job, print its state")
     retry.add_argument("job_id", metavar="JOB_ID")
 
-    cli_jobs.add_parsers(sub, client)  # corral jobs
+    jobs.add_parsers(sub, client)  # corral jobs
     status = sub.add_parser("status", parents=[client], help="queues and workers")
     status.add_argument("--json", action="store_true", help="the raw stats as JSON")
     status.add_argument(
@@ -166,8 +165,8 @@ def dispatch(args: argparse.Namespace) -> int:
     args.curve = commands.resolve_curve(args, role)
     handler = {
         "enqueue": commands.enqueue,
-        "get": cli_jobs.get,
-        "jobs": cli_jobs.jobs,
+        "get": jobs.get,
+        "jobs": jobs.jobs,
         "cancel": commands.cancel,
         "retry": commands.retry,
         "status": commands.status,
