@@ -2,8 +2,9 @@
 
 `load_config` reads a whole file into a `ClusterConfig`: it refuses unknown keys and wrong
 types with the file, node and key named, and resolves relative paths against the file's
-directory. The package holds data only; `nodes.factory.build_node` makes the node a config
-describes, so nothing here imports the nodes or add-ons it configures.
+directory. The package holds data only: `nodes.factory.build_node` makes the node a config
+describes, so nothing here builds (or lazily imports) a node or an add-on; the models only read
+the nodes' default values.
 
 - `kinds`: one frozen dataclass per node kind, whose fields are the schema;
 - `fields`: the checks for single values (`ConfigError`, `Where`);

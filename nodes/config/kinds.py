@@ -6,7 +6,6 @@ defaults are the documented defaults; `validate` adds the checks across keys.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,7 +42,6 @@ from transport.validation.limits import (
     MAX_NAME_CHARS,
 )
 
-log = logging.getLogger(__name__)
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_STORE = "memory"

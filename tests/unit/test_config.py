@@ -136,8 +136,8 @@ def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) 
 def test_overrides_passed_to_build_replace_the_file_values(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
 
-    coordinator = build_node(config.node("coordinator"),
-        bind="tcp://127.0.0.1:0", store="memory", security=None
+    coordinator = build_node(
+        config.node("coordinator"), bind="tcp://127.0.0.1:0", store="memory", security=None
     )
 
     assert coordinator.bind == "tcp://127.0.0.1:0"
