@@ -13,7 +13,7 @@ from nodes.config.fields import ConfigError
 from nodes.config.kinds import CoordinatorConfig, ProducerConfig, WorkerConfig, connect_address
 from nodes.coordinator import Coordinator
 from nodes.demo import square
-from nodes.factory import build_node
+from nodes.factory import build_node, load_node
 from nodes.producer import Producer, expand, percentile
 from nodes.worker_node import WorkerNode
 
@@ -141,6 +141,16 @@ def test_overrides_passed_to_build_replace_the_file_values(tmp_path: Path) -> No
     )
 
     assert coordinator.bind == "tcp://127.0.0.1:0"
+
+
+def test_load_node_builds_a_node_of_a_file_by_its_name(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+
+    worker = load_node(str(path), "worker-eu", concurrency=5)
+
+    assert isinstance(worker, WorkerNode)
+    assert worker.settings.concurrency == 5
+    assert worker.settings.labels == {"region": ["eu"]}
 
 
 def test_the_shipped_configs_load_and_build() -> None:
