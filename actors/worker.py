@@ -31,7 +31,7 @@ from actors.worker_mail import (
     WorkerState,
 )
 from transport import codec
-from transport.validation import MAX_RESULT_SIZE_BYTES
+from transport.validation.limits import MAX_RESULT_SIZE_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -308,7 +308,7 @@ def run_raw_workers(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from nodes.node_process import tune_gc
+    from nodes.process.node import tune_gc
 
     tune_gc()  # as `corral run` does for every node process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

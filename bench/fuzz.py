@@ -59,11 +59,11 @@ from transport.auth import permits  # noqa: E402
 from transport.errors import WIRE_CODES, CorralError  # noqa: E402
 from transport.validation import (  # noqa: E402
     REQUEST_TYPES,
-    Limits,
     parse_request,
     request_rid,
     request_type,
 )
+from transport.validation.limits import Limits  # noqa: E402
 
 KINDS = sorted(REQUEST_TYPES)
 CREATING = ("enqueue", "hello")  # the requests whose success adds state (jobs, sessions)

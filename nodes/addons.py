@@ -1,10 +1,13 @@
 """Add-ons: things a coordinator starts after itself and stops before itself.
 
-The metrics exporter (`nodes.metrics.MetricsExporter`) and the dashboard
-(`nodes.dashboard.Dashboard`) are add-ons. They observe, they never steer: they subscribe to
-the coordinator's events, read its store, and ask its supervisor for a snapshot as an
-in-process peer (`nodes.traffic`). A YAML `metrics:` or `dashboard:` key adds one; an embedder
-passes `Coordinator(addons=[...])`.
+The metrics exporter (`nodes.observe.metrics.MetricsExporter`) and the dashboard
+(`nodes.observe.dashboard.Dashboard`) are add-ons. They observe, they never steer: they
+subscribe to the coordinator's events, read its store, and ask its supervisor for a snapshot as
+an in-process peer (`nodes.observe.traffic`). A YAML `metrics:` or `dashboard:` key adds one
+(`nodes.factory`); an embedder passes `Coordinator(addons=[...])`.
+
+An add-on sees the coordinator only through `AddonHost`, so no add-on imports the coordinator
+and the coordinator imports no add-on: the factory is the one place that knows both.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from nodes.coordinator import Coordinator
+    from actors.clock import Clock
+    from actors.context import CoordinatorContext
+    from actors.events import EventHub
+    from nodes.dispatcher import Dispatcher
+    from nodes.observe.traffic import Traffic
 
 DEFAULT_METRICS_BIND = "127.0.0.1:9464"  # Prometheus' registered default port for exporters
 DEFAULT_DASHBOARD_BIND = "127.0.0.1:8080"
@@ -27,8 +34,23 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class AddonHost(Protocol):
+    """What an add-on may use of the started coordinator it runs in (a `Coordinator`)."""
+
+    ctx: CoordinatorContext | None  # set while started: the store, queues and supervisor
+    clock: Clock
+    events: EventHub
+    traffic: Traffic
+    dispatcher: Dispatcher | None
+
+    @property
+    def address(self) -> str:
+        """The coordinator's bound endpoint."""
+        ...
+
+
 class Addon(Protocol):
-    def start(self, coordinator: Coordinator) -> None:
+    def start(self, host: AddonHost) -> None:
         """Called once the coordinator is listening; raise to make its start fail."""
         ...
 

@@ -23,12 +23,12 @@ from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
 from nodes.addons import Addon
 from nodes.dispatcher import Dispatcher
-from nodes.logs import EventLog
+from nodes.observe.logs import EventLog
+from nodes.observe.traffic import Traffic
 from nodes.stores import open_store
-from nodes.traffic import Traffic
 from transport.base import ServerTransport
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
-from transport.validation import Limits
+from transport.validation.limits import Limits
 
 if TYPE_CHECKING:
     from transport.auth import SecuritySettings
@@ -74,7 +74,7 @@ class Coordinator:
         self.rng = rng or random.Random()
         self.activity = activity or Untracked()
         self.events = events or EventHub()
-        self.traffic = Traffic()  # frame counts and in-process peers (nodes/traffic.py)
+        self.traffic = Traffic()  # frame counts and in-process peers (nodes/observe/traffic.py)
         # Started after us, stopped before: the event log (deaths, recoveries, directives,
         # with ids), then metrics, dashboard.
         self.addons = (EventLog(), *addons)
@@ -83,13 +83,6 @@ class Coordinator:
         self.ctx: CoordinatorContext | None = None
         self.dispatcher: Dispatcher | None = None
         self._actors: list[base.Mailbox] = []
-
-    @classmethod
-    def from_config(cls, path: str, node: str = "coordinator", **overrides: Any) -> Coordinator:
-        """Build the coordinator described by node `node` of a YAML file."""
-        from nodes.config import load_config
-
-        return load_config(path).node(node).build(**overrides)
 
     @property
     def address(self) -> str:

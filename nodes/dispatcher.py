@@ -17,7 +17,8 @@ from transport import codec
 from transport import messages as m
 from transport.auth import permits
 from transport.errors import BadRequest, CorralError
-from transport.validation import Limits, parse_request, request_rid, request_type
+from transport.validation import parse_request, request_rid, request_type
+from transport.validation.limits import Limits
 
 log = logging.getLogger(__name__)
 

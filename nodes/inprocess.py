@@ -3,7 +3,7 @@
 It lives in the coordinator's process but outside its actors, like a client at the edge:
 - reads that the store answers (`get`, `jobs`, counts) go to the store, which is thread-safe;
 - `stats` and `retry` are told to the owning actor as requests from an in-process peer
-  (`nodes.traffic`), whose reply comes back through the coordinator's outbox. The calling
+  (`nodes.observe.traffic`), whose reply comes back through the coordinator's outbox. The calling
   thread waits for it with a deadline; no actor ever waits for the caller.
 
 It bypasses the socket and so the CURVE roles of PROTOCOL.md section 7: it is trusted code
@@ -23,7 +23,7 @@ from transport.errors import ConnectionLost, UnknownJob, error_for_code
 
 if TYPE_CHECKING:
     from actors.context import CoordinatorContext
-    from nodes.coordinator import Coordinator
+    from nodes.addons import AddonHost
 
 REPLY_TIMEOUT_S = 2.0
 
@@ -31,7 +31,7 @@ REPLY_TIMEOUT_S = 2.0
 class InProcessClient:
     """Reads and a few requests against a started coordinator, from any non-actor thread."""
 
-    def __init__(self, coordinator: Coordinator, timeout: float = REPLY_TIMEOUT_S) -> None:
+    def __init__(self, coordinator: AddonHost, timeout: float = REPLY_TIMEOUT_S) -> None:
         if coordinator.ctx is None:
             raise RuntimeError("start the coordinator before attaching an in-process client")
         self.ctx: CoordinatorContext = coordinator.ctx

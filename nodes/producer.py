@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from actors.clock import Clock, SystemClock
 from nodes.client import Client, Job, job_spec
-from nodes.progress import progress_for
+from nodes.observe.progress import progress_for
 from transport.errors import CorralError
 
 if TYPE_CHECKING:

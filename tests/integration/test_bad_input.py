@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from nodes import Client, Coordinator, WorkerNode
-from transport.validation import Limits
+from transport.validation.limits import Limits
 
 MAX_MESSAGE_SIZE = 64 * 1024
 MAX_JOB_SIZE = 16 * 1024

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from nodes import Client, Coordinator, WorkerNode
-from nodes.dashboard import Dashboard
+from nodes.observe.dashboard import Dashboard
 from tests.conftest import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

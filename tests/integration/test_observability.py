@@ -18,8 +18,8 @@ from typing import Any
 
 from actors.store.memory import MemoryStore
 from nodes import Client, Coordinator, WorkerNode
-from nodes.dashboard import Dashboard
-from nodes.metrics import MetricsExporter
+from nodes.observe.dashboard import Dashboard
+from nodes.observe.metrics import MetricsExporter
 from tests.conftest import wait_for
 from tests.integration.conftest import Spawn, cli, corral, free_port
 

@@ -17,6 +17,7 @@ import zmq.auth
 
 from nodes import Client, Coordinator, WorkerNode
 from nodes.config import load_config
+from nodes.factory import build_node
 from tests.conftest import RawPeer, wait_for
 from tests.integration.conftest import corral, free_port
 from transport.auth import SecuritySettings, client_curve
@@ -299,12 +300,12 @@ def test_a_config_with_security_is_enforced_by_the_built_coordinator_and_its_cli
     path = tmp_path / "secure.yaml"
     path.write_text(SECURE_YAML.format(port=free_port()))
     config = load_config(path)
-    node = config.node("coordinator").build(heartbeat_timeout=10.0).start()
+    node = build_node(config.node("coordinator"), heartbeat_timeout=10.0).start()
     worker = None
     try:
         plain = raw_peer(node.address)
         plain.send({"type": "ping", "rid": 1})
-        worker = config.node("worker").build().start()
+        worker = build_node(config.node("worker")).start()
         with Client(node.address, curve=config.client_curve()) as client:
             assert client.enqueue("square", [5]).result(timeout=10) == 25
             worker_id = wait_for(lambda: worker.worker_id, what="worker registered")
@@ -333,6 +334,6 @@ def test_a_config_whose_key_file_is_missing_is_refused_naming_the_key(tmp_path, 
     path = tmp_path / "secure.yaml"
     path.write_text(SECURE_YAML.format(port=free_port()).replace("worker.key,", "nobody.key,"))
     with pytest.raises(Exception) as err:
-        load_config(path).node("coordinator").build()
+        build_node(load_config(path).node("coordinator"))
     assert "key 'security.authorized[0].public_key_file'" in str(err.value)
     assert "nobody.key" in str(err.value)

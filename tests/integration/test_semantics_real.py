@@ -21,7 +21,7 @@ from nodes import Client, Coordinator, WorkerNode, cli
 from nodes.client import JobFailed
 from tests.conftest import wait_for
 from transport.errors import BadRequest
-from transport.validation import Limits
+from transport.validation.limits import Limits
 
 HEARTBEAT_INTERVAL_S = 0.2  # workers learn of cancels on their next beat
 STOP_DEADLINE_S = 10.0

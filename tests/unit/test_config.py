@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from nodes.config import (
-    CoordinatorConfig,
-    ProducerConfig,
-    WorkerConfig,
-    connect_address,
-    load_config,
-)
-from nodes.config_fields import ConfigError
+from nodes.config import load_config
+from nodes.config.fields import ConfigError
+from nodes.config.kinds import CoordinatorConfig, ProducerConfig, WorkerConfig, connect_address
 from nodes.coordinator import Coordinator
 from nodes.demo import square
+from nodes.factory import build_node, load_node
 from nodes.producer import Producer, expand, percentile
 from nodes.worker_node import WorkerNode
 
@@ -121,9 +117,9 @@ def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) 
     config = load_config(write(tmp_path, VALID))
 
     # security=None: this file's key files do not exist (test_security.py builds with keys)
-    coordinator = config.node("coordinator").build(store="memory", security=None)
-    worker = config.node("worker-eu").build()
-    producer = config.node("load").build()
+    coordinator = build_node(config.node("coordinator"), store="memory", security=None)
+    worker = build_node(config.node("worker-eu"))
+    producer = build_node(config.node("load"))
 
     assert isinstance(coordinator, Coordinator)
     assert coordinator.settings.heartbeat_interval == 2.0
@@ -140,18 +136,28 @@ def test_build_returns_unstarted_nodes_configured_from_the_file(tmp_path: Path) 
 def test_overrides_passed_to_build_replace_the_file_values(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
 
-    coordinator = config.node("coordinator").build(
-        bind="tcp://127.0.0.1:0", store="memory", security=None
+    coordinator = build_node(
+        config.node("coordinator"), bind="tcp://127.0.0.1:0", store="memory", security=None
     )
 
     assert coordinator.bind == "tcp://127.0.0.1:0"
+
+
+def test_load_node_builds_a_node_of_a_file_by_its_name(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+
+    worker = load_node(str(path), "worker-eu", concurrency=5)
+
+    assert isinstance(worker, WorkerNode)
+    assert worker.settings.concurrency == 5
+    assert worker.settings.labels == {"region": ["eu"]}
 
 
 def test_the_shipped_configs_load_and_build() -> None:
     for name in ("demo.yaml", "single.yaml"):
         config = load_config(REPO / "configs" / name)
         for node in config.nodes.values():
-            node.build()
+            build_node(node)
 
 
 # -- what is refused --------------------------------------------------------------------------
@@ -234,7 +240,7 @@ def test_a_handler_that_does_not_import_is_refused_at_build_naming_it(tmp_path: 
     config = load_config(write(tmp_path, worker_yaml(handlers='{square: "nodes.demo:sqare"}')))
 
     with pytest.raises(ConfigError) as caught:
-        config.node("worker-eu").build()
+        build_node(config.node("worker-eu"))
 
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / 'cluster.yaml'}: node 'worker-eu': ")
@@ -278,7 +284,7 @@ def test_handler_modules_next_to_the_config_are_importable(tmp_path: Path) -> No
     (tmp_path / "corral_test_jobs_nearby.py").write_text("def triple(x):\n    return 3 * x\n")
     path = write(tmp_path, worker_yaml(handlers='{triple: "corral_test_jobs_nearby:triple"}'))
 
-    worker = load_config(path).node("worker-eu").build()
+    worker = build_node(load_config(path).node("worker-eu"))
 
     assert worker.handlers["triple"](5) == 15
 

@@ -38,13 +38,8 @@ from transport import messages as m
 from transport.auth import SecuritySettings, permits
 from transport.errors import WIRE_CODES, CorralError
 from transport.inproc import InprocNetwork
-from transport.validation import (
-    REQUEST_TYPES,
-    Limits,
-    parse_request,
-    request_rid,
-    request_type,
-)
+from transport.validation import REQUEST_TYPES, parse_request, request_rid, request_type
+from transport.validation.limits import Limits
 
 ADDRESS = "inproc://fuzzed"
 QUEUE = "fuzz"

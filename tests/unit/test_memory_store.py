@@ -15,7 +15,7 @@ from actors.queue import QueueCore
 from actors.store import record
 from actors.store.memory import MemoryStore
 from transport.messages import EMPTY_MAP
-from transport.validation import job_spec
+from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
 RETENTION_S = 100.0

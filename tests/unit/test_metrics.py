@@ -19,7 +19,7 @@ from actors.jobs import Job
 from actors.worker import current_job
 from nodes.client import JobFailed
 from nodes.cluster import Cluster
-from nodes.metrics import MetricsObserver
+from nodes.observe.metrics import MetricsObserver
 from transport.messages import JobSpec
 
 FAST = CoordinatorSettings(heartbeat_interval=1.0, heartbeat_timeout=5.0, reaper_interval=0.5)

@@ -14,16 +14,19 @@ import pytest
 
 from actors.jobs import Job
 from actors.store.memory import MemoryStore
-from nodes import dashboard_page, views
-from nodes.cli_status import render
+from nodes.cli import views
+from nodes.cli.status import render
 from nodes.config import load_config
-from nodes.config_fields import ConfigError
-from nodes.logs import EventLog, JsonFormatter
-from nodes.progress import progress_line, text_bar
-from nodes.traffic import LOCAL_PEER_PREFIX, Traffic
+from nodes.config.fields import ConfigError
+from nodes.factory import build_node
+from nodes.observe import page as dashboard_page
+from nodes.observe.logs import EventLog, JsonFormatter
+from nodes.observe.progress import progress_line, text_bar
+from nodes.observe.traffic import LOCAL_PEER_PREFIX, Traffic
 from transport.errors import BadRequest
 from transport.messages import JobSpec
-from transport.validation import MAX_JOBS_LIMIT, parse_request
+from transport.validation import parse_request
+from transport.validation.admin import MAX_JOBS_LIMIT
 
 NOW = 1_000_000.0
 
@@ -263,7 +266,7 @@ def test_metrics_and_dashboard_keys_make_the_coordinator_add_ons(tmp_path: Path)
         "    dashboard: {bind: '127.0.0.1:0', admin_token_file: token}\n",
     )
     config = load_config(path).node("coordinator")
-    node = config.build()
+    node = build_node(config)
 
     assert config.log_format == "json"
     kinds = [type(addon).__name__ for addon in node.addons]
@@ -285,4 +288,4 @@ def test_a_bad_observability_key_is_refused_with_the_key_named(
     tmp_path: Path, extra: str, named: str
 ) -> None:
     with pytest.raises(ConfigError, match=named):
-        load_config(_coordinator_yaml(tmp_path, extra)).node("coordinator").build()
+        build_node(load_config(_coordinator_yaml(tmp_path, extra)).node("coordinator"))

@@ -15,7 +15,7 @@ from actors import states
 from actors.jobs import Job
 from actors.store import record
 from transport.messages import DEFAULT_RETRY, EMPTY_MAP, RetryPolicy
-from transport.validation import job_spec
+from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
 

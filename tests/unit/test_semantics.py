@@ -23,12 +23,13 @@ from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.routing import Routing, WorkerProfile, route_class
 from actors.store.memory import MemoryStore
-from nodes import cli, cli_commands
+from nodes import cli
+from nodes.cli import commands as cli_commands
 from nodes.client import Client, JobHandle, JobType, job_spec
 from nodes.worker_node import WorkerNode
 from transport import codec
 from transport.messages import DEFAULT_RETRY, JobSpec, RetryPolicy
-from transport.validation import job_spec as parse_job_spec
+from transport.validation.jobs import job_spec as parse_job_spec
 
 NOW = 1_700_000_000.0
 QUEUE = "q"

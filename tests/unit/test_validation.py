@@ -17,15 +17,9 @@ from hypothesis import strategies as st
 from transport import codec
 from transport import messages as m
 from transport.errors import BadRequest, TooLarge, UnsupportedVersion
-from transport.validation import (
-    DEFAULT_LIMITS,
-    REQUEST_TYPES,
-    Limits,
-    job_spec,
-    parse_request,
-    request_rid,
-    request_type,
-)
+from transport.validation import REQUEST_TYPES, parse_request, request_rid, request_type
+from transport.validation.jobs import job_spec
+from transport.validation.limits import DEFAULT_LIMITS, Limits
 
 DETERMINISTIC = settings(derandomize=True, deadline=None, database=None, max_examples=300)
 WID = "0190f0a0-0000-7000-8000-000000000001"

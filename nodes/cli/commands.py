@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.clock import SystemClock
-from nodes.cli_status import watch_status
+from nodes.cli.status import watch_status
 from nodes.client import Client
 from nodes.config import load_config
-from nodes.config_fields import ConfigError
+from nodes.config.fields import ConfigError
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig

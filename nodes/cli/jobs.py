@@ -12,8 +12,8 @@ import json
 import sys
 
 from actors.clock import SystemClock
-from nodes import views
-from nodes.cli_commands import _client, to_json
+from nodes.cli import views
+from nodes.cli.commands import _client, to_json
 
 MAX_LIMIT = 1000
 

@@ -14,9 +14,9 @@ from rich.live import Live
 from rich.text import Text
 
 from actors.clock import SystemClock
-from nodes import views
+from nodes.cli import views
 from nodes.client import Client
-from nodes.formatting import QUEUE_STATES, format_ago, format_labels
+from nodes.observe.formatting import QUEUE_STATES, format_ago, format_labels
 
 __all__ = ["QUEUE_STATES", "format_ago", "format_labels", "render", "watch_status"]
 

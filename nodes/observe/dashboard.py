@@ -28,19 +28,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from nodes import dashboard_page as page
 from nodes.addons import DASHBOARD_REFRESH_S, DEFAULT_DASHBOARD_BIND, parse_bind
-from nodes.formatting import last_error
 from nodes.inprocess import InProcessClient
+from nodes.observe import page
+from nodes.observe.overview import overview
 from transport.errors import BadRequest, CorralError, UnknownJob
 
 if TYPE_CHECKING:
-    from nodes.coordinator import Coordinator
+    from nodes.addons import AddonHost
 
 log = logging.getLogger(__name__)
 
-FAILURES_SHOWN = 20
-DEAD_SHOWN = 50
 MAX_API_LIMIT = 1000
 MAX_BODY_BYTES = 4096
 SECURITY_HEADERS = {
@@ -50,52 +48,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    """What a dashboard row shows of a job (no args or result: they may be large)."""
-    return {
-        "id": job["id"],
-        "type": job["type"],
-        "queue": job["queue"],
-        "state": job["state"],
-        "attempt": job.get("attempt", 0),
-        "max_attempts": job.get("max_attempts"),
-        "created_at": job.get("created_at"),
-        "completed_at": job.get("completed_at"),
-        "next_attempt_at": job.get("next_attempt_at"),
-        "errors": len(job.get("errors") or []),
-        "error": last_error(job),
-    }
-
-
-def overview(client: InProcessClient, *, admin: bool) -> dict[str, Any]:
-    """Everything the page shows, as plain data (also served as `/api/overview`)."""
-    view: dict[str, Any] = {"now": client.now(), "admin": admin, "error": None}
-    try:
-        stats = client.stats()
-    except CorralError as exc:  # a stuck supervisor must not take the page down with it
-        view["error"] = f"no stats from the coordinator: {exc.message}"
-        stats = {"queues": client.ctx.store.counts(), "workers": [], "unroutable": {}}
-    view.update(stats)
-
-    def held(state: str, most: int) -> list[dict[str, Any]]:
-        # The counts say how many there are: no walk of the store for none, and the walk
-        # (newest first) stops as soon as it has found them all.
-        count = sum(counts.get(state, 0) for counts in stats["queues"].values())
-        return client.jobs(state=state, limit=min(most, count)) if count else []
-
-    failing = held("retryable", FAILURES_SHOWN)
-    dead = held("discarded", max(FAILURES_SHOWN, DEAD_SHOWN))
-
-    def failed_at(job: dict[str, Any]) -> float:
-        error = last_error(job)
-        return float(error["at"]) if error else float(job.get("created_at") or 0.0)
-
-    recent = sorted(failing + dead, key=failed_at, reverse=True)[:FAILURES_SHOWN]
-    view["failures"] = [job_summary(job) for job in recent]
-    view["dead"] = [job_summary(job) for job in sorted(dead, key=failed_at, reverse=True)]
-    return view
 
 
 class Dashboard:
@@ -125,7 +77,7 @@ class Dashboard:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self, coordinator: Coordinator) -> None:
+    def start(self, coordinator: AddonHost) -> None:
         self.client = InProcessClient(coordinator)
         self.coordinator_address = coordinator.address
         server = _Server((self.host, self.port), _Handler)
@@ -216,7 +168,15 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path
         try:
             if path == "/":
-                self._html(page.page(dashboard.overview(), dashboard))
+                self._html(
+                    page.page(
+                        dashboard.overview(),
+                        title=dashboard.title,
+                        coordinator_address=dashboard.coordinator_address,
+                        refresh_s=dashboard.refresh_s,
+                        admin=dashboard.admin_token is not None,
+                    )
+                )
             elif path == "/fragment":
                 self._html(page.content(dashboard.overview()))
             elif path == "/dashboard.css":

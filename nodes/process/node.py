@@ -17,8 +17,10 @@ import sys
 from types import FrameType
 from typing import Any
 
-from nodes import logs
-from nodes.config import NodeConfig, load_config
+from nodes.config import load_config
+from nodes.config.kinds import NodeConfig
+from nodes.factory import build_node
+from nodes.observe import logs
 
 log = logging.getLogger("corral.node")
 
@@ -36,7 +38,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def setup_logging(level: str, log_format: str = "text", **fields: Any) -> None:
-    """Plain lines (or JSON, nodes/logs.py) on stderr; the multi-process runner prefixes
+    """Plain lines (or JSON, nodes/observe/logs.py) on stderr; the multi-process runner prefixes
     each with the node name."""
     logs.setup_logging(level, log_format, **fields)
 
@@ -88,7 +90,7 @@ def run_node(path: str, name: str) -> int:
     overrides: dict[str, Any] = {}
     if config.kind == "producer":
         overrides["on_finish"] = lambda: inbox.events.put(FINISHED)
-    node = config.build(**overrides)
+    node = build_node(config, **overrides)
     try:
         node.start()
     except Exception as exc:  # a port in use, a store that cannot open: say it in one line

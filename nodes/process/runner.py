@@ -22,8 +22,9 @@ from typing import TextIO
 
 from actors.clock import SystemClock
 from nodes.client import Client
-from nodes.config import ClusterConfig, CoordinatorConfig, load_config
-from nodes.node_process import SUPERVISOR_PID_ENV
+from nodes.config import ClusterConfig, load_config
+from nodes.config.kinds import CoordinatorConfig
+from nodes.process.node import SUPERVISOR_PID_ENV
 from transport.errors import CorralError
 
 COORDINATOR_READY_TIMEOUT_S = 15.0

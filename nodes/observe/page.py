@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nodes.formatting import (
+from nodes.observe.formatting import (
     QUEUE_STATES,
     WAITING_STATES,
     error_text,
@@ -20,9 +20,6 @@ from nodes.formatting import (
     live_workers,
     sorted_workers,
 )
-
-if TYPE_CHECKING:
-    from nodes.dashboard import Dashboard
 
 
 def _e(value: Any) -> str:
@@ -181,24 +178,27 @@ def content(view: dict[str, Any]) -> str:
     )
 
 
-def page(view: dict[str, Any], dashboard: Dashboard) -> str:
-    """The whole page; the script refreshes `#content` every `refresh_s` seconds."""
-    admin = ""
-    if dashboard.admin_token:
-        admin = (
+def page(
+    view: dict[str, Any], *, title: str, coordinator_address: str, refresh_s: float, admin: bool
+) -> str:
+    """The whole page; the script refreshes `#content` every `refresh_s` seconds. `admin`:
+    the dashboard has an admin token, so the page asks for it to offer retry."""
+    token = ""
+    if admin:
+        token = (
             '<label class="token">Admin token <input id="token" type="password" '
             'autocomplete="off" placeholder="to retry dead jobs"></label>'
         )
-    refresh_ms = int(dashboard.refresh_s * 1000)
+    refresh_ms = int(refresh_s * 1000)
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(dashboard.title)} dashboard</title>"
+        f"<title>{_e(title)} dashboard</title>"
         '<link rel="stylesheet" href="/dashboard.css"></head>'
-        f'<body data-refresh-ms="{refresh_ms}"><header><h1>{_e(dashboard.title)}</h1>'
-        f'<span class="where">coordinator {_e(dashboard.coordinator_address)}</span>'
-        f'{admin}<span id="status" class="status"></span></header>'
+        f'<body data-refresh-ms="{refresh_ms}"><header><h1>{_e(title)}</h1>'
+        f'<span class="where">coordinator {_e(coordinator_address)}</span>'
+        f'{token}<span id="status" class="status"></span></header>'
         f'<main id="content">{content(view)}</main>'
         '<script src="/dashboard.js"></script></body></html>'
     )

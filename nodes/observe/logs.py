@@ -14,9 +14,12 @@ import logging
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors import events
+
+if TYPE_CHECKING:
+    from nodes.addons import AddonHost
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
@@ -69,7 +72,7 @@ def setup_logging(level: str, log_format: str = "text", **static: Any) -> None:
 
 
 def check_log_format(value: Any, where: Any, name: str) -> str:
-    """Config check for `log_format` (see nodes.config_fields)."""
+    """Config check for `log_format` (see nodes.config.fields)."""
     if value not in LOG_FORMATS:
         raise where.error(f"expected one of {', '.join(LOG_FORMATS)}, got {value!r}", name)
     return str(value)
@@ -85,7 +88,7 @@ class EventLog:
         self.log = logger
         self._unsubscribe: Callable[[], None] | None = None
 
-    def start(self, coordinator: Any) -> None:
+    def start(self, coordinator: AddonHost) -> None:
         self._unsubscribe = coordinator.events.subscribe(self)
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""The `metrics` and `dashboard` mappings of a coordinator config, and the add-ons they make.
+"""The `metrics` and `dashboard` mappings of a coordinator config (`nodes.factory` makes the
+add-ons they ask for).
 
 ```yaml
 coordinator:
@@ -16,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodes import config_fields as f
 from nodes.addons import (
     DASHBOARD_REFRESH_S,
     DEFAULT_DASHBOARD_BIND,
     DEFAULT_METRICS_BIND,
     parse_bind,
 )
-from nodes.config_fields import Where
+from nodes.config import fields as f
+from nodes.config.fields import Where
 
 
 def _bind(value: Any, where: Where, name: str) -> str:
@@ -44,11 +45,6 @@ class MetricsConfig:
 
     bind: str = field(default=DEFAULT_METRICS_BIND, metadata=BIND)
 
-    def addon(self) -> Any:
-        from nodes.metrics import MetricsExporter
-
-        return MetricsExporter(self.bind)
-
 
 @dataclass(frozen=True, kw_only=True)
 class DashboardConfig:
@@ -59,22 +55,6 @@ class DashboardConfig:
     refresh: float = field(default=DASHBOARD_REFRESH_S, metadata=f.SECONDS)
     title: str = field(default="corral", metadata=f.TEXT)
 
-    def addon(self, where: Where) -> Any:
-        from nodes.dashboard import Dashboard
-
-        token = None
-        if self.admin_token_file is not None:
-            try:
-                token = self.admin_token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise where.error(
-                    f"cannot read {self.admin_token_file}: {exc.strerror}",
-                    "dashboard.admin_token_file",
-                ) from exc
-            if not token:
-                raise where.error(f"{self.admin_token_file} is empty", "dashboard.admin_token_file")
-        return Dashboard(self.bind, admin_token=token, title=self.title, refresh_s=self.refresh)
-
 
 def parse_metrics(value: Any, where: Where, name: str) -> MetricsConfig:
     return MetricsConfig(**f.parse_keys(value or {}, MetricsConfig, where, f"{name}."))
@@ -82,15 +62,3 @@ def parse_metrics(value: Any, where: Where, name: str) -> MetricsConfig:
 
 def parse_dashboard(value: Any, where: Where, name: str) -> DashboardConfig:
     return DashboardConfig(**f.parse_keys(value or {}, DashboardConfig, where, f"{name}."))
-
-
-def addons(
-    metrics: MetricsConfig | None, dashboard: DashboardConfig | None, where: Where
-) -> list[Any]:
-    """The coordinator add-ons a config asks for, in start order."""
-    made: list[Any] = []
-    if metrics is not None:
-        made.append(metrics.addon())
-    if dashboard is not None:
-        made.append(dashboard.addon(where))
-    return made

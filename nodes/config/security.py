@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nodes import config_fields as f
-from nodes.config_fields import ConfigError, Where
+from nodes.config import fields as f
+from nodes.config.fields import ConfigError, Where
 from transport.auth import ROLES, SecuritySettings, load_key_pair, load_public_key
 from transport.zmq import CurveClientConfig
 

@@ -10,9 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from nodes import cli_commands as commands
-from nodes import cli_jobs
-from nodes.config_fields import ConfigError
+from nodes.cli import commands, jobs
+from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
@@ -93,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", parents=[client], help="print a job as JSON")
     get.add_argument("job_id", metavar="JOB_ID")
     get.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
-    cli_jobs.add_get_flags(get)  # --json / --pretty
+    jobs.add_get_flags(get)  # --json / --pretty
 
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
     cancel.add_argument("job_id", metavar="JOB_ID")
@@ -101,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", parents=[client], help="retry a discarded job, print its state")
     retry.add_argument("job_id", metavar="JOB_ID")
 
-    cli_jobs.add_parsers(sub, client)  # corral jobs
+    jobs.add_parsers(sub, client)  # corral jobs
     status = sub.add_parser("status", parents=[client], help="queues and workers")
     status.add_argument("--json", action="store_true", help="the raw stats as JSON")
     status.add_argument(
@@ -153,10 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         if args.node:
-            from nodes.node_process import run_node
+            from nodes.process.node import run_node
 
             return run_node(args.file, args.node)
-        from nodes.runner import run_cluster
+        from nodes.process.runner import run_cluster
 
         return run_cluster(args.file)
     if args.command == "keys":
@@ -166,8 +165,8 @@ def dispatch(args: argparse.Namespace) -> int:
     args.curve = commands.resolve_curve(args, role)
     handler = {
         "enqueue": commands.enqueue,
-        "get": cli_jobs.get,
-        "jobs": cli_jobs.jobs,
+        "get": jobs.get,
+        "jobs": jobs.jobs,
         "cancel": commands.cancel,
         "retry": commands.retry,
         "status": commands.status,
@@ -177,6 +176,3 @@ def dispatch(args: argparse.Namespace) -> int:
     }[args.command]
     return handler(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

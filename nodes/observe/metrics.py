@@ -7,7 +7,7 @@ live in one process):
   and directives, and times job runs, queue waits and parked fetches in histograms;
 - `CoordinatorCollector` reads the current state at scrape time: jobs per queue and state,
   unroutable jobs, workers per state and their slots (one in-process `stats` request), frames
-  and bytes in and out (`nodes.traffic`), and requests refused at the edge.
+  and bytes in and out (`nodes.observe.traffic`), and requests refused at the edge.
 
 Labels are the queue (at most `max_queues`, 1,000) and small fixed sets (state, reason,
 outcome). Job types are not a label: clients choose them freely, and a label per type would
@@ -31,7 +31,7 @@ from nodes.inprocess import InProcessClient
 from transport.errors import CorralError
 
 if TYPE_CHECKING:
-    from nodes.coordinator import Coordinator
+    from nodes.addons import AddonHost
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class MetricsObserver:
 class CoordinatorCollector:
     """Scrape-time gauges and wire counters, read from a running coordinator."""
 
-    def __init__(self, coordinator: Coordinator, client: InProcessClient) -> None:
+    def __init__(self, coordinator: AddonHost, client: InProcessClient) -> None:
         self.coordinator = coordinator
         self.client = client
 
@@ -258,7 +258,7 @@ class MetricsExporter:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/metrics"
 
-    def start(self, coordinator: Coordinator) -> None:
+    def start(self, coordinator: AddonHost) -> None:
         registry = CollectorRegistry(auto_describe=True)
         self._unsubscribe = coordinator.events.subscribe(MetricsObserver(registry))
         self._client = InProcessClient(coordinator)

@@ -11,7 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from nodes.formatting import (
+from nodes.observe.formatting import (
     QUEUE_STATES,
     error_text,
     format_ago,

@@ -1,0 +1,98 @@
+"""Enqueue: one job spec or a batch of them, with their defaults filled in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from transport import messages as m
+from transport.codec import encode
+from transport.errors import BadRequest, TooLarge
+from transport.validation.fields import Parser, batch, boolean, integer, mapping, number, string
+from transport.validation.limits import DEFAULT_LIMITS, Limits
+
+
+def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
+    base = m.DEFAULT_RETRY
+    policy = m.RetryPolicy(
+        initial_interval=number(raw, "initial_interval", base.initial_interval, minimum=0.0),
+        backoff_coefficient=number(
+            raw, "backoff_coefficient", base.backoff_coefficient, minimum=1.0
+        ),
+        max_interval=number(raw, "max_interval", base.max_interval, minimum=0.0),
+        jitter=boolean(raw, "jitter", base.jitter),
+    )
+    return base if policy == base else policy
+
+
+def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
+    """Validate one JobSpec map and fill in its defaults, in the compact forms JobSpec names.
+
+    Absent fields take their default without a parser call: most specs carry two or three
+    fields, and this runs once per job of every batch (it was the enqueue path's top cost).
+    `type` and `queue` are shared strings (`messages.shared_name`): msgpack decodes a new string
+    per occurrence, and a million queued jobs would otherwise hold a million copies of each.
+    """
+    if not isinstance(raw, dict):
+        raise BadRequest("a job spec must be a map")
+    if check_size and len(encode(raw)) > limits.max_job_size:
+        raise TooLarge(f"job spec exceeds max_job_size {limits.max_job_size}")
+    get = raw.get
+    chars = limits.max_name_chars
+    route: Mapping[str, str] = m.EMPTY_MAP
+    if get("route") is not None:
+        given = mapping(raw, "route")
+        for key, value in given.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise BadRequest("field 'route' must map strings to strings")
+        if given:
+            route = dict(given)
+    args = get("args")
+    if args is None:
+        args = ()
+    elif not isinstance(args, list | tuple):
+        raise BadRequest("field 'args' must be a list")
+    unique_key = string(raw, "unique_key", None)
+    if unique_key is not None and (not unique_key or len(unique_key) > chars):
+        raise BadRequest(f"field 'unique_key' must have 1 to {chars} characters")
+    timeout = None
+    if get("timeout") is not None:
+        timeout = number(raw, "timeout", minimum=0.0)
+        if timeout <= 0:
+            raise BadRequest("field 'timeout' must be > 0")
+    return m.JobSpec(
+        type=m.shared_name(string(raw, "type", limit=chars)),
+        args=tuple(args),  # an empty one is the shared ()
+        queue=(
+            m.shared_name(string(raw, "queue", limit=chars))
+            if get("queue") is not None
+            else "default"
+        ),
+        priority=integer(raw, "priority") if get("priority") is not None else 0,
+        scheduled_at=number(raw, "scheduled_at", None),
+        max_attempts=(
+            integer(raw, "max_attempts", minimum=1) if get("max_attempts") is not None else 3
+        ),
+        retry=(
+            _retry_policy(mapping(raw, "retry")) if get("retry") is not None else m.DEFAULT_RETRY
+        ),
+        timeout=timeout,
+        route=route,
+        unique_key=unique_key,
+        meta=(
+            (dict(mapping(raw, "meta")) or m.EMPTY_MAP) if get("meta") is not None else m.EMPTY_MAP
+        ),
+    )
+
+
+def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqueue:
+    check = size > limits.max_job_size
+    if b.get("job") is not None:
+        return m.Enqueue(rid, (job_spec(b["job"], check_size=check, limits=limits),), batch=False)
+    if not isinstance(b.get("jobs"), list):
+        raise BadRequest("enqueue needs 'job' (a map) or 'jobs' (a non-empty list)")
+    specs = batch(b, "jobs", limits, lambda raw: job_spec(raw, check_size=check, limits=limits))
+    return m.Enqueue(rid, specs, batch=True)
+
+
+PARSERS: dict[str, Parser] = {"enqueue": _enqueue}
