@@ -22,6 +22,9 @@ from actors.store.base import Store
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
 from nodes.addons import Addon
+from nodes.config import load_config
+from nodes.config.kinds import CoordinatorConfig
+from nodes.coordinator_arguments import coordinator_arguments
 from nodes.dispatcher import Dispatcher
 from nodes.observe.logs import EventLog
 from nodes.observe.traffic import Traffic
@@ -83,6 +86,15 @@ class Coordinator:
         self.ctx: CoordinatorContext | None = None
         self.dispatcher: Dispatcher | None = None
         self._actors: list[base.Mailbox] = []
+
+    @classmethod
+    def from_config(cls, path: str, node: str = "coordinator", **overrides: Any) -> Coordinator:
+        """The coordinator described by node `node` of a YAML file (not started);
+        `overrides` replace constructor arguments."""
+        config = load_config(path).node(node)
+        if not isinstance(config, CoordinatorConfig):
+            raise config.where.error(f"is a {config.kind} node, not a coordinator")
+        return cls(**{**coordinator_arguments(config, overrides), **overrides})
 
     @property
     def address(self) -> str:

@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from nodes.addons import Addon
 from nodes.config import fields as f
 from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig, NodeConfig, ProducerConfig, WorkerConfig
-from nodes.config.observability import DashboardConfig
 from nodes.coordinator import Coordinator
-from nodes.observe.dashboard import Dashboard
-from nodes.observe.metrics import MetricsExporter
+from nodes.coordinator_arguments import coordinator_arguments
 from nodes.producer import Producer
 from nodes.worker_node import WorkerNode
-from transport.validation.limits import MAX_JOB_SIZE_BYTES, MAX_RESULT_SIZE_BYTES, Limits
 
 Node = Coordinator | WorkerNode | Producer
 
@@ -37,55 +33,7 @@ def load_node(path: str, name: str, **overrides: Any) -> Node:
 
 
 def build_coordinator(config: CoordinatorConfig, **overrides: Any) -> Coordinator:
-    limits = Limits(
-        max_job_size=config.max_job_size or min(MAX_JOB_SIZE_BYTES, config.max_message_size),
-        max_result_size=config.max_result_size
-        or min(MAX_RESULT_SIZE_BYTES, config.max_message_size),
-        max_batch_jobs=config.max_batch_jobs,
-        max_name_chars=config.max_name_chars,
-        max_list_items=config.max_list_items,
-        max_depth=config.max_depth,
-    )
-    kwargs: dict[str, Any] = {
-        "bind": config.bind,
-        "store": config.store,
-        "max_message_size": config.max_message_size,
-        "limits": limits,
-        "heartbeat_interval": config.heartbeat_interval,
-        "heartbeat_timeout": config.heartbeat_timeout,
-        "visibility_timeout": config.visibility_timeout,
-        "reaper_interval": config.reaper_interval,
-        "max_queues": config.max_queues,
-        "addons": build_addons(config),
-    }
-    if config.security is not None and "security" not in overrides:  # reads the key files
-        kwargs["security"] = config.security.settings(config.where)
-    return Coordinator(**{**kwargs, **overrides})
-
-
-def build_addons(config: CoordinatorConfig) -> list[Addon]:
-    """The add-ons a coordinator config asks for, in start order."""
-    made: list[Addon] = []
-    if config.metrics is not None:
-        made.append(MetricsExporter(config.metrics.bind))
-    if config.dashboard is not None:
-        made.append(_dashboard(config.dashboard, config.where))
-    return made
-
-
-def _dashboard(config: DashboardConfig, where: f.Where) -> Dashboard:
-    token = None
-    if config.admin_token_file is not None:
-        try:
-            token = config.admin_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise where.error(
-                f"cannot read {config.admin_token_file}: {exc.strerror}",
-                "dashboard.admin_token_file",
-            ) from exc
-        if not token:
-            raise where.error(f"{config.admin_token_file} is empty", "dashboard.admin_token_file")
-    return Dashboard(config.bind, admin_token=token, title=config.title, refresh_s=config.refresh)
+    return Coordinator(**{**coordinator_arguments(config, overrides), **overrides})
 
 
 def build_worker(config: WorkerConfig, **overrides: Any) -> WorkerNode:

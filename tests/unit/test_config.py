@@ -153,6 +153,23 @@ def test_load_node_builds_a_node_of_a_file_by_its_name(tmp_path: Path) -> None:
     assert worker.settings.labels == {"region": ["eu"]}
 
 
+def test_coordinator_from_config_builds_the_coordinator_node_of_a_file() -> None:
+    # The embedding API of the README: Coordinator.from_config(path, node=...)
+    coordinator = Coordinator.from_config(
+        str(REPO / "configs" / "demo.yaml"), node="coordinator", bind="tcp://127.0.0.1:0"
+    )
+
+    assert isinstance(coordinator, Coordinator)
+    assert coordinator.bind == "tcp://127.0.0.1:0"
+
+
+def test_coordinator_from_config_of_a_worker_node_names_the_file_and_node(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+
+    with pytest.raises(ConfigError, match=r"node 'worker-eu'.*not a coordinator"):
+        Coordinator.from_config(str(path), node="worker-eu")
+
+
 def test_the_shipped_configs_load_and_build() -> None:
     for name in ("demo.yaml", "single.yaml"):
         config = load_config(REPO / "configs" / name)
