@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from actors import events, states
+from actors import events, lifecycle, states
 from actors.context import CoordinatorContext
 from actors.jobs import Job
 from actors.mail import Claim, Claimed, FetchExpired, Hold, Stand, Withdraw
@@ -120,11 +120,7 @@ class FetchMatching:
     def _activate(self, session: Session, fetch: PendingFetch, jobs: list[Job]) -> None:
         now = self.ctx.clock.now()
         for job in jobs:
-            job.move(states.ACTIVE)
-            job.attempt += 1
-            job.worker_id = session.worker_id
-            job.started_at = now
-            job.deadline = now + self._timeout(job)
+            lifecycle.activate(job, now, session.worker_id, self._timeout(job))
             session.active[job.id] = job
             self.reservations[job.id] = session
             self.ctx.store.save(job)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from actors import events, states
+from actors import events, lifecycle, states
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
 from actors.jobs import Job
@@ -174,10 +174,7 @@ class QueueActor(CorralActor):
         self.ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
 
     def _revive(self, message: Revive) -> None:
-        """Retry a discarded job by hand: one more full round of attempts, history kept.
-
-        `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced.
-        """
+        """Retry a discarded job by hand (lifecycle.revive)."""
         ctx = self.ctx
         stored = ctx.store.get(message.job_id)
         if stored is None or stored["state"] != states.DISCARDED:
@@ -199,9 +196,7 @@ class QueueActor(CorralActor):
                 codec.error("bad_request", f"unique_key is held by job {holder}", message.rid),
             )
             return
-        job.move(states.AVAILABLE)
-        job.max_attempts = job.attempt + job.max_attempts
-        job.completed_at = job.worker_id = None
+        lifecycle.revive(job)
         ctx.store.save(job)
         self._hold(Hold([job]))  # may hand it to a parked fetch at once: reply what we did
         ctx.outbox(message.peer, codec.reply(message.rid, state=states.AVAILABLE))
@@ -213,8 +208,6 @@ class QueueActor(CorralActor):
 
 def cancel_job(ctx: CoordinatorContext, job: Job) -> None:
     """Move a held job to cancelled, store it and tell observers."""
-    job.move(states.CANCELLED)
-    job.completed_at = ctx.clock.now()
-    job.deadline = None
+    lifecycle.cancel(job, ctx.clock.now())
     ctx.store.save(job)
     ctx.events.emit(events.JOB_TERMINAL, job=job)

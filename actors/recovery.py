@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from actors import events, states
+from actors import events, lifecycle, states
 from actors.context import CoordinatorContext
 from actors.jobs import Job
 from actors.mail import Hold, Orphans, Tick
@@ -54,25 +54,16 @@ class Recovery:
                 session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
             )
 
-    def _discard(self, job: Job, now: float) -> None:
-        job.move(states.DISCARDED)
-        job.completed_at = now
-        self.ctx.store.save(job)
-        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
-
     def _recover(self, session: Session, job: Job, kind: str, message: str) -> None:
         """A lost or expired reservation: a failed attempt, back to available at once."""
         self._release(session, job)
-        now = self.ctx.clock.now()
-        job.record_error(kind, message, now)
-        self.ctx.events.emit(events.JOB_RECOVERED, job=job, reason=kind)
-        if job.attempt >= job.max_attempts:
-            self._discard(job, now)
-            return
-        job.move(states.AVAILABLE)
-        job.worker_id = None
+        self.ctx.events.emit(events.JOB_RECOVERED, job=job, reason=kind)  # still its worker's
+        lifecycle.recover(job, self.ctx.clock.now(), kind, message)
         self.ctx.store.save(job)
-        self.ctx.queues.get(job.queue).tell(Hold([job]))
+        if job.state == states.DISCARDED:
+            self.ctx.events.emit(events.JOB_TERMINAL, job=job)
+        else:
+            self.ctx.queues.get(job.queue).tell(Hold([job]))
 
     def _forgive_own_stall(self, now: float) -> None:
         """If this coordinator itself was frozen (SIGSTOP, a swapped-out VM), its silence is not

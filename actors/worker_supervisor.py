@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from actors import events, states
+from actors import events, lifecycle, states
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
 from actors.fetching import FetchMatching
-from actors.jobs import Job, retry_delay
+from actors.jobs import Job
 from actors.mail import (
     CancelJob,
     Claimed,
@@ -308,9 +308,7 @@ class SupervisorCore(FetchMatching, Recovery):
 
     def _complete(self, session: Session, job: Job, result: Any) -> dict[str, Any]:
         self._release(session, job)
-        job.move(states.COMPLETED)
-        job.result = result
-        job.completed_at = self.ctx.clock.now()
+        lifecycle.complete(job, self.ctx.clock.now(), result)
         self.ctx.store.save(job)
         self.ctx.events.emit(events.JOB_TERMINAL, job=job)
         return {"state": job.state}
@@ -318,18 +316,15 @@ class SupervisorCore(FetchMatching, Recovery):
     def _failed(self, session: Session, job: Job, error: m.ErrorInfo) -> dict[str, Any]:
         """A failed attempt: retry later or discard; returns the reply fields."""
         self._release(session, job)
-        now = self.ctx.clock.now()
-        job.record_error(error.type, error.message, now, error.backtrace)
-        if error.retryable and job.attempt < job.max_attempts:
-            job.move(states.RETRYABLE)
-            job.next_attempt_at = now + retry_delay(job.retry, job.attempt, self.ctx.rng)
-            self.ctx.store.save(job)
-            self.ctx.events.emit(events.JOB_RETRY, job=job)
-            reply = {"state": job.state, "next_attempt_at": job.next_attempt_at}
-            self.ctx.queues.get(job.queue).tell(Hold([job]))  # the queue's from here on
-            return reply
-        self._discard(job, now)
-        return {"state": job.state}
+        lifecycle.fail(job, self.ctx.clock.now(), error, self.ctx.rng)
+        self.ctx.store.save(job)
+        if job.state == states.DISCARDED:
+            self.ctx.events.emit(events.JOB_TERMINAL, job=job)
+            return {"state": job.state}
+        self.ctx.events.emit(events.JOB_RETRY, job=job)
+        reply = {"state": job.state, "next_attempt_at": job.next_attempt_at}
+        self.ctx.queues.get(job.queue).tell(Hold([job]))  # the queue's from here on
+        return reply
 
     def _timeout(self, job: Job) -> float:
         return job.timeout or self.ctx.settings.visibility_timeout
