@@ -45,6 +45,7 @@ class Port:
         self.asked: set[str] = set()  # cancels a client asked for
         self.settled: list[Job] = []
         self.missed: list[str] = []
+        self.store: MemoryStore | None = None  # where a settled cancel is saved, if set
         self._ids = itertools.count(1)
 
     def send(self, peer: bytes, frame: bytes) -> None:
@@ -78,6 +79,8 @@ class Port:
 
     def settle_cancel(self, job: Job, now: float) -> None:
         lifecycle.cancel(job, now)
+        if self.store is not None:
+            self.store.save(job)
         self.asked.discard(job.id)
         self.settled.append(job)
 
