@@ -44,6 +44,7 @@ class FetchMatching:
         self._tokens = itertools.count(1)
 
     def fetch(self, now: float, session: Session, request: m.Fetch) -> None:
+        """A new fetch (section 3.4): claims, parks, or is answered at once."""
         if not session.registered:
             raise NotRegistered("register before fetching")
         queues = request.queues or session.queues
@@ -63,6 +64,7 @@ class FetchMatching:
             self.answer(now, session)
 
     def claimed(self, now: float, message: Claimed) -> None:
+        """Jobs a queue popped for a claim; those nobody waits for any more go back."""
         session = self.sessions.get(message.worker_id)
         fetch = session.fetch if session is not None else None
         if session is None or fetch is None:
@@ -79,6 +81,7 @@ class FetchMatching:
             self._claim_next(now, session, fetch)
 
     def expired(self, now: float, message: FetchExpired) -> None:
+        """The fetch's wait ran out (a stale timer of an earlier fetch changes nothing)."""
         session = self.sessions.get(message.worker_id)
         fetch = session.fetch if session is not None else None
         if session is None or fetch is None or fetch.token != message.token:

@@ -27,17 +27,21 @@ class Leases:
         return job.timeout or self.visibility_timeout
 
     def hold(self, session: Session, job: Job) -> None:
+        """The session holds the job (its deadline is set by the lifecycle or `renew`)."""
         session.active[job.id] = job
         self._owner[job.id] = session
 
     def release(self, session: Session, job: Job) -> None:
+        """The session lets go of the job (settled, recovered or cancelled)."""
         del session.active[job.id]
         del self._owner[job.id]
 
     def owner(self, job_id: str) -> Session | None:
+        """The session holding this job, if it is active here."""
         return self._owner.get(job_id)
 
     def renew(self, job: Job, now: float) -> None:
+        """A beat (or a resume, or an adoption) starts the lease afresh."""
         job.deadline = now + self.length(job)
 
     def transfer(self, job_id: str, old: Session, new: Session, now: float) -> Job | None:

@@ -55,6 +55,7 @@ class Recovery:
             self.port.tell_queue(job.queue, Hold([job]))
 
     def recover_all(self, now: float, session: Session, reason: str) -> None:
+        """Every job of a session that is gone, as `worker_lost`."""
         for job in list(session.active.values()):
             self.recover(
                 now, session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"

@@ -36,6 +36,7 @@ class AttemptResults:
     def complete(
         self, now: float, session: Session, job_id: str, attempt: int, result: Any
     ) -> dict[str, Any]:
+        """An acked attempt: the job is completed."""
         job = self._owned(session, job_id, attempt)
         self.leases.release(session, job)
         lifecycle.complete(job, now, result)

@@ -71,6 +71,7 @@ class SupervisorCore:
     # -- entry points (the shell's messages) --------------------------------------------------
 
     def handle(self, now: float, peer: bytes, request: m.Request) -> None:
+        """A worker-session request (section 3) or `direct`; a refusal is its error reply."""
         self.sessions.touch(peer, now)
         try:
             self._handlers[type(request)](now, peer, request)
@@ -78,15 +79,19 @@ class SupervisorCore:
             self.port.send(peer, codec.error(exc.code, exc.message, request.rid))
 
     def touch(self, now: float, peer: bytes) -> None:
+        """Something arrived from this connection: life for its session."""
         self.sessions.touch(peer, now)
 
     def claimed(self, now: float, message: Claimed) -> None:
+        """A queue's answer to a claim or a standing claim."""
         self.fetching.claimed(now, message)
 
     def fetch_expired(self, now: float, message: FetchExpired) -> None:
+        """A parked fetch's timer (set through `SupervisorPort.later`)."""
         self.fetching.expired(now, message)
 
     def adopt(self, now: float, jobs: list[Job]) -> None:
+        """Jobs the store held as active at start (a restart): kept for their workers."""
         self.recovery.adopt(now, jobs, self.settings.heartbeat_timeout)
 
     def cancel(self, now: float, job_id: str) -> None:
