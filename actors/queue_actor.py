@@ -202,4 +202,3 @@ class QueueActor(CorralActor):
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)
         self._serve_standing()  # jobs no worker could take may now be routable
-
