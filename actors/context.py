@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from actors.base import Activity, Mailbox
+from actors.cancellation import Cancellations
 from actors.clock import Clock
 from actors.events import EventHub
 from actors.ids import IdFactory
@@ -60,9 +61,11 @@ class CoordinatorContext:
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
     listing: Mailbox = field(init=False)
+    cancels: Cancellations = field(init=False)
 
     def __post_init__(self) -> None:
         self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))
+        self.cancels = Cancellations(self)
 
 
 QueueStarter = Callable[[str, tuple[WorkerProfile, ...]], Mailbox]

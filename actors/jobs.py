@@ -65,10 +65,6 @@ class Job:
             state=states.SCHEDULED if due_later else states.AVAILABLE,
         )
 
-    def move(self, new_state: str) -> None:
-        """Change state through the lifecycle table."""
-        self.state = states.check_job_transition(self.state, new_state)
-
     @property
     def terminal(self) -> bool:
         return self.state in states.TERMINAL_STATES

@@ -90,16 +90,10 @@ class RoutingUpdate:
 
 @dataclass(frozen=True, slots=True)
 class CancelJob:
-    """Cancel a job wherever it is: sent to its queue first, then to the supervisor.
-
-    `bounces` counts hand-overs, which terminate because messages between two actors arrive
-    in order (a job in flight between them is found on the next hop).
-    """
+    """-> the job's owner by its stored state: a client asked to cancel it; who asked waits in
+    the coordinator's Cancellations (actors/cancellation.py)."""
 
     job_id: str
-    peer: bytes
-    rid: Rid
-    bounces: int = 0
 
 
 @dataclass(frozen=True, slots=True)

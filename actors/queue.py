@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict
 
-from actors import states
+from actors import lifecycle, states
 from actors.jobs import Job
 from actors.routing import RouteClass, Routing, WorkerProfile, route_class
 
@@ -60,8 +60,7 @@ class QueueCore:
             job = self._jobs.get(job_id)
             if job is None or job.state == states.AVAILABLE:
                 continue  # cancelled, or a stale entry
-            job.move(states.AVAILABLE)
-            job.next_attempt_at = None
+            lifecycle.promote(job)
             self._make_ready(job)
             promoted.append(job)
         return promoted

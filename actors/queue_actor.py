@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from actors import events, states
+from actors import events, lifecycle, states
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
 from actors.jobs import Job
@@ -34,7 +34,6 @@ from transport import codec
 from transport.messages import Enqueue
 
 log = logging.getLogger(__name__)
-MAX_CANCEL_BOUNCES = 4
 
 
 class QueueActor(CorralActor):
@@ -70,9 +69,11 @@ class QueueActor(CorralActor):
         self.ctx.unroutable[self.core.name] = self.core.unroutable()  # read by stats
 
     def on_handler_error(self, message: Any) -> None:
-        if isinstance(message, Inbound | CancelJob):
-            rid = message.request.rid if isinstance(message, Inbound) else message.rid
-            self.ctx.outbox(message.peer, codec.error("internal", "the queue failed", rid))
+        if isinstance(message, Inbound):
+            frame = codec.error("internal", "the queue failed", message.request.rid)
+            self.ctx.outbox(message.peer, frame)
+        elif isinstance(message, CancelJob):
+            self.ctx.cancels.failed(message.job_id, "the queue failed")
 
     def _enqueue(self, inbound: Inbound) -> None:
         request: Enqueue = inbound.request  # type: ignore[assignment]
@@ -113,9 +114,14 @@ class QueueActor(CorralActor):
         ctx.outbox(inbound.peer, frame)
 
     def _hold(self, message: Hold) -> None:
+        cancels = self.ctx.cancels
+        asked = cancels.asked if cancels else None  # a cancel that raced the job here
         ready = False
         for job in message.jobs:
-            ready = self.core.add(job) or ready
+            if asked is not None and asked(job.id):
+                cancels.settle(job, self.ctx.clock.now())
+            else:
+                ready = self.core.add(job) or ready
         if ready:
             self._serve_standing()
 
@@ -161,23 +167,12 @@ class QueueActor(CorralActor):
     def _cancel(self, message: CancelJob) -> None:
         job = self.core.remove(message.job_id)
         if job is None:
-            if message.bounces >= MAX_CANCEL_BOUNCES:
-                self.ctx.outbox(
-                    message.peer, codec.error("internal", "cancel raced; retry", message.rid)
-                )
-            else:
-                self.ctx.supervisor.tell(
-                    CancelJob(message.job_id, message.peer, message.rid, message.bounces + 1)
-                )
-            return
-        cancel_job(self.ctx, job)
-        self.ctx.outbox(message.peer, codec.reply(message.rid, state=job.state))
+            self.ctx.cancels.missed(message.job_id)  # on its way here, or gone
+        else:
+            self.ctx.cancels.settle(job, self.ctx.clock.now())
 
     def _revive(self, message: Revive) -> None:
-        """Retry a discarded job by hand: one more full round of attempts, history kept.
-
-        `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced.
-        """
+        """Retry a discarded job by hand (lifecycle.revive)."""
         ctx = self.ctx
         stored = ctx.store.get(message.job_id)
         if stored is None or stored["state"] != states.DISCARDED:
@@ -199,9 +194,7 @@ class QueueActor(CorralActor):
                 codec.error("bad_request", f"unique_key is held by job {holder}", message.rid),
             )
             return
-        job.move(states.AVAILABLE)
-        job.max_attempts = job.attempt + job.max_attempts
-        job.completed_at = job.worker_id = None
+        lifecycle.revive(job)
         ctx.store.save(job)
         self._hold(Hold([job]))  # may hand it to a parked fetch at once: reply what we did
         ctx.outbox(message.peer, codec.reply(message.rid, state=states.AVAILABLE))
@@ -209,12 +202,3 @@ class QueueActor(CorralActor):
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)
         self._serve_standing()  # jobs no worker could take may now be routable
-
-
-def cancel_job(ctx: CoordinatorContext, job: Job) -> None:
-    """Move a held job to cancelled, store it and tell observers."""
-    job.move(states.CANCELLED)
-    job.completed_at = ctx.clock.now()
-    job.deadline = None
-    ctx.store.save(job)
-    ctx.events.emit(events.JOB_TERMINAL, job=job)

@@ -1,114 +1,76 @@
-"""Recovery, the part of the WorkerSupervisor that returns lost work: expired leases, dead or
-replaced sessions, jobs orphaned by a coordinator restart, and the reaper's tick that judges them.
-The state it uses is owned by SupervisorCore.
+"""Recovery: the part of the supervisor core that returns lost work (PROTOCOL.md section 6).
+
+A lost or expired lease is a failed attempt (lifecycle.recover): the job goes back to its
+queue at once, or is discarded when its attempts are exhausted. Jobs found active in the store
+at a restart are held by "orphan" sessions under their old worker ids until their workers
+resume them or `heartbeat_timeout` has passed.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-
-from actors import events, states
-from actors.context import CoordinatorContext
+from actors import events, lifecycle, states
 from actors.jobs import Job
-from actors.mail import Hold, Orphans, Tick
+from actors.leases import Leases
+from actors.mail import Hold
 from actors.sessions import Session
-
-log = logging.getLogger(__name__)
+from actors.store.base import Store
+from actors.supervisor_port import SupervisorPort
 
 
 class Recovery:
-    """Mixed into SupervisorCore."""
+    """Owns the orphans of a restart and turns lost leases into failed attempts."""
 
-    ctx: CoordinatorContext
-    sessions: dict[str, Session]
-    by_peer: dict[bytes, Session]
-    ended: dict[str, Session]
-    reservations: dict[str, Session]
-    orphans: dict[str, Session]  # worker_id -> jobs active before a restart
-    orphans_until: float
-    last_tick: float
+    def __init__(self, leases: Leases, store: Store, port: SupervisorPort) -> None:
+        self.leases = leases
+        self.store = store
+        self.port = port
+        self.orphans: dict[str, Session] = {}  # worker_id -> jobs active before a restart
+        self.orphans_until = 0.0
 
-    # Provided by SupervisorCore:
-    end_session: Callable[[Session, str], None]
-    _release: Callable[[Session, Job], None]
-    _timeout: Callable[[Job], float]
-
-    def adopt(self, message: Orphans) -> None:
+    def adopt(self, now: float, jobs: list[Job], grace: float) -> None:
         """Jobs found active in the store at start: their workers may come back and resume them
-        until `heartbeat_timeout` has passed; the rest are then recovered as worker_lost."""
-        now = self.ctx.clock.now()
-        self.orphans_until = now + self.ctx.settings.heartbeat_timeout
-        for job in message.jobs:
+        until `grace` has passed; the rest are then recovered as worker_lost."""
+        self.orphans_until = now + grace
+        for job in jobs:
             worker_id = job.worker_id or ""
             ghost = self.orphans.get(worker_id)
             if ghost is None:
                 ghost = self.orphans[worker_id] = Session(worker_id, b"", "", 0, now, now)
-            job.deadline = now + self._timeout(job)
-            ghost.active[job.id] = job
-            self.reservations[job.id] = ghost
+            self.leases.renew(job, now)
+            self.leases.hold(ghost, job)
 
-    def _recover_all(self, session: Session, reason: str) -> None:
+    def claim_orphan(self, worker_id: str) -> Session | None:
+        """The orphan session of a worker that came back to resume, if there is one."""
+        return self.orphans.pop(worker_id, None)
+
+    def recover(self, now: float, session: Session, job: Job, kind: str, message: str) -> None:
+        """A lost or expired lease: a failed attempt, back to available at once."""
+        self.leases.release(session, job)
+        self.port.emit(events.JOB_RECOVERED, job=job, reason=kind)  # still its worker's
+        lifecycle.recover(job, now, kind, message)
+        self.store.save(job)
+        if job.state == states.DISCARDED:
+            self.port.emit(events.JOB_TERMINAL, job=job)
+        else:
+            self.port.tell_queue(job.queue, Hold([job]))
+
+    def recover_all(self, now: float, session: Session, reason: str) -> None:
+        """Every job of a session that is gone, as `worker_lost`."""
         for job in list(session.active.values()):
-            self._recover(
-                session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
+            self.recover(
+                now, session, job, "worker_lost", f"worker {session.worker_id} lost ({reason})"
             )
 
-    def _discard(self, job: Job, now: float) -> None:
-        job.move(states.DISCARDED)
-        job.completed_at = now
-        self.ctx.store.save(job)
-        self.ctx.events.emit(events.JOB_TERMINAL, job=job)
-
-    def _recover(self, session: Session, job: Job, kind: str, message: str) -> None:
-        """A lost or expired reservation: a failed attempt, back to available at once."""
-        self._release(session, job)
-        now = self.ctx.clock.now()
-        job.record_error(kind, message, now)
-        self.ctx.events.emit(events.JOB_RECOVERED, job=job, reason=kind)
-        if job.attempt >= job.max_attempts:
-            self._discard(job, now)
-            return
-        job.move(states.AVAILABLE)
-        job.worker_id = None
-        self.ctx.store.save(job)
-        self.ctx.queues.get(job.queue).tell(Hold([job]))
-
-    def _forgive_own_stall(self, now: float) -> None:
-        """If this coordinator itself was frozen (SIGSTOP, a swapped-out VM), its silence is not
-        the workers': credit every session and lease with the stall before judging anyone, so
-        beats waiting in the socket get read before a healthy worker is declared dead."""
-        last, self.last_tick = self.last_tick, now
-        stall = now - last - self.ctx.settings.reaper_interval if last else 0.0
-        if stall <= self.ctx.settings.heartbeat_interval:
-            return
-        log.warning("coordinator stalled for %.1f s; extending every session and lease", stall)
-        for session in self.sessions.values():
-            session.last_seen = max(session.last_seen, now - self.ctx.settings.heartbeat_interval)
-        for job_id, session in self.reservations.items():
-            job = session.active[job_id]
-            if job.deadline is not None:
-                job.deadline += stall
-        self.orphans_until += stall
-
-    def tick(self, message: Tick) -> None:
-        now, settings = message.now, self.ctx.settings
-        self._forgive_own_stall(now)
-        for session in list(self.sessions.values()):
-            if now - session.last_seen > settings.heartbeat_timeout:
-                self.end_session(session, "timeout")
-        for job_id, session in list(self.reservations.items()):
-            job = session.active[job_id]
-            if job.deadline is not None and job.deadline <= now:
-                self._recover(
-                    session, job, "timeout", f"reservation expired after {self._timeout(job)} s"
-                )
+    def expire(self, now: float) -> None:
+        """Recover every lease past its deadline, and the orphans past their grace."""
+        for session, job in self.leases.expired(now):
+            lease = self.leases.length(job)
+            self.recover(now, session, job, "timeout", f"reservation expired after {lease} s")
         if self.orphans and now >= self.orphans_until:
             for ghost in self.orphans.values():
-                self._recover_all(ghost, "not resumed after the coordinator restarted")
+                self.recover_all(now, ghost, "not resumed after the coordinator restarted")
             self.orphans.clear()
-        for worker_id, session in list(self.ended.items()):
-            if now - (session.ended_at or now) > settings.terminated_retention:
-                del self.ended[worker_id]
-                if session.peer not in self.by_peer:  # no newer session on that connection
-                    self.ctx.greeted.discard(session.peer)
+
+    def credit(self, stall: float) -> None:
+        """The coordinator itself stalled: its orphans' grace is extended by the stall."""
+        self.orphans_until += stall

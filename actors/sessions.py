@@ -1,4 +1,5 @@
-"""Coordinator-side worker sessions and their pending fetches (plain records).
+"""Coordinator-side worker sessions: one record per worker_id bound to a connection, and the
+registry of live and recently ended ones.
 
 Sessions are plain objects inside the WorkerSupervisor rather than one actor each: an actor
 is a thread in pykka, and 1,000 connected workers would mean 1,000 threads that mostly sleep,
@@ -7,33 +8,15 @@ while a beat costs the supervisor well under 20 us as a dict lookup.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors import states
-from actors.clock import Timer
 from actors.jobs import Job
+from actors.pending_fetch import PendingFetch
 from actors.routing import WorkerProfile
-from transport.messages import Rid
-
-
-@dataclass(slots=True)
-class PendingFetch:
-    """A fetch being served: claims go to its queues one at a time, in the worker's order;
-    parked, it stands at all of them (see actors/fetching.py)."""
-
-    token: int
-    rid: Rid
-    wanted: int
-    queues: tuple[str, ...]
-    wait: float
-    next_queue: int = 0
-    jobs: list[Job] = field(default_factory=list)
-    claim_in_flight: bool = False
-    parked_since: float | None = None
-    timer: Timer | None = None
-    expired: bool = False
-    stand: int | None = None  # parked: the token of its standing claim at each of its queues
+from transport.errors import UnknownWorker
 
 
 @dataclass(slots=True)
@@ -53,7 +36,7 @@ class Session:
     concurrency: int = 0
     state: str = states.RUNNING
     directive: str | None = None
-    active: dict[str, Job] = field(default_factory=dict)
+    active: dict[str, Job] = field(default_factory=dict)  # its leases (actors/leases.py)
     fetch: PendingFetch | None = None
     ended_at: float | None = None
     profile: WorkerProfile | None = None
@@ -61,6 +44,10 @@ class Session:
     @property
     def free_slots(self) -> int:
         return self.concurrency - len(self.active)
+
+    @property
+    def running(self) -> bool:
+        return self.state == states.RUNNING
 
     def make_profile(self) -> WorkerProfile:
         self.profile = WorkerProfile.build(self.worker_id, self.queues, self.functions, self.labels)
@@ -79,3 +66,78 @@ class Session:
             "active": len(self.active),
             "last_seen": self.last_seen,
         }
+
+
+class Sessions:
+    """Live sessions by worker_id and by connection; ended ones kept for `stats` a while."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, Session] = {}
+        self.by_peer: dict[bytes, Session] = {}
+        self.ended: dict[str, Session] = {}
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(self.live.values())
+
+    def open(self, worker_id: str, peer: bytes, hostname: str, pid: int, now: float) -> Session:
+        session = Session(worker_id, peer, hostname, pid, now, now)
+        self.live[worker_id] = session
+        self.by_peer[peer] = session
+        return session
+
+    def get(self, worker_id: str) -> Session | None:
+        return self.live.get(worker_id)
+
+    def on(self, peer: bytes) -> Session | None:
+        """The live session of this connection, if any."""
+        return self.by_peer.get(peer)
+
+    def of(self, peer: bytes, worker_id: str) -> Session:
+        """The live session `worker_id`, which must be this connection's (section 7)."""
+        session = self.live.get(worker_id)
+        if session is None or session.peer != peer:
+            raise UnknownWorker(f"worker {worker_id} is not the live session of this connection")
+        return session
+
+    def touch(self, peer: bytes, now: float) -> None:
+        session = self.by_peer.get(peer)
+        if session is not None:
+            session.last_seen = now
+
+    def close(self, session: Session, now: float) -> bool:
+        """End a live session; False if it had already ended."""
+        if session.ended_at is not None:
+            return False
+        session.ended_at = now
+        del self.live[session.worker_id]
+        if self.by_peer.get(session.peer) is session:
+            del self.by_peer[session.peer]
+        self.ended[session.worker_id] = session
+        return True
+
+    def silent(self, now: float, timeout: float) -> list[Session]:
+        """Live sessions nothing has arrived from for longer than `timeout`."""
+        return [s for s in self.live.values() if now - s.last_seen > timeout]
+
+    def credit(self, now: float, interval: float) -> None:
+        """The coordinator itself stalled: count every live session as heard from lately."""
+        for session in self.live.values():
+            session.last_seen = max(session.last_seen, now - interval)
+
+    def forget_ended(self, now: float, retention: float) -> list[bytes]:
+        """Drop sessions ended longer than `retention` ago; returns the connections that have
+        no live session left."""
+        gone = []
+        for worker_id, session in list(self.ended.items()):
+            if now - (session.ended_at or now) > retention:
+                del self.ended[worker_id]
+                if session.peer not in self.by_peer:
+                    gone.append(session.peer)
+        return gone
+
+    def profiles(self) -> tuple[WorkerProfile, ...]:
+        """The routing profiles of the live registered sessions."""
+        return tuple(s.profile for s in self.live.values() if s.registered and s.profile)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [s.to_stats() for s in (*self.live.values(), *self.ended.values())]

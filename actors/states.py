@@ -1,7 +1,7 @@
-"""Job and worker lifecycles as transition tables (PROTOCOL.md section 5).
+"""Job and worker states (PROTOCOL.md section 5), and the worker lifecycle as a table.
 
-A transition missing from a table raises, so an impossible move is a loud bug, not a
-silently corrupted job.
+The job lifecycle's table and events live in actors/lifecycle.py. A transition missing from a
+table raises, so an impossible move is a loud bug, not a silently corrupted job.
 """
 
 from __future__ import annotations
@@ -11,18 +11,6 @@ from transport.messages import JOB_STATES
 SCHEDULED, AVAILABLE, ACTIVE, RETRYABLE, COMPLETED, DISCARDED, CANCELLED = JOB_STATES
 TERMINAL_STATES = frozenset({COMPLETED, DISCARDED, CANCELLED})
 WAITING_STATES = frozenset({SCHEDULED, AVAILABLE, RETRYABLE})
-
-JOB_TRANSITIONS: dict[str, frozenset[str]] = {
-    SCHEDULED: frozenset({AVAILABLE, CANCELLED}),
-    AVAILABLE: frozenset({ACTIVE, CANCELLED}),
-    # active -> available is a recovered attempt (worker lost, reservation expired).
-    ACTIVE: frozenset({COMPLETED, RETRYABLE, AVAILABLE, DISCARDED, CANCELLED}),
-    RETRYABLE: frozenset({AVAILABLE, CANCELLED}),
-    COMPLETED: frozenset(),
-    # A discarded job can be retried by hand (the dead set).
-    DISCARDED: frozenset({AVAILABLE}),
-    CANCELLED: frozenset(),
-}
 
 RUNNING = "running"
 QUIET = "quiet"
@@ -39,13 +27,6 @@ WORKER_TRANSITIONS: dict[str, frozenset[str]] = {
 
 class IllegalTransition(RuntimeError):
     """A state change the lifecycle table does not allow."""
-
-
-def check_job_transition(current: str, new: str) -> str:
-    """Return `new` when the job table allows current -> new, else raise."""
-    if new not in JOB_TRANSITIONS[current]:
-        raise IllegalTransition(f"job cannot go from {current} to {new}")
-    return new
 
 
 def next_worker_state(current: str, new: str) -> str:

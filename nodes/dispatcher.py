@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from actors import states
 from actors.context import CoordinatorContext
-from actors.mail import CancelJob, Inbound, Revive, Touch
+from actors.mail import Inbound, Revive, Touch
 from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
@@ -119,4 +119,4 @@ class Dispatcher:
         elif stored["state"] in states.TERMINAL_STATES:
             self.ctx.outbox(peer, codec.reply(request.rid, state=stored["state"]))
         else:
-            self.ctx.queues.get(stored["queue"]).tell(CancelJob(request.job_id, peer, request.rid))
+            self.ctx.cancels.request(request.job_id, peer, request.rid)

@@ -1,4 +1,4 @@
-"""Retry backoff, lifecycle tables, UUIDv7 ids and the manual clock (PROTOCOL.md sections 1, 5)."""
+"""Retry backoff, new jobs, the worker table, UUIDv7 ids and the manual clock (sections 1, 5)."""
 
 from __future__ import annotations
 
@@ -90,81 +90,7 @@ def test_a_huge_attempt_number_is_capped_at_max_interval_without_overflow():
     assert retry_delay(policy, 10_000, random.Random(0)) == 60.0
 
 
-# -- job lifecycle table (section 5) --------------------------------------------------------------
-
-ALL_PAIRS = [(current, new) for current in states.JOB_STATES for new in states.JOB_STATES]
-
-
-@pytest.mark.parametrize(("current", "new"), ALL_PAIRS, ids=[f"{c}->{n}" for c, n in ALL_PAIRS])
-def test_every_job_transition_in_the_table_is_allowed_and_every_other_raises(current, new):
-    if new in states.JOB_TRANSITIONS[current]:
-        assert states.check_job_transition(current, new) == new
-    else:
-        with pytest.raises(states.IllegalTransition):
-            states.check_job_transition(current, new)
-
-
-def test_the_table_covers_exactly_the_seven_job_states():
-    assert set(states.JOB_TRANSITIONS) == set(states.JOB_STATES)
-    assert set(states.JOB_STATES) == {
-        "scheduled",
-        "available",
-        "active",
-        "retryable",
-        "completed",
-        "discarded",
-        "cancelled",
-    }
-    for targets in states.JOB_TRANSITIONS.values():
-        assert targets <= set(states.JOB_STATES)
-
-
-PROTOCOL_EDGES = [
-    ("scheduled", "available"),
-    ("available", "active"),
-    ("active", "completed"),
-    ("active", "retryable"),
-    ("retryable", "available"),
-    ("active", "discarded"),
-    ("active", "available"),  # section 6: a lost or expired reservation returns at once
-    ("scheduled", "cancelled"),
-    ("available", "cancelled"),
-    ("active", "cancelled"),
-    ("retryable", "cancelled"),
-]
-
-
-@pytest.mark.parametrize(
-    ("current", "new"), PROTOCOL_EDGES, ids=[f"{c}->{n}" for c, n in PROTOCOL_EDGES]
-)
-def test_every_transition_of_the_protocol_is_in_the_table(current, new):
-    assert new in states.JOB_TRANSITIONS[current]
-
-
-@pytest.mark.parametrize("terminal", ["completed", "cancelled"])
-def test_a_completed_or_cancelled_job_never_changes_state_again(terminal):
-    assert states.JOB_TRANSITIONS[terminal] == frozenset()
-    assert terminal in states.TERMINAL_STATES
-
-
-def test_the_terminal_states_are_completed_discarded_and_cancelled():
-    assert {"completed", "discarded", "cancelled"} == states.TERMINAL_STATES
-
-
-def test_no_state_moves_to_itself_or_back_to_scheduled():
-    for current, targets in states.JOB_TRANSITIONS.items():
-        assert current not in targets
-        assert "scheduled" not in targets
-
-
-def test_a_job_moves_through_the_table_and_an_illegal_move_leaves_its_state_alone():
-    job = Job.from_spec(JobSpec(type="t"), "id", now=1.0, seq=1)
-    assert job.state == "available"
-    job.move("active")
-    job.move("completed")
-    with pytest.raises(states.IllegalTransition):
-        job.move("available")
-    assert job.state == "completed"
+# -- new jobs (section 5; the lifecycle is in test_lifecycle.py) -------------------------------
 
 
 def test_a_job_scheduled_in_the_future_starts_scheduled_and_one_due_now_starts_available():

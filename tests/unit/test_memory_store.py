@@ -4,17 +4,18 @@ jobs were when last saved, and a queued job costs a few hundred bytes, not a wir
 from __future__ import annotations
 
 import gc
+import random
 import tracemalloc
 from typing import Any
 
 import pytest
 
-from actors import states
+from actors import lifecycle, states
 from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.store import record
 from actors.store.memory import MemoryStore
-from transport.messages import EMPTY_MAP
+from transport.messages import EMPTY_MAP, ErrorInfo
 from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
@@ -27,17 +28,19 @@ def make(n: int, *, queue: str = "default", job_type: str = "noop", **spec: Any)
 
 
 def run(job: Job, at: float) -> Job:
-    job.move(states.ACTIVE)
-    job.attempt += 1
-    job.started_at, job.worker_id = at, "w-1"
+    lifecycle.activate(job, at, "w-1", 30.0)
     return job
 
 
 def end(job: Job, state: str, at: float, result: Any = None) -> Job:
     if job.state != states.ACTIVE:
         run(job, at)
-    job.move(state)
-    job.completed_at, job.result = at, result
+    if state == states.COMPLETED:
+        lifecycle.complete(job, at, result)
+    elif state == states.DISCARDED:
+        lifecycle.fail(job, at, ErrorInfo("Boom", "no", retryable=False), random.Random(0))
+    else:
+        lifecycle.cancel(job, at)
     return job
 
 
@@ -125,8 +128,7 @@ def test_a_job_saved_again_after_it_ended_is_expired_by_its_last_end_only(store)
     job = make(1)
     store.add([job])
     store.save(end(job, states.DISCARDED, T0))
-    job.move(states.AVAILABLE)  # retried by hand
-    job.completed_at = None
+    lifecycle.revive(job)  # retried by hand
     store.save(job)
     assert store.expire(T0 + 10 * RETENTION_S) == []
     store.save(end(job, states.COMPLETED, T0 + 1000))

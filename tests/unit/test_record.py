@@ -4,6 +4,7 @@ else by name; jobs built from specs or wire forms share their empty values."""
 
 from __future__ import annotations
 
+import random
 import sys
 from types import MappingProxyType
 from typing import Any
@@ -11,10 +12,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from actors import states
+from actors import lifecycle, states
 from actors.jobs import Job
 from actors.store import record
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, RetryPolicy
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo, RetryPolicy
 from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
@@ -26,34 +27,29 @@ def queued(**spec: Any) -> Job:
 
 def active(job: Job) -> Job:
     if job.state != states.AVAILABLE:  # scheduled or retryable: promoted once due
-        job.move(states.AVAILABLE)
-        job.next_attempt_at = None
-    job.move(states.ACTIVE)
-    job.attempt += 1
-    job.started_at = T0 + 1
-    job.worker_id = "w-1"
+        lifecycle.promote(job)
+    lifecycle.activate(job, T0 + 1, "w-1", 30.0)
     return job
 
 
 def failed_once(job: Job) -> Job:
-    active(job).record_error("ValueError", "bad input", T0 + 2, ("frame 1", "frame 2"))
-    job.worker_id = job.started_at = None
-    job.move(states.RETRYABLE)
-    job.next_attempt_at = T0 + 3
+    error = ErrorInfo("ValueError", "bad input", backtrace=("frame 1", "frame 2"))
+    lifecycle.fail(active(job), T0 + 2, error, random.Random(0))
     return job
 
 
 def completed(job: Job, result: Any = None) -> Job:
-    active(job).move(states.COMPLETED)
-    job.result = result
-    job.completed_at = T0 + 4
+    lifecycle.complete(active(job), T0 + 4, result)
     return job
 
 
 def ended(job: Job, state: str) -> Job:
-    active(job).record_error("Boom", "it broke", T0 + 2)
-    job.move(state)
-    job.completed_at = T0 + 4
+    if state == states.DISCARDED:
+        fatal = ErrorInfo("Boom", "it broke", retryable=False)
+        lifecycle.fail(active(job), T0 + 4, fatal, random.Random(0))
+    else:
+        active(job).record_error("Boom", "it broke", T0 + 2)
+        lifecycle.cancel(job, T0 + 4)
     return job
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from actors import routing, states
+from actors import lifecycle, routing, states
 from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.routing import Routing, WorkerProfile, route_class
@@ -28,7 +29,7 @@ from nodes.cli import commands as cli_commands
 from nodes.client import Client, JobHandle, JobType, job_spec
 from nodes.worker_node import WorkerNode
 from transport import codec
-from transport.messages import DEFAULT_RETRY, JobSpec, RetryPolicy
+from transport.messages import DEFAULT_RETRY, ErrorInfo, JobSpec, RetryPolicy
 from transport.validation.jobs import job_spec as parse_job_spec
 
 NOW = 1_700_000_000.0
@@ -159,8 +160,8 @@ def test_a_job_result_is_on_the_wire_only_once_the_job_is_completed():
     job_ = Job.from_spec(JobSpec(type="t"), "id", NOW, 1)
     job_.result = {"partial": True}
     assert "result" not in job_.to_wire()
-    job_.move(states.ACTIVE)
-    job_.move(states.COMPLETED)
+    lifecycle.activate(job_, NOW, "w-1", 30.0)
+    lifecycle.complete(job_, NOW, {"partial": True})
     assert job_.to_wire()["result"] == {"partial": True}
 
 
@@ -171,8 +172,7 @@ def test_a_job_survives_the_round_trip_through_its_stored_wire_form():
         NOW,
         1,
     )
-    job_.move(states.ACTIVE)
-    job_.attempt = 1
+    lifecycle.activate(job_, NOW, "w-1", 30.0)
     job_.record_error("Boom", "no", NOW + 1)
     assert Job.from_wire(job_.to_wire(), seq=5).to_wire() == job_.to_wire()
 
@@ -407,7 +407,7 @@ def test_a_unique_key_held_by_an_active_job_returns_that_job():
     store = MemoryStore()
     first = job("first", 1, unique_key="k")
     store.add([first])
-    first.move(states.ACTIVE)
+    lifecycle.activate(first, NOW, "w-1", 30.0)
     store.save(first)
     [duplicate] = store.add([job("second", 2, unique_key="k")])
     assert duplicate is not None and duplicate["id"] == "first"
@@ -418,9 +418,14 @@ def test_a_unique_key_is_free_again_once_its_job_is_terminal(terminal):
     store = MemoryStore()
     first = job("first", 1, unique_key="k")
     store.add([first])
-    if terminal != states.CANCELLED:
-        first.move(states.ACTIVE)
-    first.move(terminal)
+    if terminal == states.CANCELLED:
+        lifecycle.cancel(first, NOW)
+    elif terminal == states.COMPLETED:
+        lifecycle.activate(first, NOW, "w-1", 30.0)
+        lifecycle.complete(first, NOW, None)
+    else:
+        lifecycle.activate(first, NOW, "w-1", 30.0)
+        lifecycle.fail(first, NOW, ErrorInfo("Boom", "no", retryable=False), random.Random(0))
     store.save(first)
     assert store.add([job("second", 2, unique_key="k")]) == [None]
     assert store.unique_holder("k") == "second"

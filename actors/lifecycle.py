@@ -1,0 +1,136 @@
+"""The job lifecycle (PROTOCOL.md sections 5 and 6): one table of named events, and one function
+per event that makes the move and sets every field that goes with it.
+
+Callers never set `state` themselves: the queue promotes and cancels, the supervisor activates,
+completes, fails, recovers and cancels, the dead set revives. A (state, event) pair missing from
+`TABLE` raises `IllegalTransition` before any field changes, so an impossible move is a loud
+bug, not a silently corrupted job.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol
+
+from actors.jobs import Job, retry_delay
+from actors.states import (
+    ACTIVE,
+    AVAILABLE,
+    CANCELLED,
+    COMPLETED,
+    DISCARDED,
+    RETRYABLE,
+    SCHEDULED,
+    WAITING_STATES,
+    IllegalTransition,
+)
+
+ACTIVATE = "activate"  # handed to a worker by a fetch
+COMPLETE = "complete"  # acked
+RETRY = "retry"  # failed, attempts left and retryable: back after the backoff
+DISCARD = "discard"  # failed for good (attempts exhausted or not retryable)
+RECOVER = "recover"  # a lost or expired reservation: back to available at once
+CANCEL = "cancel"  # a client's cancel
+PROMOTE = "promote"  # scheduled or retry time reached
+REVIVE = "revive"  # a discarded job retried by hand (the dead set)
+EVENTS = (ACTIVATE, COMPLETE, RETRY, DISCARD, RECOVER, CANCEL, PROMOTE, REVIVE)
+
+TABLE: dict[tuple[str, str], str] = {
+    (AVAILABLE, ACTIVATE): ACTIVE,
+    (ACTIVE, COMPLETE): COMPLETED,
+    (ACTIVE, RETRY): RETRYABLE,
+    (ACTIVE, DISCARD): DISCARDED,
+    (ACTIVE, RECOVER): AVAILABLE,
+    (SCHEDULED, PROMOTE): AVAILABLE,
+    (RETRYABLE, PROMOTE): AVAILABLE,
+    (DISCARDED, REVIVE): AVAILABLE,
+    **{(state, CANCEL): CANCELLED for state in (*sorted(WAITING_STATES), ACTIVE)},
+}
+
+
+class Failure(Protocol):
+    """What a failed attempt reports (transport.messages.ErrorInfo)."""
+
+    type: str
+    message: str
+    retryable: bool
+    backtrace: tuple[str, ...]
+
+
+def _move(job: Job, event: str) -> None:
+    new = TABLE.get((job.state, event))
+    if new is None:
+        raise IllegalTransition(f"job {job.id} cannot {event} from {job.state}")
+    job.state = new
+
+
+def activate(job: Job, now: float, worker_id: str, lease: float) -> None:
+    """A new attempt starts under `worker_id`, reserved until now + `lease`."""
+    _move(job, ACTIVATE)
+    job.attempt += 1
+    job.worker_id = worker_id
+    job.started_at = now
+    job.deadline = now + lease
+
+
+def complete(job: Job, now: float, result: Any) -> None:
+    """The attempt succeeded; `result` is kept."""
+    _move(job, COMPLETE)
+    job.deadline = None
+    job.result = result
+    job.completed_at = now
+
+
+def fail(job: Job, now: float, error: Failure, rng: random.Random) -> None:
+    """The attempt failed: retry after the backoff (PROTOCOL.md section 5) or discard."""
+    if error.retryable and job.attempt < job.max_attempts:
+        _move(job, RETRY)
+        job.deadline = None
+        job.record_error(error.type, error.message, now, error.backtrace)
+        job.next_attempt_at = now + retry_delay(job.retry, job.attempt, rng)
+    else:
+        _discard(job, now, error.type, error.message, error.backtrace)
+
+
+def recover(job: Job, now: float, kind: str, message: str) -> None:
+    """A lost or expired reservation: a failed attempt of error type `kind`, available again at
+    once (no retry delay), or discarded when the attempts are exhausted."""
+    if job.attempt >= job.max_attempts:
+        _discard(job, now, kind, message)
+        return
+    _move(job, RECOVER)
+    job.deadline = None
+    job.record_error(kind, message, now)
+    job.worker_id = None
+
+
+def _discard(
+    job: Job, now: float, kind: str, message: str, backtrace: tuple[str, ...] = ()
+) -> None:
+    _move(job, DISCARD)
+    job.deadline = None
+    job.record_error(kind, message, now, backtrace)
+    job.completed_at = now
+
+
+def cancel(job: Job, now: float) -> None:
+    """A client cancelled the job, waiting or active."""
+    _move(job, CANCEL)
+    job.completed_at = now
+    job.deadline = None
+
+
+def promote(job: Job) -> None:
+    """A scheduled or retryable job is due."""
+    _move(job, PROMOTE)
+    job.next_attempt_at = None
+
+
+def revive(job: Job) -> None:
+    """A discarded job retried by hand: one more full round of attempts, its history kept.
+
+    `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced.
+    """
+    _move(job, REVIVE)
+    job.max_attempts = job.attempt + job.max_attempts
+    job.completed_at = job.worker_id = None

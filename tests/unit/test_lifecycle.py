@@ -1,0 +1,157 @@
+"""The job lifecycle (actors/lifecycle.py, PROTOCOL.md sections 5 and 6): every (state, event)
+pair of the table either makes its move with exactly its fields, or raises and changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from actors import lifecycle, states
+from actors.jobs import Job, retry_delay
+from transport.messages import ErrorInfo, JobSpec, RetryPolicy
+
+NOW = 1_700_000_000.0
+LATER = NOW + 50.0
+RETRY = RetryPolicy(initial_interval=2.0, jitter=False)
+BOOM = ErrorInfo("Boom", "it broke", backtrace=("frame 1",))
+FATAL = ErrorInfo("Fatal", "never again", retryable=False)
+
+
+def job_in(state: str) -> Job:
+    """A job that reached `state` the usual way: attempt 1 ran under worker w-1 where it had to."""
+    job = Job.from_spec(JobSpec(type="t", max_attempts=2, retry=RETRY), "job-1", NOW, seq=1)
+    job.state = state
+    if state != states.SCHEDULED and state != states.AVAILABLE:
+        job.attempt, job.worker_id, job.started_at = 1, "w-1", NOW + 1
+    if state == states.ACTIVE:
+        job.deadline = NOW + 31
+    if state == states.RETRYABLE:
+        job.next_attempt_at = NOW + 2
+    if state in states.TERMINAL_STATES:
+        job.completed_at = NOW + 3
+    return job
+
+
+# Each event applied with arguments that choose it (fail and recover choose by rule).
+APPLY: dict[str, Callable[[Job], None]] = {
+    lifecycle.ACTIVATE: lambda job: lifecycle.activate(job, LATER, "w-2", 30.0),
+    lifecycle.COMPLETE: lambda job: lifecycle.complete(job, LATER, {"ok": 1}),
+    lifecycle.RETRY: lambda job: lifecycle.fail(job, LATER, BOOM, random.Random(0)),
+    lifecycle.DISCARD: lambda job: lifecycle.fail(job, LATER, FATAL, random.Random(0)),
+    lifecycle.RECOVER: lambda job: lifecycle.recover(job, LATER, "worker_lost", "gone"),
+    lifecycle.CANCEL: lambda job: lifecycle.cancel(job, LATER),
+    lifecycle.PROMOTE: lifecycle.promote,
+    lifecycle.REVIVE: lifecycle.revive,
+}
+
+
+def error(info: ErrorInfo, attempt: int = 1) -> dict[str, Any]:
+    entry = {"attempt": attempt, "type": info.type, "message": info.message, "at": LATER}
+    if info.backtrace:
+        entry["backtrace"] = list(info.backtrace)
+    return entry
+
+
+def expected_fields(before: Job, event: str) -> dict[str, Any]:
+    """The fields (besides state) each event sets, from the job as it was."""
+    if event == lifecycle.ACTIVATE:
+        return {"attempt": 1, "worker_id": "w-2", "started_at": LATER, "deadline": LATER + 30}
+    if event == lifecycle.COMPLETE:
+        return {"deadline": None, "result": {"ok": 1}, "completed_at": LATER}
+    if event == lifecycle.RETRY:
+        delay = retry_delay(RETRY, 1, random.Random(0))
+        return {"deadline": None, "errors": (error(BOOM),), "next_attempt_at": LATER + delay}
+    if event == lifecycle.DISCARD:
+        return {"deadline": None, "errors": (error(FATAL),), "completed_at": LATER}
+    if event == lifecycle.RECOVER:
+        lost = ErrorInfo("worker_lost", "gone")
+        return {"deadline": None, "errors": (error(lost),), "worker_id": None}
+    if event == lifecycle.CANCEL:
+        return {"completed_at": LATER, "deadline": None}
+    if event == lifecycle.PROMOTE:
+        return {"next_attempt_at": None}
+    assert event == lifecycle.REVIVE
+    return {
+        "max_attempts": before.attempt + before.max_attempts,
+        "completed_at": None,
+        "worker_id": None,
+    }
+
+
+PAIRS = [(state, event) for state in states.JOB_STATES for event in lifecycle.EVENTS]
+
+
+@pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s}-{e}" for s, e in PAIRS])
+def test_every_state_and_event_either_moves_with_its_fields_or_raises_and_changes_nothing(
+    state, event
+):
+    job = job_in(state)
+    before = copy.copy(job)  # fields are replaced, never changed in place
+    target = lifecycle.TABLE.get((state, event))
+    if target is None:
+        with pytest.raises(states.IllegalTransition):
+            APPLY[event](job)
+        assert job == before
+        return
+    APPLY[event](job)
+    expected = {**expected_fields(before, event), "state": target}
+    changed = {
+        name: getattr(job, name)
+        for name in Job.__slots__
+        if getattr(job, name) != getattr(before, name)
+    }
+    assert {name: getattr(job, name) for name in expected} == expected
+    assert set(changed) <= set(expected)  # nothing else moved
+
+
+def test_the_table_has_exactly_the_protocols_edges():
+    edges = {(state, target) for (state, _), target in lifecycle.TABLE.items()}
+    assert edges == {
+        ("scheduled", "available"),
+        ("available", "active"),
+        ("active", "completed"),
+        ("active", "retryable"),
+        ("retryable", "available"),
+        ("active", "discarded"),
+        ("active", "available"),  # section 6: a lost or expired reservation returns at once
+        ("discarded", "available"),  # the dead set's retry by hand
+        ("scheduled", "cancelled"),
+        ("available", "cancelled"),
+        ("active", "cancelled"),
+        ("retryable", "cancelled"),
+    }
+
+
+def test_a_completed_or_cancelled_job_never_moves_again():
+    assert not [key for key in lifecycle.TABLE if key[0] in ("completed", "cancelled")]
+
+
+@pytest.mark.parametrize("attempt", [2, 3])
+def test_a_failure_or_a_lost_reservation_of_the_last_attempt_discards(attempt):
+    for end in (
+        lambda job: lifecycle.fail(job, LATER, BOOM, random.Random(0)),
+        lambda job: lifecycle.recover(job, LATER, "timeout", "expired"),
+    ):
+        job = job_in(states.ACTIVE)
+        job.attempt = attempt
+        end(job)
+        assert job.state == "discarded" and job.completed_at == LATER
+        assert job.worker_id == "w-1" and job.errors[-1]["attempt"] == attempt
+
+
+def test_a_job_walks_the_whole_way_and_an_illegal_event_leaves_it_alone():
+    job = Job.from_spec(JobSpec(type="t", scheduled_at=NOW + 5), "job-1", NOW, seq=1)
+    lifecycle.promote(job)
+    lifecycle.activate(job, NOW + 5, "w-1", 30.0)
+    lifecycle.fail(job, NOW + 6, BOOM, random.Random(0))
+    lifecycle.promote(job)
+    lifecycle.activate(job, NOW + 9, "w-2", 30.0)
+    lifecycle.complete(job, NOW + 10, 7)
+    assert (job.state, job.attempt, job.worker_id, job.result) == ("completed", 2, "w-2", 7)
+    with pytest.raises(states.IllegalTransition):
+        lifecycle.cancel(job, NOW + 11)
+    assert job.state == "completed" and job.completed_at == NOW + 10
