@@ -40,6 +40,7 @@ class Turns:
         self._cond = threading.Condition()
         self._runnable: collections.deque[Turn] = collections.deque()
         self._holder: Turn | None = None
+        self._closed = False
         self._local = threading.local()  # .turn: the Turn of the calling handler thread
 
     def executor(self) -> TurnExecutor:
@@ -49,7 +50,7 @@ class Turns:
     def grant_next(self) -> bool:
         """Let the first waiting handler run; False when none waits."""
         with self._cond:
-            if not self._runnable:
+            if not self._runnable or self._closed:
                 return False
             if self._holder is not None:
                 raise RuntimeError("the turn was granted while a handler still holds it")
@@ -62,6 +63,13 @@ class Turns:
         """Block until no handler holds the turn; False if `timeout` (real seconds) ran out."""
         with self._cond:
             return self._cond.wait_for(lambda: self._holder is None, timeout)
+
+    def close(self) -> None:
+        """The simulation is over: every handler runs on unhindered (to its end, or to a sleep
+        nobody will wake), so that none waits for a turn for ever."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     @property
     def waiting(self) -> int:
@@ -89,11 +97,13 @@ class Turns:
     def take(self, turn: Turn) -> None:
         """Block the calling thread until `turn` is granted."""
         with self._cond:
-            self._cond.wait_for(lambda: self._holder is turn)
+            self._cond.wait_for(lambda: self._holder is turn or self._closed)
 
     def give_back(self, turn: Turn) -> None:
         with self._cond:
             if self._holder is not turn:
+                if self._closed:
+                    return
                 raise RuntimeError("a handler gave back a turn it did not hold")
             self._holder = None
             self._cond.notify_all()

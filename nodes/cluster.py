@@ -205,6 +205,8 @@ class Cluster:
         if self.coordinator is not None:
             self.coordinator.stop()
         self.network.close()
+        if self.turns is not None:
+            self.turns.close()
 
     def __enter__(self) -> Cluster:
         return self.start()

@@ -139,3 +139,23 @@ def test_a_turn_is_never_granted_while_one_is_held(turns, activity):
         release.set()
     run_all(turns, activity)
     assert turns.waiting == 0
+
+
+def test_once_closed_every_waiting_handler_runs_on_and_no_turn_is_granted(turns, activity):
+    executor = turns.executor()
+    ran = threading.Semaphore(0)
+    wakeup: list[Wakeup] = []
+
+    def sleeper() -> None:
+        wakeup.append(executor.event())
+        activity.end()
+        wakeup[0].wait()  # never woken: closing lets it go on
+        ran.release()
+
+    submit(turns, activity, executor, sleeper)
+    submit(turns, activity, executor, ran.release)
+    assert turns.grant_next()
+    quiesce(turns, activity)
+    turns.close()
+    assert ran.acquire(timeout=WAIT_S) and ran.acquire(timeout=WAIT_S)
+    assert not turns.grant_next()
