@@ -1,7 +1,8 @@
 """WorkerActor: the worker node's lifecycle state and the jobs it runs.
 
-Handlers run on a thread pool with `concurrency` slots; the actor itself never blocks. A
-handler can see its job through `current_job()` and poll `cancelled` to stop early.
+Handlers run on a thread pool with `concurrency` slots (in a simulation, on the executor the
+Cluster gives, actors/turns.py); the actor itself never blocks. A handler can see its job
+through `current_job()` and poll `cancelled` to stop early.
 """
 
 from __future__ import annotations
