@@ -11,10 +11,34 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 Task = Callable[[], None]
+
+
+class Wakeup(Protocol):
+    """What a sleeping handler waits on (`JobContext.sleep`): a `threading.Event` here."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self) -> bool: ...
+
+
+class Executor(Protocol):
+    """Where a worker runs its handlers: DaemonPool, or in a simulation the TurnExecutor of
+    actors/turns.py, which runs one handler at a time in a deterministic order."""
+
+    def submit(self, task: Task) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def event(self) -> Wakeup:
+        """A new Wakeup, made on the handler's thread by its first sleep."""
+        ...
 
 
 class DaemonPool:
@@ -29,6 +53,9 @@ class DaemonPool:
 
     def submit(self, task: Task) -> None:
         self._tasks.put(task)
+
+    def event(self) -> threading.Event:
+        return threading.Event()
 
     def shutdown(self) -> None:
         """Threads finish their current task and exit; queued tasks are never started."""

@@ -1,7 +1,8 @@
 """WorkerActor: the worker node's lifecycle state and the jobs it runs.
 
-Handlers run on a thread pool with `concurrency` slots; the actor itself never blocks. A
-handler can see its job through `current_job()` and poll `cancelled` to stop early.
+Handlers run on a thread pool with `concurrency` slots (in a simulation, on the executor the
+Cluster gives, actors/turns.py); the actor itself never blocks. A handler can see its job
+through `current_job()` and poll `cancelled` to stop early.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from actors import states
 from actors.base import Activity, CorralActor, Mailbox
 from actors.clock import Clock
-from actors.pool import DaemonPool
+from actors.pool import DaemonPool, Executor, Wakeup
 from actors.worker_mail import (
     Directive,
     Finished,
@@ -43,7 +44,8 @@ class JobContext:
     """What a running handler can know about its job, and a cancellable sleep.
 
     Built once per job on the worker's hot path, so it holds a flag and a plain lock; the
-    Event a sleep waits on (~2 us to build) is made by the first `sleep()`.
+    Event a sleep waits on (~2 us to build) is made by the first `sleep()`, by `new_event`
+    (the executor's: a simulation's passes the turn on while its handler sleeps).
     """
 
     id: str
@@ -52,9 +54,10 @@ class JobContext:
     job: dict[str, Any]
     clock: Clock
     activity: Activity
+    new_event: Callable[[], Wakeup]
     _cancelled: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _wake_event: threading.Event | None = None
+    _wake_event: Wakeup | None = None
     _sleeping: bool = False
 
     @property
@@ -76,7 +79,7 @@ class JobContext:
             if self._cancelled:
                 return False
             if self._wake_event is None:
-                self._wake_event = threading.Event()
+                self._wake_event = self.new_event()
             wake = self._wake_event
             wake.clear()
             self._sleeping = True
@@ -118,7 +121,10 @@ class WorkerActor(CorralActor):
         concurrency: int,
         clock: Clock,
         max_result_size: int = MAX_RESULT_SIZE_BYTES,
+        executor: Executor | None = None,
     ) -> None:
+        """`executor`: where handlers run; a DaemonPool of `concurrency` threads unless given
+        (a simulation gives actors/turns.py's, which runs them one at a time in turn)."""
         super().__init__(activity)
         self.clock = clock
         self._job_handlers = dict(handlers)
@@ -126,7 +132,8 @@ class WorkerActor(CorralActor):
         self.state = states.RUNNING
         self.jobs: dict[str, JobContext] = {}  # running; a finished job's report is the link's
         self.connection: Mailbox | None = None
-        self._executor = DaemonPool(concurrency, "corral-job")
+        self._executor = executor or DaemonPool(concurrency, "corral-job")
+        self._new_event = self._executor.event  # bound once: JobContexts are built per job
         self.abandoned: dict[str, JobContext] = {}  # cancelled, but their handler still runs
         self.gathered: list[Outcome] = []  # finished, to report with the next FlushOutcomes
 
@@ -150,7 +157,13 @@ class WorkerActor(CorralActor):
         mailbox = self.mailbox()
         for job in message.jobs:
             context = JobContext(
-                job["id"], job["type"], job["attempt"], job, self.clock, self.activity
+                job["id"],
+                job["type"],
+                job["attempt"],
+                job,
+                self.clock,
+                self.activity,
+                self._new_event,
             )
             self.jobs[context.id] = context
             handler = self._job_handlers.get(context.type)

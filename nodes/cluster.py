@@ -1,8 +1,9 @@
 """Cluster: a coordinator, workers and clients in one process over the in-process network.
 
 With a `ManualClock` the run is a deterministic simulation: the network delivers one frame at
-a time and waits until every actor is idle before the next, and virtual time moves only when
-nothing else can happen, so a seed replays exactly and simulated hours take seconds.
+a time and waits until every actor is idle before the next, handlers take turns on their
+threads (actors/turns.py) in between, and virtual time moves only when nothing else can happen,
+so a seed replays exactly and simulated hours take seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from actors.context import CoordinatorSettings
 from actors.events import EventHub
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
+from actors.turns import Turns
 from actors.worker import Handler
 from nodes.client import Client
 from nodes.coordinator import Coordinator
@@ -52,6 +54,7 @@ class Cluster:
         self.seed = seed
         self.rng = random.Random(seed)
         self.activity = Activity()
+        self.turns = Turns(self.activity) if self.manual else None
         self.events = EventHub()  # outlives coordinator restarts, so observers see everything
         self.network = InprocNetwork(self._child_rng(), auto=not self.manual)
         self.store = store or MemoryStore()
@@ -109,6 +112,7 @@ class Cluster:
             rng=self._child_rng(),
             activity=self.activity,
             pump=self.step if self.manual else None,
+            executor=self.turns.executor() if self.turns is not None else None,
             hostname=name,
             **{**self.worker_defaults, **options},
         )
@@ -152,13 +156,17 @@ class Cluster:
     # -- driving the simulation ---------------------------------------------------------------
 
     def settle(self) -> None:
-        """Deliver frames one at a time, each after every actor went idle, until none is left."""
-        if not self.manual:
+        """Run handlers' turns, then frames, one at a time, each after every actor went idle
+        and no handler held the turn, until neither is left."""
+        if self.turns is None:
             return
         while True:
-            if not self.activity.wait_idle(SETTLE_TIMEOUT_S):
+            if not (
+                self.turns.wait_free(SETTLE_TIMEOUT_S)
+                and self.activity.wait_idle(SETTLE_TIMEOUT_S)
+            ):
                 raise Stuck(f"actors still busy after {SETTLE_TIMEOUT_S} s (seed={self.seed})")
-            if not self.network.deliver_one():
+            if not (self.turns.grant_next() or self.network.deliver_one()):
                 return
 
     def step(self) -> float:
@@ -197,6 +205,8 @@ class Cluster:
         if self.coordinator is not None:
             self.coordinator.stop()
         self.network.close()
+        if self.turns is not None:
+            self.turns.close()
 
     def __enter__(self) -> Cluster:
         return self.start()

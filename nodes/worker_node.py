@@ -13,6 +13,7 @@ from actors import base, states
 from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.link.actor import LinkActor
+from actors.pool import Executor
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
@@ -50,6 +51,7 @@ class WorkerNode:
         rng: random.Random | None = None,
         activity: Activity | None = None,
         pump: Callable[[], float] | None = None,
+        executor: Executor | None = None,
         **settings: Any,
     ) -> None:
         if concurrency < 1:
@@ -72,6 +74,7 @@ class WorkerNode:
         self.rng = rng or random.Random()
         self.activity = activity or Untracked()
         self._pump = pump  # simulation: moves messages and virtual time while we wait
+        self._executor = executor  # simulation: handlers take turns (actors/turns.py)
         self._worker: base.Mailbox | None = None
         self._connection: base.Mailbox | None = None
         self._worker_ref: Any = None
@@ -107,7 +110,7 @@ class WorkerNode:
             connector = zmq_connector(self.connect, curve=self.curve)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
         self._worker_ref = WorkerActor.start(
-            self.activity, self.handlers, settings.concurrency, self.clock
+            self.activity, self.handlers, settings.concurrency, self.clock, executor=self._executor
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = LinkActor.start(
