@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from actors.base import Activity, Mailbox
 from actors.cancellation import Cancellations
 from actors.clock import Clock
+from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.ids import IdFactory
 from actors.mail import RoutingUpdate
@@ -19,26 +20,7 @@ from actors.routing import WorkerProfile
 from actors.store.base import Store
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 
-HEARTBEAT_INTERVAL_S = 5.0
-HEARTBEAT_TIMEOUT_S = 30.0
-VISIBILITY_TIMEOUT_S = 1800.0
-REAPER_INTERVAL_S = 1.0
-TERMINATED_RETENTION_S = 300.0
-MAX_QUEUES = 1000
-
 Outbox = Callable[[bytes, bytes], None]
-
-
-@dataclass(frozen=True)
-class CoordinatorSettings:
-    """Timing and limits of one coordinator (PROTOCOL.md defaults)."""
-
-    heartbeat_interval: float = HEARTBEAT_INTERVAL_S
-    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S
-    visibility_timeout: float = VISIBILITY_TIMEOUT_S
-    reaper_interval: float = REAPER_INTERVAL_S
-    terminated_retention: float = TERMINATED_RETENTION_S
-    max_queues: int = MAX_QUEUES
 
 
 @dataclass

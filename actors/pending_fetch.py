@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.clock import Timer
 from actors.jobs import Job
 from actors.states import IllegalTransition
+from actors.supervisor_port import Cancellable
 from transport.messages import Rid
 
 CLAIMING = "claiming"
@@ -55,7 +55,7 @@ class PendingFetch:
     next_queue: int = 0
     jobs: list[Job] = field(default_factory=list)
     parked_since: float | None = None  # first parked: its rank among standing claims
-    timer: Timer | None = None
+    timer: Cancellable | None = None
     stand: int | None = None  # parked: the token of its standing claim at each of its queues
 
     def move(self, event: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors import events, states
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.fetching import FetchMatching
 from actors.jobs import Job
 from actors.leases import Leases

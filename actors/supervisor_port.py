@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from actors.clock import Timer
 from actors.jobs import Job
 from actors.routing import WorkerProfile
+
+
+class Cancellable(Protocol):
+    """A timer as the core sees it: something it may call off (a clock's Timer in the shell)."""
+
+    def cancel(self) -> None: ...
 
 
 class SupervisorPort(Protocol):
@@ -36,7 +41,7 @@ class SupervisorPort(Protocol):
         """Tell the observers (actors/events.py)."""
         ...
 
-    def later(self, delay: float, message: object) -> Timer:
+    def later(self, delay: float, message: object) -> Cancellable:
         """Tell the supervisor `message` after `delay` seconds, unless the timer is cancelled."""
         ...
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from actors.base import Activity
 from actors.clock import Clock, ManualClock, SystemClock
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.store.base import Store
 from actors.store.memory import MemoryStore

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from actors import base, states
 from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
-from actors.context import CoordinatorContext, CoordinatorSettings, QueueDirectory
+from actors.context import CoordinatorContext, QueueDirectory
+from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.listing import ListingActor
 from actors.mail import Hold, Orphans

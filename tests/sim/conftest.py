@@ -13,7 +13,7 @@ import pytest
 
 from actors import events
 from actors.clock import ManualClock
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.worker import current_job
 from nodes.cluster import COORDINATOR_ADDRESS, Cluster

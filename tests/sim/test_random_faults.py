@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from transport.inproc import Faults
 
 DEFAULT_SEEDS = range(200)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from actors import events
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.store.memory import MemoryStore
 from actors.worker import current_job
 from nodes.client import JobFailed

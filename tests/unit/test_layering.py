@@ -180,3 +180,34 @@ def test_no_module_of_the_product_imports_itself_through_others():
         f"(its {len(members)} modules: {', '.join(members)})"
         for members in cycles
     )
+
+
+# -- pure cores -----------------------------------------------------------------------------------
+
+# The rules of the coordinator and of the worker's link: they take `now` and return effects (or
+# call one port), so nothing they reach, however indirectly, may be the actor runtime, a socket
+# transport or the clock (the modules that import pykka, zmq or read time).
+PURE_CORES = (
+    "actors.lifecycle",
+    "actors.queue",
+    "actors.supervisor_core",
+    "actors.pending_fetch",
+    "actors.link.core",
+)
+RUNTIME = ("actors.base", "actors.inbox", "actors.clock", "transport.zmq", "transport.inproc")
+
+
+def _reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for name in graph[todo.pop()] - seen:
+            seen.add(name)
+            todo.append(name)
+    return seen
+
+
+@pytest.mark.parametrize("core", PURE_CORES)
+def test_a_pure_core_reaches_no_actor_runtime_socket_or_clock(core):
+    graph = import_graph(ROOT)
+    assert core in graph
+    assert sorted(_reached(graph, core) & set(RUNTIME)) == []

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from actors import events
 from actors.clock import ManualClock
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.worker import current_job
 from nodes.client import JobFailed

@@ -8,7 +8,8 @@ from typing import Any
 
 from actors.base import Untracked
 from actors.clock import ManualClock
-from actors.context import CoordinatorContext, CoordinatorSettings
+from actors.context import CoordinatorContext
+from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.mail import Claimed, Hold, RoutingUpdate, Stand, Withdraw
 from actors.queue_actor import QueueActor

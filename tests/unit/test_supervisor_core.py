@@ -10,7 +10,7 @@ from typing import Any
 
 from actors import lifecycle
 from actors.clock import Timer
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.mail import Claim, Claimed, Hold, Stand, Withdraw
 from actors.store.memory import MemoryStore

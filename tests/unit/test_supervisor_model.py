@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from actors import lifecycle
-from actors.context import CoordinatorSettings
+from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.mail import Claim, Claimed, Hold
 from tests.unit.test_supervisor_core import NOW, make_core
