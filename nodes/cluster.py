@@ -110,6 +110,7 @@ class Cluster:
             activity=self.activity,
             pump=self.step if self.manual else None,
             hostname=name,
+            name=name,
             **{**self.worker_defaults, **options},
         )
         self.workers[name] = worker.start()

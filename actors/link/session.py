@@ -46,6 +46,8 @@ class Session:
             "hostname": settings.hostname,
             "pid": settings.pid,
         }
+        if settings.name:
+            body["name"] = settings.name  # the `name` extension (PROTOCOL.md, "Extensions")
         if self.previous_worker_id:
             body["previous_worker_id"] = self.previous_worker_id
             body["active_job_ids"] = held

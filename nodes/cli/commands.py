@@ -90,9 +90,33 @@ def retry(args: argparse.Namespace) -> int:
 
 def direct(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        client.direct(args.worker_id, args.state)
-    print(f"worker {args.worker_id} directed to {args.state}")
+        worker_id = find_worker(client.stats()["workers"], args.worker_id)
+        client.direct(worker_id, args.state)
+    named = "" if worker_id == args.worker_id else f" ({args.worker_id})"
+    print(f"worker {worker_id}{named} directed to {args.state}")
     return 0
+
+
+def find_worker(workers: list[dict[str, Any]], given: str) -> str:
+    """The live worker `given` names: its id, its node name, or a unique prefix of its id.
+
+    Nothing matching is left to the coordinator to refuse (`unknown_worker`); several matches
+    are a usage error listing them.
+    """
+    live = [w for w in workers if w.get("state") != "terminated"]
+    for matches in (
+        [w for w in live if w["worker_id"] == given],
+        [w for w in live if w.get("name") == given],
+        [w for w in live if str(w["worker_id"]).startswith(given)],
+    ):
+        if len(matches) == 1:
+            return str(matches[0]["worker_id"])
+        if matches:
+            candidates = ", ".join(
+                f"{w['worker_id']}" + (f" ({w['name']})" if w.get("name") else "") for w in matches
+            )
+            raise ConfigError(f"{given!r} names {len(matches)} workers: {candidates}")
+    return given
 
 
 def status(args: argparse.Namespace) -> int:
