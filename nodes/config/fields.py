@@ -34,6 +34,8 @@ class ConfigError(CorralError):
     """A config file that cannot be used; the message names the file, node and key."""
 
     code = "config_error"
+    node: str | None = None  # where it is, for the line number (nodes.config.source)
+    key: str | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -47,13 +49,17 @@ class Where:
     node: str | None = None
     base_dir: Path = Path(".")
 
-    def error(self, problem: str, key: str | None = None) -> ConfigError:
+    def error(self, problem: str, key: str | None = None, *, at: str | None = None) -> ConfigError:
+        """The error, naming file, node and `key`; `at` locates a key the problem names itself
+        (an unknown key), for its line."""
         parts = [self.file]
         if self.node is not None:
             parts.append(f"node {self.node!r}")
         if key:
             parts.append(f"key {key!r}")
-        return ConfigError(": ".join([*parts, problem]))
+        error = ConfigError(": ".join([*parts, problem]))
+        error.node, error.key = self.node, key or at
+        return error
 
 
 def check(fn: Check) -> dict[str, Check]:
@@ -75,7 +81,9 @@ def parse_keys(
         if name not in fields:
             hint = difflib.get_close_matches(str(name), list(fields), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise where.error(f"unknown key {prefix + str(name)!r}{suggestion}")
+            raise where.error(
+                f"unknown key {prefix + str(name)!r}{suggestion}", at=prefix + str(name)
+            )
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         if name in raw and raw[name] is not None:
