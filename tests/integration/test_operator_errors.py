@@ -27,3 +27,21 @@ def test_an_addon_port_in_use_names_its_config_key_and_address(tmp_path: Path, k
     assert done.returncode == 1
     assert f"{key}.bind 127.0.0.1:{port}: address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_connect_without_a_scheme_is_one_line_and_exit_2():
+    done = corral("status", "--connect", "localhost:5555")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --connect: expected an endpoint like tcp://127.0.0.1:5555, got 'localhost:5555'"
+    ]
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path):
+    config = tmp_path / "broken.yaml"
+    config.write_text("nodes:\n  coordinator: {kind: coordinator\n")
+    done = corral("run", str(config))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {config}, line ") and ", column " in line
+    assert "<unicode string>" not in line
