@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         direct.add_argument(
             "worker_id",
             metavar="WORKER",
-            help="the worker's id, a unique prefix of it, or its node name",
+            help="the worker's id, a unique prefix of it, or its node name (names and "
+            "prefixes need a key with the client role too, to read `stats`)",
         )
         direct.set_defaults(state=state)
 

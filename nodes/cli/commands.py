@@ -12,6 +12,7 @@ from nodes.cli.status import watch_status
 from nodes.client import Client
 from nodes.config import load_config
 from nodes.config.fields import ConfigError
+from transport.errors import Unauthorized
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
@@ -90,7 +91,11 @@ def retry(args: argparse.Namespace) -> int:
 
 def direct(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        worker_id = find_worker(client.stats()["workers"], args.worker_id)
+        try:
+            workers = client.stats()["workers"]
+        except Unauthorized:  # an admin-only key may direct but not read `stats`: ids only
+            workers = []
+        worker_id = find_worker(workers, args.worker_id)
         client.direct(worker_id, args.state)
     named = "" if worker_id == args.worker_id else f" ({args.worker_id})"
     print(f"worker {worker_id}{named} directed to {args.state}")
