@@ -159,10 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, unless asked for the whole story
         if args.debug:
             traceback.print_exc()
-        print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
+        hint = "" if args.debug else " (run with --debug for the traceback)"
+        print(f"error: unexpected {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 2
 
 
