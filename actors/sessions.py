@@ -40,6 +40,8 @@ class Session:
     fetch: PendingFetch | None = None
     ended_at: float | None = None
     profile: WorkerProfile | None = None
+    name: str | None = None  # from `register` (the `name` extension)
+    reported: str | None = None  # the state its last beat reported
 
     @property
     def free_slots(self) -> int:
@@ -53,8 +55,10 @@ class Session:
         self.profile = WorkerProfile.build(self.worker_id, self.queues, self.functions, self.labels)
         return self.profile
 
-    def to_stats(self) -> dict[str, Any]:
-        return {
+    def to_stats(self, heartbeat_interval: float) -> dict[str, Any]:
+        """Its `stats` entry; `name`, `directed` and `next_beat_by` are extensions (PROTOCOL.md,
+        "Extensions"), present only when known."""
+        entry: dict[str, Any] = {
             "worker_id": self.worker_id,
             "hostname": self.hostname,
             "pid": self.pid,
@@ -66,6 +70,13 @@ class Session:
             "active": len(self.active),
             "last_seen": self.last_seen,
         }
+        if self.name is not None:
+            entry["name"] = self.name
+        if self.ended_at is None:
+            if self.directive is not None and self.directive != self.reported:
+                entry["directed"] = self.directive
+            entry["next_beat_by"] = self.last_seen + heartbeat_interval
+        return entry
 
 
 class Sessions:
@@ -139,5 +150,6 @@ class Sessions:
         """The routing profiles of the live registered sessions."""
         return tuple(s.profile for s in self.live.values() if s.registered and s.profile)
 
-    def stats(self) -> list[dict[str, Any]]:
-        return [s.to_stats() for s in (*self.live.values(), *self.ended.values())]
+    def stats(self, heartbeat_interval: float) -> list[dict[str, Any]]:
+        sessions = (*self.live.values(), *self.ended.values())
+        return [s.to_stats(heartbeat_interval) for s in sessions]

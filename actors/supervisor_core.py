@@ -156,6 +156,7 @@ class SupervisorCore:
         session.concurrency = request.concurrency
         session.hostname = request.hostname or session.hostname
         session.pid = request.pid or session.pid
+        session.name = request.name or session.name
         session.make_profile()
         resumed = self._resume(now, session, request.previous_worker_id, request.active_job_ids)
         self.port.publish(self.sessions.profiles())
@@ -209,6 +210,7 @@ class SupervisorCore:
     def beat(self, now: float, peer: bytes, request: m.Beat) -> None:
         session = self.sessions.of(peer, request.worker_id)
         wanted = session.directive or request.state
+        session.reported = request.state
         was_running = session.running
         session.state = states.next_worker_state(session.state, wanted)
         abandon = []

@@ -21,6 +21,8 @@ class WorkerSettings:
     labels: dict[str, list[str]] = field(default_factory=dict)
     hostname: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+    coordinator_address: str = ""  # for the log line saying it cannot be reached
+    name: str | None = None  # shown in `stats`, and `corral quiet NAME` finds the worker by it
     heartbeat_interval: float = 5.0  # until the coordinator says otherwise
     heartbeat_timeout: float = 30.0
     fetch_wait: float = FETCH_WAIT_S

@@ -88,7 +88,7 @@ class WorkerSupervisor(CorralActor):
         for name in ctx.queues.names():
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
         unroutable = {name: n for name, n in sorted(ctx.unroutable.items()) if n}
-        workers = self.core.sessions.stats()
+        workers = self.core.sessions.stats(ctx.settings.heartbeat_interval)
         frame = codec.reply(request.rid, queues=counts, workers=workers, unroutable=unroutable)
         ctx.outbox(peer, frame)
 

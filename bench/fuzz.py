@@ -215,7 +215,13 @@ class Mutator:
             spec.update(priority=r.randint(-5, 5), unique_key=self.name(), meta={"k": 1})
         return {
             "hello": {"v": 1, "role": "worker", "hostname": self.name(), "pid": r.randint(0, 99)},
-            "register": {"worker_id": me, "queues": [QUEUE], "hostname": "h", "pid": 1},
+            "register": {
+                "worker_id": me,
+                "queues": [QUEUE],
+                "hostname": "h",
+                "pid": 1,
+                "name": self.name(),  # the `name` extension
+            },
             "beat": {"worker_id": me, "state": "running", "active_job_ids": [job]},
             "fetch": {"worker_id": me, "count": r.randint(1, 3), "wait": r.choice([0, 0, 0.2])},
             "ack": {"worker_id": me, "job_id": job, "attempt": 1, "result": r.random()},

@@ -1,8 +1,15 @@
 """What a user starts or embeds: Coordinator, WorkerNode, Client, Cluster."""
 
+import logging
+
 from nodes.client import Client, JobHandle
 from nodes.cluster import Cluster
 from nodes.coordinator import Coordinator
 from nodes.worker_node import WorkerNode
+
+# A library prints nothing unasked (see actors/__init__.py); `corral.*` are the event and node
+# loggers of nodes/observe and nodes/process.
+for _name in (__name__, "corral"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 __all__ = ["Client", "Cluster", "Coordinator", "JobHandle", "WorkerNode"]

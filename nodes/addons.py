@@ -34,6 +34,25 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class AddonStartError(OSError):
+    """An add-on could not listen; the message names its config key and address."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def start_failed(addon: object, exc: OSError) -> AddonStartError:
+    """`exc` from `addon.start`, said with the add-on's config key and address (an add-on
+    with `config_key`, `host` and `port`, as the dashboard and the metrics exporter have):
+    "dashboard.bind 127.0.0.1:8080: address already in use"."""
+    key = getattr(addon, "config_key", type(addon).__name__)
+    host, port = getattr(addon, "host", None), getattr(addon, "port", None)
+    shown = f"[{host}]" if host and ":" in host else host
+    where = f" {shown}:{port}" if host is not None and port is not None else ""
+    problem = (exc.strerror or str(exc)).lower()
+    return AddonStartError(exc.errno, f"{key}{where}: {problem}")
+
+
 class AddonHost(Protocol):
     """What an add-on may use of the started coordinator it runs in (a `Coordinator`)."""
 

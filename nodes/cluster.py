@@ -114,6 +114,7 @@ class Cluster:
             pump=self.step if self.manual else None,
             executor=self.turns.executor() if self.turns is not None else None,
             hostname=name,
+            name=name,
             **{**self.worker_defaults, **options},
         )
         self.workers[name] = worker.start()

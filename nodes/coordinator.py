@@ -22,7 +22,7 @@ from actors.routing import WorkerProfile
 from actors.store.base import Store
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
-from nodes.addons import Addon
+from nodes.addons import Addon, start_failed
 from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig
 from nodes.coordinator_arguments import coordinator_arguments
@@ -152,7 +152,10 @@ class Coordinator:
         )
         transport.start(self.dispatcher)
         for addon in self.addons:
-            addon.start(self)
+            try:
+                addon.start(self)
+            except OSError as exc:  # a port in use: say which key and address
+                raise start_failed(addon, exc) from exc
 
     def _curve_options(self) -> dict[str, Any]:
         """ZmqServer options for CURVE: the ZAP handler must live on the server's context."""

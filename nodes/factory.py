@@ -39,6 +39,7 @@ def build_coordinator(config: CoordinatorConfig, **overrides: Any) -> Coordinato
 def build_worker(config: WorkerConfig, **overrides: Any) -> WorkerNode:
     kwargs: dict[str, Any] = {
         "connect": config.connect,
+        "name": config.name,
         "queues": list(config.queues),
         "concurrency": config.concurrency,
         "labels": {name: list(values) for name, values in (config.labels or {}).items()},

@@ -177,6 +177,7 @@ class Producer:
         retry delays neither the jobs behind it nor the progress count.
         """
         done: dict[str, Job] = {}
+        failed_attempts: dict[str, int] = {}  # job id -> its errors so far, terminal or not
         lock = threading.Lock()
         deadline = started + self.timeout
 
@@ -187,10 +188,12 @@ class Producer:
                 if remaining <= 0:
                     return
                 job = client.get(pending[0], wait=min(remaining, FOLLOW_WAIT_S))
-                if job.terminal:
-                    with lock:
+                with lock:
+                    if job.errors:
+                        failed_attempts[job.id] = len(job.errors)
+                    if job.terminal:
                         done[pending.popleft()] = job
-                else:
+                if not job.terminal:
                     pending.rotate(-1)  # waiting for a retry, say: look at the next one
 
         shares = [job_ids[i::FOLLOWERS] for i in range(FOLLOWERS)]
@@ -200,7 +203,7 @@ class Producer:
             while True:
                 finished, _ = wait(futures, timeout=self.progress_interval)
                 with lock:
-                    counts = self._counts(list(done.values()))
+                    counts = (*self._counts(list(done.values())), sum(failed_attempts.values()))
                 if len(finished) == len(futures):
                     display.close(*counts, self.clock.now() - started)
                     break

@@ -66,6 +66,7 @@ class WorkerNode:
             queues=tuple(queues),
             concurrency=concurrency,
             labels=dict(labels or {}),
+            coordinator_address=connect,
             **settings,
         )
         self._connector = connector

@@ -116,6 +116,7 @@ class Register:
     pid: int
     previous_worker_id: str | None
     active_job_ids: tuple[str, ...]
+    name: str | None = None  # the `name` extension: the worker's node name, for operators
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ class Session:
             "hostname": settings.hostname,
             "pid": settings.pid,
         }
+        if settings.name:
+            body["name"] = settings.name  # the `name` extension (PROTOCOL.md, "Extensions")
         if self.previous_worker_id:
             body["previous_worker_id"] = self.previous_worker_id
             body["active_job_ids"] = held
@@ -74,13 +76,6 @@ class Session:
     def lost(self, reason: str) -> float:
         """The connection failed: the delay before the next (1 s doubling to 32 s, jittered;
         none after a session that had registered)."""
-        log.warning(
-            "worker %s: coordinator lost (%s); reconnecting",
-            self.worker_id,
-            reason,
-            extra={"event": "reconnect", "worker_id": self.worker_id, "reason": reason},
-        )
-        self.worker_id = None  # no beat may carry an old id on the next connection
         delay = 0.0
         if self.failures:
             base = min(
@@ -89,4 +84,30 @@ class Session:
             )
             delay = base * self.rng.uniform(0.5, 1.0)
         self.failures += 1
+        address = self.settings.coordinator_address or "its address"
+        when = f"in {delay:.1f} s" if delay else "now"
+        if self.worker_id:
+            text, args = "worker %s: coordinator lost (%s); reconnecting to %s %s", (
+                self.worker_id,
+                reason,
+                address,
+                when,
+            )
+        else:
+            text, args = "cannot reach the coordinator at %s (%s); retrying %s", (
+                address,
+                reason,
+                when,
+            )
+        log.warning(
+            text,
+            *args,
+            extra={
+                "event": "reconnect",
+                "worker_id": self.worker_id,
+                "reason": reason,
+                "retry_in_s": delay,
+            },
+        )
+        self.worker_id = None  # no beat may carry an old id on the next connection
         return delay

@@ -1,37 +1,65 @@
 """The `corral` command: parse arguments and call the public API (nothing else lives here).
 
-Exit codes: 0 success; 1 the coordinator refused (`error: <code>: <message>`) or a job failed;
-2 a usage or config error, or no answer from the coordinator within `--timeout`.
+Exit codes: 0 success; 1 the coordinator refused (`error: <code>: <message>`), a job failed,
+or a job is still waiting when `--wait` runs out; 2 a usage or config error, or no answer from
+the coordinator within `--timeout`. Every error is one line on stderr: an unexpected one adds
+"run with --debug for the traceback".
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
+from importlib import metadata
+from typing import NoReturn
 
-from nodes.cli import commands, jobs
+from nodes.cli import commands, enqueue, flags, jobs
 from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_TIMEOUT_S = 5.0
-DEFAULT_RESULT_WAIT_S = 30.0
 DEFAULT_WATCH_INTERVAL_S = 2.0
 DIRECT_COMMANDS = ("quiet", "terminate", "resume")  # `direct` needs the admin role
+DEBUG_HELP = "on an unexpected error, print its traceback"
+STILL_WAITING_HELP = enqueue.STILL_WAITING.replace("`get --wait`", "`enqueue --wait`")
+DISTRIBUTION = "corral"
+
+
+def _version() -> str:
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake said in one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="corral", description="A job coordinator over ZeroMQ: run nodes, manage jobs."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # --debug after the command too; SUPPRESS keeps a top-level --debug from being reset
+    common = Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run every node of a config (or one with --node)")
+    run = sub.add_parser(
+        "run", parents=[common], help="run every node of a config (or one with --node)"
+    )
     run.add_argument("file", metavar="FILE", help="YAML config")
     run.add_argument("--node", metavar="NAME", help="run only this node, in this process")
 
-    client = argparse.ArgumentParser(add_help=False)
+    client = Parser(add_help=False, parents=[common])
     where = client.add_mutually_exclusive_group()
     where.add_argument(
         "--connect", metavar="ENDPOINT", help=f"coordinator address (default {DEFAULT_CONNECT})"
@@ -39,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--config", metavar="FILE", help="use the first coordinator of FILE")
     client.add_argument(
         "--timeout",
-        type=float,
+        type=flags.SECONDS,
         default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for the coordinator (default {DEFAULT_TIMEOUT_S:.0f})",
@@ -53,45 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--secret-key-file", metavar="FILE", help="this client's *.key_secret")
     client.add_argument("--server-key-file", metavar="FILE", help="the coordinator's *.key")
 
-    enqueue = sub.add_parser("enqueue", parents=[client], help="enqueue a job, print its id")
-    enqueue.add_argument("type", metavar="TYPE")
-    enqueue.add_argument("args", nargs="*", metavar="ARGS", help="JSON values, else strings")
-    enqueue.add_argument("--queue", default=None)
-    enqueue.add_argument("--priority", type=int, default=None)
-    enqueue.add_argument("--in", dest="delay", type=float, metavar="SECONDS", default=None)
-    enqueue.add_argument("--max-attempts", type=int, default=None, metavar="N")
-    enqueue.add_argument("--unique-key", default=None, metavar="K")
-    enqueue.add_argument("--at", dest="scheduled_at", type=float, default=None, metavar="UNIX_S")
-    enqueue.add_argument(
-        "--job-timeout",
-        dest="job_timeout",
-        type=float,
-        default=None,
-        metavar="S",
-        help="visibility timeout of this job",
-    )
-    enqueue.add_argument("--retry-initial", type=float, default=None, metavar="S")
-    enqueue.add_argument("--retry-backoff", type=float, default=None, metavar="X")
-    enqueue.add_argument("--retry-max", type=float, default=None, metavar="S")
-    enqueue.add_argument("--no-jitter", action="store_true", help="retry delays without jitter")
-    enqueue.add_argument(
-        "--meta", default=None, metavar="JSON", help="a JSON map kept with the job"
-    )
-    enqueue.add_argument(
-        "--route", action="extend", nargs="+", default=[], metavar="K=V", help="label routing"
-    )
-    enqueue.add_argument(
-        "--wait",
-        nargs="?",
-        type=float,
-        const=DEFAULT_RESULT_WAIT_S,
-        metavar="SECONDS",
-        help=f"wait for the result (default {DEFAULT_RESULT_WAIT_S:.0f} s) and print it",
-    )
-
+    enqueue.add_parser(sub, client)
     get = sub.add_parser("get", parents=[client], help="print a job as JSON")
     get.add_argument("job_id", metavar="JOB_ID")
-    get.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    get.add_argument(
+        "--wait",
+        type=flags.SECONDS_OR_ZERO,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"wait up to SECONDS for the job to finish (default 0); {STILL_WAITING_HELP}",
+    )
     jobs.add_get_flags(get)  # --json / --pretty
 
     cancel = sub.add_parser("cancel", parents=[client], help="cancel a job, print its state")
@@ -106,20 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--watch",
         nargs="?",
-        type=float,
+        type=flags.SECONDS,
         const=DEFAULT_WATCH_INTERVAL_S,
         metavar="SECONDS",
-        help="refresh until Ctrl-C",
+        help=f"refresh every SECONDS (default {DEFAULT_WATCH_INTERVAL_S:g}) until Ctrl-C",
     )
 
     for state, verb in (("quiet", "quiet"), ("terminate", "terminate"), ("running", "resume")):
         direct = sub.add_parser(verb, parents=[client], help=f"direct a worker to {state}")
-        direct.add_argument("worker_id", metavar="WORKER_ID")
+        direct.add_argument(
+            "worker_id",
+            metavar="WORKER",
+            help="the worker's id, a unique prefix of it, or its node name (names and "
+            "prefixes need a key with the client role too, to read `stats`)",
+        )
         direct.set_defaults(state=state)
 
     keys = sub.add_parser("keys", help="CURVE key pairs")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    generate = keys_sub.add_parser("generate", help="write coordinator/worker/client key pairs")
+    generate = keys_sub.add_parser(
+        "generate", parents=[common], help="write coordinator/worker/client key pairs"
+    )
     generate.add_argument("directory", metavar="DIR")
     generate.add_argument("--force", action="store_true", help="overwrite existing keys")
     return parser
@@ -145,8 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CorralError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the socket could not be made or connected
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, unless asked for the whole story
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (run with --debug for the traceback)"
+        print(f"error: unexpected {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return 2
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -160,11 +175,12 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_cluster(args.file)
     if args.command == "keys":
         return commands.generate_keys(args.directory, force=args.force)
-    args.address = commands.resolve_address(args.connect, args.config, DEFAULT_CONNECT)
+    connect = flags.endpoint(args.connect) if args.connect else None
+    args.address = commands.resolve_address(connect, args.config, DEFAULT_CONNECT)
     role = "admin" if args.command in DIRECT_COMMANDS else "client"
     args.curve = commands.resolve_curve(args, role)
     handler = {
-        "enqueue": commands.enqueue,
+        "enqueue": enqueue.enqueue,
         "get": jobs.get,
         "jobs": jobs.jobs,
         "cancel": commands.cancel,
@@ -175,4 +191,3 @@ def dispatch(args: argparse.Namespace) -> int:
         "resume": commands.direct,
     }[args.command]
     return handler(args)
-

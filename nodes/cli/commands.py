@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.clock import SystemClock
 from nodes.cli.status import watch_status
 from nodes.client import Client
 from nodes.config import load_config
 from nodes.config.fields import ConfigError
+from transport.errors import Unauthorized
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
@@ -63,16 +62,6 @@ def parse_arg(text: str) -> Any:
         return text
 
 
-def parse_route(pairs: list[str]) -> dict[str, str]:
-    route = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--route expects KEY=VALUE, got {pair!r}")
-        route[name] = value
-    return route
-
-
 def to_json(value: Any) -> str:
     """Pretty JSON; binary (msgpack bin) shown as text so nothing makes the CLI crash."""
 
@@ -86,56 +75,6 @@ def to_json(value: Any) -> str:
 
 def _client(args: argparse.Namespace) -> Client:
     return Client(args.address, timeout=args.timeout, curve=getattr(args, "curve", None))
-
-
-def enqueue(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {
-        "queue": args.queue,
-        "priority": args.priority,
-        "max_attempts": args.max_attempts,
-        "unique_key": args.unique_key,
-        "route": parse_route(args.route) or None,
-    }
-    if args.delay is not None:
-        options["scheduled_at"] = SystemClock().now() + args.delay
-    elif args.scheduled_at is not None:
-        options["scheduled_at"] = args.scheduled_at
-    options["timeout"] = args.job_timeout
-    retry = {
-        "initial_interval": args.retry_initial,
-        "backoff_coefficient": args.retry_backoff,
-        "max_interval": args.retry_max,
-        "jitter": False if args.no_jitter else None,
-    }
-    options["retry"] = {key: value for key, value in retry.items() if value is not None} or None
-    if args.meta is not None:
-        meta = json.loads(args.meta)
-        if not isinstance(meta, dict):
-            raise ValueError("--meta must be a JSON map")
-        options["meta"] = meta
-    with _client(args) as client:
-        handle = client.enqueue(args.type, [parse_arg(arg) for arg in args.args], **options)
-        print(handle, flush=True)
-        if args.wait is None:
-            return 0
-        job = client.get(handle, wait=args.wait)
-    if job.state == "completed":
-        print(to_json(job.result))
-        return 0
-    if job.terminal:
-        last = job.errors[-1] if job.errors else {}
-        detail = f": {last.get('type')}: {last.get('message')}" if last else ""
-        print(f"error: job {job.id} {job.state}{detail}", file=sys.stderr)
-    else:
-        print(f"error: job {job.id} still {job.state} after {args.wait:g} s", file=sys.stderr)
-    return 1
-
-
-def get(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        job = client.get(args.job_id, wait=args.wait)
-    print(to_json(job.raw))
-    return 0
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -152,9 +91,37 @@ def retry(args: argparse.Namespace) -> int:
 
 def direct(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        client.direct(args.worker_id, args.state)
-    print(f"worker {args.worker_id} directed to {args.state}")
+        try:
+            workers = client.stats()["workers"]
+        except Unauthorized:  # an admin-only key may direct but not read `stats`: ids only
+            workers = []
+        worker_id = find_worker(workers, args.worker_id)
+        client.direct(worker_id, args.state)
+    named = "" if worker_id == args.worker_id else f" ({args.worker_id})"
+    print(f"worker {worker_id}{named} directed to {args.state}")
     return 0
+
+
+def find_worker(workers: list[dict[str, Any]], given: str) -> str:
+    """The live worker `given` names: its id, its node name, or a unique prefix of its id.
+
+    Nothing matching is left to the coordinator to refuse (`unknown_worker`); several matches
+    are a usage error listing them.
+    """
+    live = [w for w in workers if w.get("state") != "terminated"]
+    for matches in (
+        [w for w in live if w["worker_id"] == given],
+        [w for w in live if w.get("name") == given],
+        [w for w in live if str(w["worker_id"]).startswith(given)],
+    ):
+        if len(matches) == 1:
+            return str(matches[0]["worker_id"])
+        if matches:
+            candidates = ", ".join(
+                f"{w['worker_id']}" + (f" ({w['name']})" if w.get("name") else "") for w in matches
+            )
+            raise ConfigError(f"{given!r} names {len(matches)} workers: {candidates}")
+    return given
 
 
 def status(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import sys
 from actors.clock import SystemClock
 from nodes.cli import views
 from nodes.cli.commands import _client, to_json
+from nodes.cli.enqueue import untaken, waited_out
 
 MAX_LIMIT = 1000
 
@@ -66,8 +67,12 @@ def jobs(args: argparse.Namespace) -> int:
 
 
 def get(args: argparse.Namespace) -> int:
+    """Print the job; for one not finished, say on stderr if no worker can take it. After
+    `--wait S`, a job still waiting exits 1, as `enqueue --wait` does."""
     with _client(args) as client:
         job = client.get(args.job_id, wait=args.wait)
+        waiting = not job.terminal
+        reason = untaken(client, job.type, job.queue, job.raw.get("route")) if waiting else None
     pretty = getattr(args, "pretty", False) or (
         not getattr(args, "json", False) and sys.stdout.isatty()
     )
@@ -75,4 +80,8 @@ def get(args: argparse.Namespace) -> int:
         views.show(sys.stdout, views.job_view(job.raw, SystemClock().now()))
     else:
         print(to_json(job.raw))
+    if waiting and args.wait > 0:
+        return waited_out(job, args.wait, reason)
+    if reason:
+        print(f"warning: job {job.id} is {job.state}: {reason}", file=sys.stderr)
     return 0

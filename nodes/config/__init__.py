@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nodes.config import fields as f
+from nodes.config import source
 from nodes.config.fields import ConfigError, Where
 from nodes.config.kinds import (
     NODE_KINDS,
@@ -84,12 +83,14 @@ class ClusterConfig:
 def load_config(path: str | Path) -> ClusterConfig:
     """Read and check a whole config file; raise ConfigError on the first problem."""
     where = Where(str(path), base_dir=Path(path).resolve().parent)
+    raw, lines = source.read(path, where)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise where.error(f"cannot read the file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise where.error(f"not valid YAML: {exc}") from exc
+        return _load(path, raw, where)
+    except ConfigError as exc:
+        raise source.with_line(exc, lines) from None
+
+
+def _load(path: str | Path, raw: Any, where: Where) -> ClusterConfig:
     if not isinstance(raw, dict) or "nodes" not in raw:
         raise where.error("expected a mapping with a 'nodes' key")
     for top in raw:
@@ -105,7 +106,9 @@ def load_config(path: str | Path) -> ClusterConfig:
 
 def _load_node(name: Any, body: Any, file_where: Where) -> NodeConfig:
     if not isinstance(name, str) or not _NODE_NAME.match(name):
-        raise file_where.error(f"bad node name {name!r}: use letters, digits, '-', '_', '.'")
+        error = file_where.error(f"bad node name {name!r}: use letters, digits, '-', '_', '.'")
+        error.node = str(name)  # for its line
+        raise error
     where = Where(file_where.file, name, file_where.base_dir)
     if not isinstance(body, dict):
         raise where.error(f"expected a mapping, got {type(body).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -24,12 +25,17 @@ ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 SQLITE_PREFIX = "sqlite:///"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_TCP = re.compile(r"^tcp://(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?:\*|\d{1,5})$")
+MAX_PORT = 65535
+MAX_SECONDS = 366 * 24 * 3600.0  # a year: longer is a typo, and timers overflow near 1e300
 
 
 class ConfigError(CorralError):
     """A config file that cannot be used; the message names the file, node and key."""
 
     code = "config_error"
+    node: str | None = None  # where it is, for the line number (nodes.config.source)
+    key: str | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -43,13 +49,17 @@ class Where:
     node: str | None = None
     base_dir: Path = Path(".")
 
-    def error(self, problem: str, key: str | None = None) -> ConfigError:
+    def error(self, problem: str, key: str | None = None, *, at: str | None = None) -> ConfigError:
+        """The error, naming file, node and `key`; `at` locates a key the problem names itself
+        (an unknown key), for its line."""
         parts = [self.file]
         if self.node is not None:
             parts.append(f"node {self.node!r}")
         if key:
             parts.append(f"key {key!r}")
-        return ConfigError(": ".join([*parts, problem]))
+        error = ConfigError(": ".join([*parts, problem]))
+        error.node, error.key = self.node, key or at
+        return error
 
 
 def check(fn: Check) -> dict[str, Check]:
@@ -71,7 +81,9 @@ def parse_keys(
         if name not in fields:
             hint = difflib.get_close_matches(str(name), list(fields), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise where.error(f"unknown key {prefix + str(name)!r}{suggestion}")
+            raise where.error(
+                f"unknown key {prefix + str(name)!r}{suggestion}", at=prefix + str(name)
+            )
     values: dict[str, Any] = {}
     for name, spec in fields.items():
         if name in raw and raw[name] is not None:
@@ -115,25 +127,37 @@ def integer(minimum: int, maximum: int | None = None) -> Check:
     return check
 
 
-def seconds(*, allow_zero: bool = False) -> Check:
-    """A duration in seconds (int or float), > 0 or >= 0."""
+def seconds(*, allow_zero: bool = False, maximum: float = MAX_SECONDS) -> Check:
+    """A finite duration in seconds (int or float), > 0 (or >= 0), at most `maximum`."""
 
     def check(value: Any, where: Where, name: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise where.error(f"expected a number of seconds, got {_show(value)}", name)
-        if value < 0 or (value == 0 and not allow_zero):
-            raise where.error(
-                f"expected a number {'>=' if allow_zero else '>'} 0, got {value}", name
-            )
+        low = ">=" if allow_zero else ">"
+        if (
+            not math.isfinite(value)
+            or value < 0
+            or (value == 0 and not allow_zero)
+            or value > maximum
+        ):
+            raise where.error(f"expected a number {low} 0 and <= {maximum:.0f}, got {value}", name)
         return float(value)
 
     return check
 
 
 def endpoint(value: Any, where: Where, name: str) -> str:
+    """A ZeroMQ endpoint: `tcp://host:port` (port 1-65535, or `*` to bind any), `ipc://path`
+    or `inproc://name`; the CLI's `--connect` is checked here too."""
     address = text(value, where, name)
-    if not address.startswith(ENDPOINT_SCHEMES):
+    if not address.startswith(ENDPOINT_SCHEMES) or address in ENDPOINT_SCHEMES:
         raise where.error(f"expected an endpoint like tcp://127.0.0.1:5555, got {value!r}", name)
+    if address.startswith("tcp://"):
+        port = address.rpartition(":")[2]
+        if not _TCP.match(address) or (port != "*" and not 1 <= int(port) <= MAX_PORT):
+            raise where.error(
+                f"expected tcp://HOST:PORT with a port from 1 to {MAX_PORT}, got {value!r}", name
+            )
     return address
 
 

@@ -50,6 +50,9 @@ WORKER_CONCURRENCY = 10
 MIN_MESSAGE_SIZE_BYTES = 1024
 MIN_DEPTH = 4  # an enqueue batch nests 4 deep: frame map, jobs list, job map, args list
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
+MAX_CONCURRENCY = 10_000  # one thread per slot: more is a typo
+MAX_SIZE_BYTES = 2**31 - 1  # msgpack's and ZeroMQ's frame sizes are 32-bit here
+SIZE = f.check(f.integer(1, MAX_SIZE_BYTES))
 
 
 def connect_address(bind: str) -> str:
@@ -91,11 +94,12 @@ class CoordinatorConfig(NodeConfig):
     visibility_timeout: float = field(default=VISIBILITY_TIMEOUT_S, metadata=f.SECONDS)
     reaper_interval: float = field(default=REAPER_INTERVAL_S, metadata=f.SECONDS)
     max_message_size: int = field(
-        default=MAX_MESSAGE_SIZE_BYTES, metadata=f.check(f.integer(MIN_MESSAGE_SIZE_BYTES))
+        default=MAX_MESSAGE_SIZE_BYTES,
+        metadata=f.check(f.integer(MIN_MESSAGE_SIZE_BYTES, MAX_SIZE_BYTES)),
     )
     # None: min(512 KiB, max_message_size), as PROTOCOL.md section 1 caps job and result sizes
-    max_job_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
-    max_result_size: int | None = field(default=None, metadata=f.POSITIVE_INT)
+    max_job_size: int | None = field(default=None, metadata=SIZE)
+    max_result_size: int | None = field(default=None, metadata=SIZE)
     max_batch_jobs: int = field(default=MAX_BATCH_JOBS, metadata=f.POSITIVE_INT)
     max_name_chars: int = field(default=MAX_NAME_CHARS, metadata=f.POSITIVE_INT)
     max_list_items: int = field(default=MAX_LIST_ITEMS, metadata=f.POSITIVE_INT)
@@ -132,7 +136,9 @@ class WorkerConfig(NodeConfig):
     kind: ClassVar[str] = "worker"
     connect: str = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINT)
     queues: tuple[str, ...] = field(default=("default",), metadata=f.STR_LIST)
-    concurrency: int = field(default=WORKER_CONCURRENCY, metadata=f.POSITIVE_INT)
+    concurrency: int = field(
+        default=WORKER_CONCURRENCY, metadata=f.check(f.integer(1, MAX_CONCURRENCY))
+    )
     labels: dict[str, tuple[str, ...]] | None = field(default=None, metadata=f.LABELS)
     handlers: dict[str, str] = field(metadata=f.HANDLERS)
     shutdown_grace: float = field(default=SHUTDOWN_GRACE_S, metadata=f.SECONDS_OR_ZERO)

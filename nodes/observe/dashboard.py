@@ -53,6 +53,8 @@ SECURITY_HEADERS = {
 class Dashboard:
     """Add-on: the dashboard's HTTP server on its own threads, one per request."""
 
+    config_key = "dashboard.bind"  # named when it cannot listen (nodes.addons.start_failed)
+
     def __init__(
         self,
         bind: str = DEFAULT_DASHBOARD_BIND,

@@ -36,6 +36,11 @@ def format_in(seconds: float) -> str:
     return "in " + format_ago(seconds).removesuffix(" ago")
 
 
+def format_time(at: float) -> str:
+    """A UNIX time as local ISO-like `YYYY-MM-DD HH:MM:SS.mmm`, for log lines."""
+    return datetime.fromtimestamp(at).isoformat(sep=" ", timespec="milliseconds")
+
+
 def format_when(at: float | None, now: float) -> str:
     """A UNIX time as local `YYYY-MM-DD HH:MM:SS` plus how long ago (or until)."""
     if at is None:

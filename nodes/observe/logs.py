@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from actors import events
+from nodes.observe.formatting import format_time
 
 if TYPE_CHECKING:
     from nodes.addons import AddonHost
@@ -145,14 +146,19 @@ class EventLog:
     def _retry(self, p: dict[str, Any]) -> None:
         job = p["job"]
         error = job.errors[-1] if job.errors else {}
+        retry_at = job.next_attempt_at or 0.0
+        delay = max(retry_at - error.get("at", retry_at), 0.0)  # `at`: when the attempt failed
         self.log.info(
-            "job %s attempt %d failed (%s: %s); retry at %.3f",
+            "job %s attempt %d failed (%s: %s); retry in %.1f s (at %s)",
             job.id,
             job.attempt,
             error.get("type"),
             error.get("message"),
-            job.next_attempt_at or 0.0,
-            extra=_job_fields(events.JOB_RETRY, job, error_type=error.get("type")),
+            delay,
+            format_time(retry_at),
+            extra=_job_fields(
+                events.JOB_RETRY, job, error_type=error.get("type"), retry_at=retry_at
+            ),
         )
 
     def _terminal(self, p: dict[str, Any]) -> None:

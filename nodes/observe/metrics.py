@@ -244,6 +244,8 @@ class CoordinatorCollector:
 class MetricsExporter:
     """Add-on: the observer, the collector and an HTTP server for `/metrics` on `bind`."""
 
+    config_key = "metrics.bind"  # named when it cannot listen (nodes.addons.start_failed)
+
     def __init__(self, bind: str = DEFAULT_METRICS_BIND) -> None:
         self.host, self.port = parse_bind(bind)
         self.registry: CollectorRegistry | None = None

@@ -3,7 +3,10 @@
 `corral run FILE` pipes every node's output through the runner (which prefixes the node
 name), so there the bar is drawn in text, one line per refresh:
 
-    [#########-----------]  45% completed 720/1600, 0 failed, 2,905 jobs/s
+    [#########-----------]  45% completed 720/1600, 0 failed, 12 failed attempts, 2,905 jobs/s
+
+("failed": jobs that ended discarded or cancelled; "failed attempts": every attempt that failed
+so far, retried or not, shown once there is one.)
 
 On a terminal (`corral run FILE --node producer`, or a Producer embedded in a script) it is a
 `rich.progress` bar redrawn in place.
@@ -27,9 +30,9 @@ BAR_WIDTH = 20
 
 
 class ProgressDisplay(Protocol):
-    def update(self, completed: int, failed: int, elapsed: float) -> None: ...
+    def update(self, completed: int, failed: int, attempts: int, elapsed: float) -> None: ...
 
-    def close(self, completed: int, failed: int, elapsed: float) -> None: ...
+    def close(self, completed: int, failed: int, attempts: int, elapsed: float) -> None: ...
 
 
 def text_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -38,12 +41,15 @@ def text_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def progress_line(completed: int, failed: int, total: int, elapsed: float) -> str:
+def progress_line(
+    completed: int, failed: int, total: int, elapsed: float, failed_attempts: int = 0
+) -> str:
     percent = 100 * completed // total if total else 100
     rate = completed / max(elapsed, 1e-9)
+    attempts = f"{failed_attempts} failed attempts, " if failed_attempts else ""
     return (
         f"{text_bar(completed + failed, total)} {percent:3d}% completed {completed}/{total}, "
-        f"{failed} failed, {rate:,.0f} jobs/s"
+        f"{failed} failed, {attempts}{rate:,.0f} jobs/s"
     )
 
 
@@ -54,10 +60,11 @@ class LineProgress:
         self.out = out
         self.total = total
 
-    def update(self, completed: int, failed: int, elapsed: float) -> None:
-        print(progress_line(completed, failed, self.total, elapsed), file=self.out, flush=True)
+    def update(self, completed: int, failed: int, attempts: int, elapsed: float) -> None:
+        line = progress_line(completed, failed, self.total, elapsed, attempts)
+        print(line, file=self.out, flush=True)
 
-    def close(self, completed: int, failed: int, elapsed: float) -> None:
+    def close(self, completed: int, failed: int, attempts: int, elapsed: float) -> None:
         """Nothing more: the producer's summary line follows."""
 
 
@@ -70,19 +77,24 @@ class BarProgress:
             BarColumn(),
             TaskProgressColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed, {task.fields[rate]} jobs/s"),
+            TextColumn(
+                "{task.fields[failed]} failed, {task.fields[attempts]} failed attempts, "
+                "{task.fields[rate]} jobs/s"
+            ),
             TimeElapsedColumn(),
             console=Console(file=out),
         )
-        self.task = self.progress.add_task(label, total=total, failed=0, rate="0")
+        self.task = self.progress.add_task(label, total=total, failed=0, attempts=0, rate="0")
         self.progress.start()
 
-    def update(self, completed: int, failed: int, elapsed: float) -> None:
+    def update(self, completed: int, failed: int, attempts: int, elapsed: float) -> None:
         rate = f"{completed / max(elapsed, 1e-9):,.0f}"
-        self.progress.update(self.task, completed=completed + failed, failed=failed, rate=rate)
+        self.progress.update(
+            self.task, completed=completed + failed, failed=failed, attempts=attempts, rate=rate
+        )
 
-    def close(self, completed: int, failed: int, elapsed: float) -> None:
-        self.update(completed, failed, elapsed)
+    def close(self, completed: int, failed: int, attempts: int, elapsed: float) -> None:
+        self.update(completed, failed, attempts, elapsed)
         self.progress.stop()
 
 

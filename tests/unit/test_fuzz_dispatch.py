@@ -213,6 +213,7 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
                 "concurrency": st.integers(1, 4),
                 "functions": st.lists(names, max_size=2),
                 "labels": st.dictionaries(names, st.lists(names, min_size=1, max_size=2)),
+                "name": names,  # the `name` extension
             },
         ),
         "beat": st.fixed_dictionaries(

@@ -589,6 +589,10 @@ class RecordingClient:
         self.calls.append(("enqueue", args, options))
         return "job-1"
 
+    def stats(self) -> dict[str, Any]:
+        """No worker is connected: `corral enqueue` warns on stderr, and still exits 0."""
+        return {"queues": {}, "workers": [], "unroutable": {}}
+
     def retry(self, *args: Any, **options: Any) -> str:
         self.calls.append(("retry", args, options))
         return "available"
@@ -627,6 +631,7 @@ def test_corral_enqueue_passes_queue_priority_attempts_unique_key_and_route(cli_
         "u",
         "--route",
         "gpu=a100",
+        "--route",
         "zone=eu",
         "--connect",
         "tcp://127.0.0.1:1",

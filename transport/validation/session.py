@@ -62,6 +62,7 @@ def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Reg
         pid=integer(b, "pid", minimum=0),
         previous_worker_id=previous,
         active_job_ids=strings(b, "active_job_ids", [], limits=limits),
+        name=string(b, "name", None, limit=limits.max_name_chars),
     )
 
 

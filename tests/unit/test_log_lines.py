@@ -1,0 +1,96 @@
+"""Log lines say times and durations the way people read them, and the library prints nothing
+when its embedder configured no logging."""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from actors.jobs import Job
+from actors.link.session import Session
+from actors.worker_settings import WorkerSettings
+from nodes.observe.formatting import format_time
+from nodes.observe.logs import EventLog
+from transport import messages as m
+
+REPO = Path(__file__).resolve().parents[2]
+FAILED_AT = 1_765_000_000.25
+ADDRESS = "tcp://127.0.0.1:5555"
+
+
+def test_a_retry_is_logged_with_its_delay_in_seconds_and_a_local_time(caplog):
+    job = Job.from_spec(m.JobSpec(type="t"), "job-1", FAILED_AT - 5, 1)
+    job.attempt = 1
+    job.record_error("ValueError", "bad", FAILED_AT)
+    job.next_attempt_at = FAILED_AT + 1.3
+    logger = logging.getLogger("test.corral.retry")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        EventLog(logger)("job_retry", {"job": job})
+    [record] = caplog.records
+    message = record.getMessage()
+    assert f"retry in 1.3 s (at {format_time(FAILED_AT + 1.3)})" in message
+    assert str(round(FAILED_AT + 1.3, 3)) not in message  # no raw UNIX timestamp
+
+
+def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retries(caplog):
+    settings = WorkerSettings(coordinator_address=ADDRESS, reconnect_initial=2.0)
+    session = Session(settings, random.Random(1))
+    with caplog.at_level(logging.WARNING, logger="actors.link.session"):
+        session.lost("no reply to hello")
+        delay = session.lost("no reply to hello")
+    first, second = (record.getMessage() for record in caplog.records)
+    assert first == f"cannot reach the coordinator at {ADDRESS} (no reply to hello); retrying now"
+    assert second == (
+        f"cannot reach the coordinator at {ADDRESS} (no reply to hello); "
+        f"retrying in {delay:.1f} s"
+    )
+    assert 1.0 <= delay <= 2.0
+
+
+def test_a_worker_that_loses_its_session_names_it_and_reconnects(caplog):
+    session = Session(WorkerSettings(coordinator_address=ADDRESS), random.Random(1))
+    session.welcomed("w-1")
+    with caplog.at_level(logging.WARNING, logger="actors.link.session"):
+        session.lost("no reply for 30.0 s")
+    assert caplog.records[0].getMessage() == (
+        f"worker w-1: coordinator lost (no reply for 30.0 s); reconnecting to {ADDRESS} now"
+    )
+
+
+EMBEDDED = textwrap.dedent(
+    """
+    from nodes import Cluster
+
+    def broken():
+        raise ValueError("always")
+
+    with Cluster(workers=1, handlers={"broken": broken}) as cluster:
+        client = cluster.client()
+        job = client.enqueue("broken", [], max_attempts=1)
+        assert client.get(job.id, wait=20).state == "discarded"
+    print("done")
+    """
+)
+
+
+@pytest.mark.timeout(60)
+def test_an_embedded_cluster_prints_nothing_when_no_logging_is_configured():
+    # A discarded job is a WARNING: with no handler anywhere, Python's last-resort handler
+    # would print it on stderr.
+    done = subprocess.run(
+        [sys.executable, "-c", EMBEDDED],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+    assert done.stderr == ""
