@@ -18,6 +18,7 @@ from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.routing import WorkerProfile
+from actors.series import Series
 from actors.store.base import Store
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
@@ -78,6 +79,9 @@ class Coordinator:
         self.activity = activity or Untracked()
         self.events = events or EventHub()
         self.traffic = Traffic()  # frame counts and in-process peers (nodes/observe/traffic.py)
+        # Throughput and latency per second, for `stats {series: true}` (actors/series.py).
+        self.series = Series(self.clock)
+        self.events.subscribe(self.series.observe)
         # Started after us, stopped before: the event log (deaths, recoveries, directives,
         # with ids), then metrics, dashboard.
         self.addons = (EventLog(), *addons)
@@ -139,7 +143,7 @@ class Coordinator:
             return mailbox
 
         ctx.queues = QueueDirectory(start_queue, self.settings.max_queues)
-        ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx)
+        ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx, self.series)
         self._actors.append(ctx.supervisor)
         ctx.listing = base.start(ListingActor, self.activity, ctx)
         self._actors.append(ctx.listing)
