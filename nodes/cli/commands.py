@@ -159,7 +159,7 @@ def direct(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return watch_status(client, as_json=args.json, interval=args.watch)
+        return watch_status(client, as_json=args.json, interval=args.watch, address=args.address)
 
 
 def generate_keys(directory: str, *, force: bool = False) -> int:
