@@ -6,11 +6,12 @@ JavaScript library, no network (the dashboard's CSP allows nothing but itself).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 SPARKS = "▁▂▃▄▅▆▇█"
 Values = Sequence[float | None]
+Scale = Callable[[float], float]  # a value -> its height in the chart, 0 to 1
 CHART_SECONDS = 300  # the dashboard draws the last five minutes
 RATE_SECONDS = 10  # "now" is the mean of the last ten seconds
 
@@ -55,8 +56,20 @@ def nice_ceiling(value: float) -> float:
     return next(power * step for step in (1, 2, 2.5, 5, 10) if power * step >= value)
 
 
-def path(values: Values, top: float, width: float, height: float) -> str:
-    """An SVG path through the values scaled to `top`; a None breaks the line."""
+def linear(top: float) -> Scale:
+    """Values from 0 to `top` onto 0..1."""
+    return lambda value: max(0.0, min(value, top)) / top
+
+
+def logarithmic(floor: float, top: float) -> Scale:
+    """Values from `floor` to `top` onto 0..1 by their logarithm (latencies span decades)."""
+    span = math.log(top / floor)
+    return lambda value: min(1.0, max(0.0, math.log(max(value, floor) / floor) / span))
+
+
+def path(values: Values, scale: Scale, width: float, height: float) -> str:
+    """An SVG path through the values, each at `scale(value)` of the height; a None breaks
+    the line."""
     if not values:
         return ""
     step = width / max(1, len(values) - 1)
@@ -67,14 +80,14 @@ def path(values: Values, top: float, width: float, height: float) -> str:
             pen_down = False
             continue
         x = index * step
-        y = height - min(value, top) / top * height
+        y = height - scale(value) * height
         parts.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
         pen_down = True
     return " ".join(parts)
 
 
 def svg(
-    lines: Sequence[tuple[str, Values]], top: float, width: int = 600, height: int = 120
+    lines: Sequence[tuple[str, Values]], scale: Scale, width: int = 600, height: int = 120
 ) -> str:
     """An inline SVG chart: quarter grid lines and one `<path class="line NAME">` per line."""
     grid = "".join(
@@ -83,7 +96,7 @@ def svg(
         for k in range(4)
     )
     drawn = "".join(
-        f'<path class="line {name}" d="{path(values, top, width, height)}"/>'
+        f'<path class="line {name}" d="{path(values, scale, width, height)}"/>'
         for name, values in lines
     )
     return (
@@ -111,7 +124,9 @@ def dashboard_section(series: dict[str, Any] | None) -> str:
     p50 = tail(series, "latency_p50_ms", CHART_SECONDS)
     p95 = tail(series, "latency_p95_ms", CHART_SECONDS)
     jobs_top = nice_ceiling(max((v or 0 for v in done + failed), default=0))
-    ms_top = nice_ceiling(max((v or 0 for v in p50 + p95), default=0))
+    known_ms = [v for v in p50 + p95 if v is not None and v > 0]
+    ms_floor = 10 ** math.floor(math.log10(min(known_ms, default=1.0)))
+    ms_top = max(nice_ceiling(max(known_ms, default=0.0)), ms_floor * 10)
     minutes = f"-{len(done) * float(series.get('interval', 1.0)) / 60:g} min"
     throughput = _card(
         "throughput",
@@ -120,29 +135,35 @@ def dashboard_section(series: dict[str, Any] | None) -> str:
             ("completed", f"{format_rate(rate(done))} completed"),
             ("failed", f"{format_rate(rate(failed))} failed"),
         ],
-        svg([("completed", done), ("failed", failed)], jobs_top),
-        format_rate(jobs_top),
+        svg([("completed", done), ("failed", failed)], linear(jobs_top)),
+        (format_rate(jobs_top), "0"),
         minutes,
     )
     latency = _card(
         "latency",
         "Latency, enqueue to completion",
         [("p50", f"p50 {format_ms(latest(p50))}"), ("p95", f"p95 {format_ms(latest(p95))}")],
-        svg([("p50", p50), ("p95", p95)], ms_top),
-        format_ms(ms_top),
+        svg([("p50", p50), ("p95", p95)], logarithmic(ms_floor, ms_top)),
+        (format_ms(ms_top), f"{format_ms(ms_floor)}, log scale"),
         minutes,
     )
     return f'<section id="charts"><div class="charts">{throughput}{latency}</div></section>'
 
 
 def _card(
-    name: str, title: str, keys: list[tuple[str, str]], chart: str, top: str, since: str
+    name: str,
+    title: str,
+    keys: list[tuple[str, str]],
+    chart: str,
+    axis: tuple[str, str],
+    since: str,
 ) -> str:
     legend = "".join(f'<span class="key {cls}">{text}</span>' for cls, text in keys)
     return (
         f'<div class="chart-card" id="{name}-chart"><div class="chart-head">'
         f'<span class="label">{title}</span>{legend}</div>'
-        f'<div class="chart-body"><span class="axis top">{top}</span>{chart}</div>'
+        f'<div class="chart-body"><span class="axis top">{axis[0]}</span>{chart}'
+        f'<span class="axis bottom">{axis[1]}</span></div>'
         f'<div class="axis x"><span>{since}</span><span>now</span></div></div>'
     )
 
@@ -168,6 +189,7 @@ svg.chart .line { fill: none; stroke-width: 2; vector-effect: non-scaling-stroke
 svg.chart .completed { stroke: var(--ok); } svg.chart .failed { stroke: var(--bad); }
 svg.chart .p50 { stroke: var(--info); } svg.chart .p95 { stroke: #805ad5; }
 .axis { color: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
-.axis.top { position: absolute; top: 0; left: 4px; background: rgba(255,255,255,.8); }
+.axis.top, .axis.bottom { position: absolute; left: 4px; background: rgba(255,255,255,.8); }
+.axis.top { top: 0; } .axis.bottom { bottom: 2px; }
 .axis.x { display: flex; justify-content: space-between; margin-top: 2px; }
 """

@@ -2,7 +2,9 @@
 real coordinator that has run jobs, one of them into the dead set.
 
 Needs Debian's `chromium` (`apt-get install chromium`); skipped with that reason without it.
-`CORRAL_DASHBOARD_SCREENSHOT=docs/dashboard.png` also saves the README's screenshot.
+`CORRAL_DASHBOARD_SCREENSHOT=FILE` also saves a screenshot. (The README's docs/dashboard.png
+was taken the same way, at 1400x1000, after a minute of varying load, so its charts have a
+shape: this test runs a handful of jobs.)
 """
 
 from __future__ import annotations

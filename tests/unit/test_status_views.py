@@ -84,6 +84,13 @@ def test_chart_scales_round_up_to_readable_numbers():
 
 
 def test_an_svg_path_breaks_where_a_value_is_missing_and_is_empty_without_values():
-    assert charts.path([0, 10, None, 5], 10, 300, 100) == "M0.0,100.0 L100.0,0.0 M300.0,50.0"
-    assert charts.path([None, None], 10, 300, 100) == ""
-    assert charts.path([], 10, 300, 100) == ""
+    scale = charts.linear(10)
+    assert charts.path([0, 10, None, 5], scale, 300, 100) == "M0.0,100.0 L100.0,0.0 M300.0,50.0"
+    assert charts.path([None, None], scale, 300, 100) == ""
+    assert charts.path([], scale, 300, 100) == ""
+
+
+def test_latency_is_drawn_on_a_log_scale_clamped_to_its_range():
+    scale = charts.logarithmic(1.0, 1000.0)
+    assert [round(scale(v), 3) for v in (0.1, 1, 10, 1000, 5000)] == [0, 0, 0.333, 1, 1]
+    assert charts.linear(10)(20) == 1 and charts.linear(10)(-1) == 0
