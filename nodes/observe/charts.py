@@ -112,6 +112,8 @@ def format_rate(value: float) -> str:
 def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 10:
+        return f"{value:.1f} ms"
     return f"{value:.0f} ms" if value < 1000 else f"{value / 1000:.1f} s"
 
 

@@ -67,7 +67,7 @@ def test_watch_draws_the_last_minute_as_sparklines_with_the_rates_now():
     completed = lines["completed" + charts.sparkline(series["completed"][-60:])]
     assert completed.rstrip().endswith("4.5/s")
     assert lines["failed" + "▁" * 59 + "█"].rstrip().endswith("0.7/s")
-    assert re.search(r"latency p50 +▁{10} +5 ms", text), text
+    assert re.search(r"latency p50 +▁{10} +5.0 ms", text), text
     assert re.search(r"latency p95 +█{10} +2.5 s", text), text
     assert "Last 60 s" in text
     assert "Last 60 s" not in render(stats(worker()), NOW)  # plain `status`: no series asked
