@@ -79,9 +79,10 @@ class Coordinator:
         self.activity = activity or Untracked()
         self.events = events or EventHub()
         self.traffic = Traffic()  # frame counts and in-process peers (nodes/observe/traffic.py)
-        # Throughput and latency per second, for `stats {series: true}` (actors/series.py).
+        # Throughput and latency per second, for `stats {series: true}` (actors/series.py);
+        # it observes the events while the coordinator runs (a hub may outlive it).
         self.series = Series(self.clock)
-        self.events.subscribe(self.series.observe)
+        self._unobserve: Callable[[], None] | None = None
         # Started after us, stopped before: the event log (deaths, recoveries, directives,
         # with ids), then metrics, dashboard.
         self.addons = (EventLog(), *addons)
@@ -136,6 +137,7 @@ class Coordinator:
         )
         ctx.max_message_size = self.max_message_size
         self.ctx = ctx
+        self._unobserve = self.events.subscribe(self.series.observe)
 
         def start_queue(name: str, workers: tuple[WorkerProfile, ...]) -> base.Mailbox:
             mailbox = base.start(QueueActor, self.activity, ctx, name, workers)
@@ -194,6 +196,9 @@ class Coordinator:
         """Stop the add-ons, close the socket, stop every actor, close the store. Idempotent."""
         for addon in reversed(self.addons):
             addon.stop()
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
         if self._transport is not None:
             self._transport.close()
         if self._authenticator is not None:

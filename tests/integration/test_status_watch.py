@@ -9,7 +9,9 @@ import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+from actors import events
 from nodes import Client, Coordinator, WorkerNode
 from tests.conftest import wait_for
 from tests.integration.conftest import Spawn, cli, free_port, node_script
@@ -71,3 +73,9 @@ def test_stats_with_series_counts_the_jobs_a_worker_ran_and_plain_stats_is_uncha
     p50 = [v for v in series["latency_p50_ms"] if v is not None]
     assert p50 and all(0 < v < 10_000 for v in p50)
     assert re.fullmatch(r"\d+\.0", str(series["end"]))
+
+    node.stop()  # a stopped coordinator's series no longer listens to the (shared) hub
+    end = series["end"] + 2
+    job = SimpleNamespace(state="completed", created_at=end - 1.5, completed_at=end - 1.5)
+    node.events.emit(events.JOB_TERMINAL, job=job)
+    assert node.series.snapshot(end)["completed"][-1] == 0
