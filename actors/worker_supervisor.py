@@ -18,6 +18,7 @@ from actors.clock import Timer
 from actors.context import CoordinatorContext
 from actors.mail import CancelJob, Claimed, FetchExpired, Inbound, Orphans, Tick, Touch
 from actors.routing import WorkerProfile
+from actors.series import Series
 from actors.supervisor_core import SupervisorCore
 from transport import codec
 from transport import messages as m
@@ -53,8 +54,11 @@ class ShellPort:
 class WorkerSupervisor(CorralActor):
     """Owns the worker sessions, their leases and pending fetches (through its core)."""
 
-    def __init__(self, activity: Any, ctx: CoordinatorContext) -> None:
+    def __init__(
+        self, activity: Any, ctx: CoordinatorContext, series: Series | None = None
+    ) -> None:
         self.ctx = ctx
+        self.series = series  # the coordinator's throughput and latency, for `stats {series}`
         self.clock = ctx.clock
         self.core = SupervisorCore(
             ctx.settings, ctx.store, ShellPort(ctx), ctx.rng, ctx.max_message_size
@@ -89,7 +93,12 @@ class WorkerSupervisor(CorralActor):
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
         unroutable = {name: n for name, n in sorted(ctx.unroutable.items()) if n}
         workers = self.core.sessions.stats(ctx.settings.heartbeat_interval)
-        frame = codec.reply(request.rid, queues=counts, workers=workers, unroutable=unroutable)
+        extra = {}
+        if request.series and self.series is not None:
+            extra["series"] = self.series.snapshot(self.clock.now())
+        frame = codec.reply(
+            request.rid, queues=counts, workers=workers, unroutable=unroutable, **extra
+        )
         ctx.outbox(peer, frame)
 
     def on_handler_error(self, message: Any) -> None:

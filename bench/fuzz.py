@@ -244,7 +244,7 @@ class Mutator:
             "get": {"job_id": job, "wait": r.choice([0, 0, 0.1])},
             "cancel": {"job_id": "no-such-job"},  # the shared job stays for the others
             "retry": {"job_id": job},
-            "stats": {},
+            "stats": r.choice([{}, {"series": True}, {"series": False}]),
             "direct": {"worker_id": me, "state": r.choice(m.WORKER_STATES)},
         }.get(kind, {})  # a newer type: its defaults, then the mutations
 

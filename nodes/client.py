@@ -184,14 +184,19 @@ class Client:
         """Put a discarded job (the dead set) back in its queue; returns its new state."""
         return self.request("retry", job_id=str(job_id))["state"]
 
-    def stats(self) -> dict[str, Any]:
-        """Counts per queue and state, the workers, and per queue the jobs no worker may take."""
-        reply = self.request("stats")
-        return {
+    def stats(self, *, series: bool = False) -> dict[str, Any]:
+        """Counts per queue and state, the workers, and per queue the jobs no worker may take;
+        with `series`, also throughput and latency per second (`series`, when the coordinator
+        has that extension)."""
+        reply = self.request("stats", series=True) if series else self.request("stats")
+        stats = {
             "queues": reply["queues"],
             "workers": reply["workers"],
             "unroutable": reply.get("unroutable", {}),
         }
+        if "series" in reply:
+            stats["series"] = reply["series"]
+        return stats
 
     def jobs(
         self,

@@ -19,6 +19,7 @@ from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.routing import WorkerProfile
+from actors.series import Series
 from actors.store.base import Store
 from actors.waiters import JobWaiters
 from actors.worker_supervisor import WorkerSupervisor
@@ -79,6 +80,10 @@ class Coordinator:
         self.activity = activity or Untracked()
         self.events = events or EventHub()
         self.traffic = Traffic()  # frame counts and in-process peers (nodes/observe/traffic.py)
+        # Throughput and latency per second, for `stats {series: true}` (actors/series.py);
+        # it observes the events while the coordinator runs (a hub may outlive it).
+        self.series = Series(self.clock)
+        self._unobserve: Callable[[], None] | None = None
         # Started after us, stopped before: the event log (deaths, recoveries, directives,
         # with ids), then metrics, dashboard.
         self.addons = (EventLog(), *addons)
@@ -133,6 +138,7 @@ class Coordinator:
         )
         ctx.max_message_size = self.max_message_size
         self.ctx = ctx
+        self._unobserve = self.events.subscribe(self.series.observe)
 
         def start_queue(name: str, workers: tuple[WorkerProfile, ...]) -> base.Mailbox:
             mailbox = base.start(QueueActor, self.activity, ctx, name, workers)
@@ -140,7 +146,7 @@ class Coordinator:
             return mailbox
 
         ctx.queues = QueueDirectory(start_queue, self.settings.max_queues)
-        ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx)
+        ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx, self.series)
         self._actors.append(ctx.supervisor)
         ctx.listing = base.start(ListingActor, self.activity, ctx)
         self._actors.append(ctx.listing)
@@ -194,6 +200,9 @@ class Coordinator:
         """Stop the add-ons, close the socket, stop every actor, close the store. Idempotent."""
         for addon in reversed(self.addons):
             addon.stop()
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
         if self._transport is not None:
             self._transport.close()
         if self._authenticator is not None:

@@ -73,17 +73,23 @@ class InProcessClient:
 
     # -- the API ------------------------------------------------------------------------------
 
-    def stats(self, timeout: float | None = None) -> dict[str, Any]:
-        """The `stats` reply: queues with counts per state, workers, unroutable jobs."""
+    def stats(self, timeout: float | None = None, *, series: bool = False) -> dict[str, Any]:
+        """The `stats` reply: queues with counts per state, workers, unroutable jobs; with
+        `series`, throughput and latency per second too."""
         supervisor = self.ctx.supervisor
         body = self._ask(
-            "stats", lambda rid: supervisor.tell(Inbound(self._peer, m.Stats(rid))), timeout
+            "stats",
+            lambda rid: supervisor.tell(Inbound(self._peer, m.Stats(rid, series))),
+            timeout,
         )
-        return {
+        stats = {
             "queues": body["queues"],
             "workers": body["workers"],
             "unroutable": body.get("unroutable", {}),
         }
+        if "series" in body:
+            stats["series"] = body["series"]
+        return stats
 
     def retry(self, job_id: str, timeout: float | None = None) -> str:
         """Put a discarded job back in its queue (the `retry` extension); its new state."""

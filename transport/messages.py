@@ -218,6 +218,7 @@ class Retry:
 @dataclass(frozen=True, slots=True)
 class Stats:
     rid: Rid
+    series: bool = False  # extension (docs/PROTOCOL.md): throughput and latency per second
 
 
 @dataclass(frozen=True, slots=True)

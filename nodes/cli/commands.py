@@ -126,7 +126,7 @@ def find_worker(workers: list[dict[str, Any]], given: str) -> str:
 
 def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return watch_status(client, as_json=args.json, interval=args.watch)
+        return watch_status(client, as_json=args.json, interval=args.watch, address=args.address)
 
 
 def generate_keys(directory: str, *, force: bool = False) -> int:

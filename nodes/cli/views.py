@@ -4,6 +4,7 @@ of the stats, job lists and jobs the client returns), and the console they print
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any, TextIO
 
 from rich import box
@@ -11,6 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from nodes.observe import charts
 from nodes.observe.formatting import (
     QUEUE_STATES,
     error_text,
@@ -23,6 +25,7 @@ from nodes.observe.formatting import (
     sorted_workers,
 )
 
+SPARK_SECONDS = 60  # `status --watch` draws the last minute
 PIPE_WIDTH = 200  # piped output is not wrapped at 80 columns: ids and errors stay on one line
 STATE_STYLES = {
     "running": "green",
@@ -96,11 +99,24 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
     return table
 
 
+def _worker_state(worker: dict[str, Any]) -> Text:
+    """The state, or a directive the worker has not picked up yet and when it will at the
+    latest (`directed` and `next_beat_by`, when the coordinator reports them)."""
+    directed = worker.get("directed")
+    if not directed or directed == worker["state"]:
+        return _state(worker["state"])
+    by = worker.get("next_beat_by")
+    when = f", by {datetime.fromtimestamp(by):%H:%M:%S}" if isinstance(by, int | float) else ""
+    return Text(f"{directed} (pending{when})", style=STATE_STYLES.get(str(directed), ""))
+
+
 def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:
     if not workers:
         return Text("no workers")
     table = _table("Workers")
+    named = any(w.get("name") for w in workers)
     for name, justify in (
+        *((("NAME", "left"),) if named else ()),
         ("WORKER", "left"),
         ("HOST", "left"),
         ("PID", "right"),
@@ -110,14 +126,15 @@ def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:
         ("ACTIVE", "right"),
         ("LAST BEAT", "left"),
     ):
-        no_wrap = name in ("WORKER", "STATE", "LAST BEAT")
+        no_wrap = name in ("NAME", "WORKER", "STATE", "LAST BEAT")
         table.add_column(name, justify=justify, no_wrap=no_wrap, overflow="fold")  # type: ignore[arg-type]
     for w in sorted_workers(workers):
         table.add_row(
+            *((w.get("name") or "-",) if named else ()),
             w["worker_id"],
             w["hostname"],
             str(w["pid"]),
-            _state(w["state"]),
+            _worker_state(w),
             ",".join(w.get("queues", [])) or "-",
             format_labels(w.get("labels", {})),
             f"{w['active']}/{w['concurrency']}",
@@ -139,12 +156,37 @@ def unroutable_note(stats: dict[str, Any]) -> RenderableType | None:
     )
 
 
+def series_table(series: dict[str, Any]) -> RenderableType:
+    """`status --watch`: sparklines of the last minute, with the rate or latency now."""
+    table = Table.grid(padding=(0, 2))
+    table.title, table.title_justify, table.title_style = f"Last {SPARK_SECONDS} s", "left", "bold"
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, overflow="crop")
+    table.add_column(justify="right", no_wrap=True)
+    done = charts.tail(series, "completed", SPARK_SECONDS)
+    failed = charts.tail(series, "failed", SPARK_SECONDS)
+    p50 = charts.tail(series, "latency_p50_ms", SPARK_SECONDS)
+    p95 = charts.tail(series, "latency_p95_ms", SPARK_SECONDS)
+    slowest = max((v for v in p50 + p95 if v is not None), default=0.0)
+    per_s, ms = charts.format_rate, charts.format_ms
+    for label, line, style, now in (
+        ("completed", charts.sparkline(done), "green", per_s(charts.rate(done))),
+        ("failed", charts.sparkline(failed), "red", per_s(charts.rate(failed))),
+        ("latency p50", charts.sparkline(p50, slowest), "blue", ms(charts.latest(p50))),
+        ("latency p95", charts.sparkline(p95, slowest), "magenta", ms(charts.latest(p95))),
+    ):
+        table.add_row(label, Text(line, style=style), now)
+    return table
+
+
 def status_view(stats: dict[str, Any], now: float) -> RenderableType:
-    """`corral status`: queues, workers, and the jobs no worker may take."""
+    """`corral status`: queues, workers, and the jobs no worker may take (and under `--watch`,
+    the last minute's throughput and latency)."""
     live = live_workers(stats["workers"])
     busy = sum(w["active"] for w in live)
     slots = sum(w["concurrency"] for w in live)
     parts: list[RenderableType] = [
+        *((series_table(stats["series"]), Text("")) if stats.get("series") else ()),
         queues_table(stats),
         workers_table(stats["workers"], now),
         Text(f"{len(live)} live workers, {busy}/{slots} slots busy", style="dim"),

@@ -35,7 +35,7 @@ def overview(client: InProcessClient, *, admin: bool) -> dict[str, Any]:
     """Everything the page shows, as plain data (also served as `/api/overview`)."""
     view: dict[str, Any] = {"now": client.now(), "admin": admin, "error": None}
     try:
-        stats = client.stats()
+        stats = client.stats(series=True)
     except CorralError as exc:  # a stuck supervisor must not take the page down with it
         view["error"] = f"no stats from the coordinator: {exc.message}"
         stats = {"queues": client.ctx.store.counts(), "workers": [], "unroutable": {}}

@@ -10,6 +10,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from nodes.observe import charts
 from nodes.observe.formatting import (
     QUEUE_STATES,
     WAITING_STATES,
@@ -168,7 +169,7 @@ def content(view: dict[str, Any]) -> str:
     now = view["now"]
     banner = f'<p class="banner">{_e(view["error"])}</p>' if view.get("error") else ""
     return (
-        f"{banner}{_summary(view)}"
+        f"{banner}{_summary(view)}{charts.dashboard_section(view.get('series'))}"
         f'<section id="queues"><h2>Queues</h2>{_queues(view)}</section>'
         f'<section id="workers"><h2>Workers</h2>{_workers(view, now)}</section>'
         f'<section id="failures"><h2>Recent failures</h2>{_failures(view, now)}</section>'
@@ -204,7 +205,7 @@ def page(
     )
 
 
-CSS = """
+CSS = charts.CSS + """
 :root { --fg: #1d2330; --muted: #6b7385; --line: #e3e6ee; --bg: #f6f7fb; --card: #fff;
   --ok: #1f8a4c; --warn: #b7791f; --bad: #c53030; --info: #2b6cb0; }
 * { box-sizing: border-box; }

@@ -2,7 +2,9 @@
 real coordinator that has run jobs, one of them into the dead set.
 
 Needs Debian's `chromium` (`apt-get install chromium`); skipped with that reason without it.
-`CORRAL_DASHBOARD_SCREENSHOT=docs/dashboard.png` also saves the README's screenshot.
+`CORRAL_DASHBOARD_SCREENSHOT=FILE` also saves a screenshot. (The README's docs/dashboard.png
+was taken the same way, at 1400x1000, after a minute of varying load, so its charts have a
+shape: this test runs a handful of jobs.)
 """
 
 from __future__ import annotations
@@ -150,3 +152,56 @@ def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
 
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class Charts(HTMLParser):
+    """The chart paths a browser drew: chart id -> line class -> the path's `d`."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.chart = ""
+        self.paths: dict[str, dict[str, str]] = {}
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "div" and "chart-card" in classes:
+            self.chart = (attributes.get("id") or "").removesuffix("-chart")
+        elif tag == "path" and "line" in classes:
+            line = next(c for c in classes if c != "line")
+            self.paths.setdefault(self.chart, {})[line] = attributes.get("d") or ""
+
+
+def test_the_throughput_and_latency_charts_render_and_move_as_jobs_run(
+    coordinator: Callable[..., Coordinator],
+    workers: Callable[..., WorkerNode],
+    tmp_path: Path,
+) -> None:
+    dashboard = Dashboard("127.0.0.1:0", refresh_s=1.0)
+    node = coordinator(addons=[dashboard])
+    workers(node.address, queues=["default"], handlers={"square": lambda x: x * x})
+
+    def drawn(profile: str) -> dict[str, dict[str, str]]:
+        loaded = chromium(
+            tmp_path / profile, "--virtual-time-budget=1500", "--dump-dom", dashboard.url
+        )
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        return Charts(loaded.stdout).paths
+
+    def charted() -> int:  # completions in whole seconds, which is what the charts draw
+        assert dashboard.client is not None
+        return sum(dashboard.client.stats(series=True)["series"]["completed"])
+
+    before = drawn("profile-before")
+    assert set(before) == {"throughput", "latency"}
+    assert before["throughput"]["completed"].startswith("M")  # a flat line at zero
+    assert before["latency"]["p50"] == ""  # no job has completed yet: nothing to draw
+    with Client(node.address) as client:
+        for x in range(20):
+            assert client.enqueue("square", [x]).result(timeout=10) == x * x
+    wait_for(lambda: charted() == 20, 10, what="the second of the jobs to close")
+    after = drawn("profile-after")
+    assert after["throughput"]["completed"] != before["throughput"]["completed"]
+    assert after["throughput"]["failed"] == before["throughput"]["failed"]  # none failed
+    assert after["latency"]["p50"].startswith("M") and after["latency"]["p95"].startswith("M")

@@ -30,3 +30,17 @@ def test_the_same_seed_replays_the_same_assignment_of_jobs_to_workers(make_clust
         return [hosts[client.get(job).raw["worker_id"]] for job in jobs]
 
     assert assignment(11) == assignment(11)
+
+
+def test_the_series_counts_every_completion_and_failure_in_virtual_seconds(make_cluster):
+    cluster = make_cluster(3, seed=5)
+    client = cluster.client()
+    client.enqueue_many([{"type": "square", "args": [n]} for n in range(200)])
+    client.enqueue_many([{"type": "boom", "max_attempts": 2}])  # fails twice
+    cluster.run_until(lambda: client.stats()["queues"]["default"]["completed"] == 200, within=600)
+
+    def counted() -> tuple[int, int]:
+        series = client.stats(series=True)["series"]
+        return sum(series["completed"]), sum(series["failed"])
+
+    cluster.run_until(lambda: counted() == (200, 2), within=60)  # once their seconds are over

@@ -199,6 +199,13 @@ def test_deregister_ping_cancel_and_stats_parse_into_their_messages():
     assert parse(request("stats")) == m.Stats(1)
 
 
+def test_stats_may_ask_for_the_series_extension_with_a_boolean():
+    assert parse({"type": "stats", "rid": 1, "series": True}) == m.Stats(1, True)
+    assert parse({"type": "stats", "rid": 1, "series": False}) == m.Stats(1, False)
+    with pytest.raises(BadRequest, match="'series' must be a boolean"):
+        parse({"type": "stats", "rid": 1, "series": "yes"})
+
+
 def test_get_parses_into_get_and_its_wait_defaults_to_zero():
     assert parse(request("get")) == m.Get(1, JID, 2.0)
     assert parse({"type": "get", "rid": 1, "job_id": JID}) == m.Get(1, JID, 0.0)

@@ -6,7 +6,7 @@ from typing import Any
 
 from transport import messages as m
 from transport.errors import BadRequest
-from transport.validation.fields import Parser, integer, number, string, worker_state
+from transport.validation.fields import Parser, boolean, integer, number, string, worker_state
 from transport.validation.limits import Limits
 
 DEFAULT_JOBS_LIMIT = 50  # `jobs` extension: jobs listed unless `limit` says otherwise
@@ -30,7 +30,7 @@ def _retry_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Re
 
 
 def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
-    return m.Stats(rid)
+    return m.Stats(rid, boolean(b, "series", False))
 
 
 def _jobs(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Jobs:
