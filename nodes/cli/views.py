@@ -4,7 +4,6 @@ of the stats, job lists and jobs the client returns), and the console they print
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from typing import Any, TextIO
 
 from rich import box
@@ -22,6 +21,7 @@ from nodes.observe.formatting import (
     format_when,
     last_error,
     live_workers,
+    pending_directive,
     sorted_workers,
 )
 
@@ -100,14 +100,10 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
 
 
 def _worker_state(worker: dict[str, Any]) -> Text:
-    """The state, or a directive the worker has not picked up yet and when it will at the
-    latest (`directed` and `next_beat_by`, when the coordinator reports them)."""
-    directed = worker.get("directed")
-    if not directed or directed == worker["state"]:
+    pending = pending_directive(worker)
+    if pending is None:
         return _state(worker["state"])
-    by = worker.get("next_beat_by")
-    when = f", by {datetime.fromtimestamp(by):%H:%M:%S}" if isinstance(by, int | float) else ""
-    return Text(f"{directed} (pending{when})", style=STATE_STYLES.get(str(directed), ""))
+    return Text(pending, style=STATE_STYLES.get(str(worker["directed"]), ""))
 
 
 def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from nodes.addons import DASHBOARD_REFRESH_S, DEFAULT_DASHBOARD_BIND, parse_bind
 from nodes.inprocess import InProcessClient
-from nodes.observe import page
+from nodes.observe import assets, page
 from nodes.observe.overview import overview
 from transport.errors import BadRequest, CorralError, UnknownJob
 
@@ -182,9 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/fragment":
                 self._html(page.content(dashboard.overview()))
             elif path == "/dashboard.css":
-                self._send(HTTPStatus.OK, page.CSS.encode(), "text/css; charset=utf-8")
+                self._send(HTTPStatus.OK, assets.CSS.encode(), "text/css; charset=utf-8")
             elif path == "/dashboard.js":
-                self._send(HTTPStatus.OK, page.JS.encode(), "text/javascript; charset=utf-8")
+                self._send(HTTPStatus.OK, assets.JS.encode(), "text/javascript; charset=utf-8")
             elif path == "/api/overview":
                 self._json(HTTPStatus.OK, dashboard.overview())
             elif path == "/api/jobs":

@@ -6,15 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-QUEUE_STATES = (
-    "scheduled",
-    "available",
-    "active",
-    "retryable",
-    "completed",
-    "discarded",
-    "cancelled",
-)
+from transport.messages import JOB_STATES
+
+QUEUE_STATES = JOB_STATES  # a queue's counts, one per job state
 WAITING_STATES = ("scheduled", "available", "retryable")
 LIVE = "live"
 
@@ -74,6 +68,17 @@ def error_text(error: dict[str, Any] | None) -> str:
     if not error:
         return ""
     return f"{error.get('type')}: {error.get('message')}"
+
+
+def pending_directive(worker: dict[str, Any]) -> str | None:
+    """`quiet (pending, by 12:00:05)`: a `direct` the worker has not taken up yet, and when its
+    next beat (whose reply carries it) is due, from the `stats` extensions; None when none."""
+    directed = worker.get("directed")
+    if not directed or directed == worker["state"]:
+        return None
+    by = worker.get("next_beat_by")
+    when = f", by {datetime.fromtimestamp(by):%H:%M:%S}" if isinstance(by, int | float) else ""
+    return f"{directed} (pending{when})"
 
 
 def live_workers(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,18 @@ def test_the_dashboard_escapes_what_peers_wrote() -> None:
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "retry" not in html.lower().split("dead set")[1].split("<p")[0]  # no buttons
+
+
+def test_the_dashboard_names_each_worker_and_shows_a_directive_it_has_not_taken_up() -> None:
+    by = NOW + 4
+    worker = {**STATS["workers"][0], "name": "resizer", "directed": "quiet", "next_beat_by": by}
+    view = {**STATS, "workers": [worker], "now": NOW, "admin": False, "error": None}
+    view |= {"failures": [], "dead": []}
+
+    html = dashboard_page.content(view)
+
+    assert "<td>resizer</td>" in html
+    assert f"quiet (pending, by {datetime.fromtimestamp(by):%H:%M:%S})" in html
 
 
 # -- progress ---------------------------------------------------------------------------------
