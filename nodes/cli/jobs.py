@@ -15,6 +15,7 @@ from actors.clock import SystemClock
 from nodes.cli import views
 from nodes.cli.commands import _client, to_json
 from nodes.cli.enqueue import untaken, waited_out
+from transport.messages import JOB_STATES
 
 MAX_LIMIT = 1000
 
@@ -25,15 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction, client: argparse.ArgumentParser
     jobs.add_argument("--queue", metavar="Q")
     jobs.add_argument(
         "--state",
-        choices=(
-            "scheduled",
-            "available",
-            "active",
-            "retryable",
-            "completed",
-            "discarded",
-            "cancelled",
-        ),
+        choices=JOB_STATES,
     )
     jobs.add_argument("--type", dest="job_type", metavar="TYPE")
     jobs.add_argument(
