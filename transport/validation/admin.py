@@ -6,7 +6,7 @@ from typing import Any
 
 from transport import messages as m
 from transport.errors import BadRequest
-from transport.validation.fields import Parser, integer, number, string, worker_state
+from transport.validation.fields import Parser, boolean, integer, number, string, worker_state
 from transport.validation.limits import Limits
 
 DEFAULT_JOBS_LIMIT = 50  # `jobs` extension: jobs listed unless `limit` says otherwise
@@ -14,7 +14,7 @@ MAX_JOBS_LIMIT = 1000
 
 
 def _ping(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ping:
-    return m.Ping(rid)
+    return m.Ping(rid, boolean(b, "identify", False))
 
 
 def _get_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Get:
