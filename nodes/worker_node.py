@@ -50,6 +50,7 @@ class WorkerNode:
         rng: random.Random | None = None,
         activity: Activity | None = None,
         pump: Callable[[], float] | None = None,
+        on_terminate: Callable[[], None] | None = None,
         **settings: Any,
     ) -> None:
         if concurrency < 1:
@@ -72,6 +73,10 @@ class WorkerNode:
         self.rng = rng or random.Random()
         self.activity = activity or Untracked()
         self._pump = pump  # simulation: moves messages and virtual time while we wait
+        # Called (on an actor's thread: it must not block or stop the node itself) when the
+        # coordinator tells this worker to terminate. It then fetches no more; whoever runs the
+        # node decides when to stop() it: `corral run` does at once (nodes/process/node.py).
+        self.on_terminate = on_terminate
         self._worker: base.Mailbox | None = None
         self._connection: base.Mailbox | None = None
         self._worker_ref: Any = None
@@ -107,7 +112,11 @@ class WorkerNode:
             connector = zmq_connector(self.connect, curve=self.curve)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
         self._worker_ref = WorkerActor.start(
-            self.activity, self.handlers, settings.concurrency, self.clock
+            self.activity,
+            self.handlers,
+            settings.concurrency,
+            self.clock,
+            on_terminate=self.on_terminate,
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = LinkActor.start(

@@ -3,11 +3,13 @@
 Signal handlers only post to a queue; the main thread does the work (starting, quieting,
 stopping), so no handler ever runs node code re-entrantly. Semantics:
 SIGTERM/SIGINT -> graceful stop, exit 0; a second SIGINT -> exit at once (1);
-SIGTSTP -> worker quiet; SIGCONT -> worker resume.
+SIGTSTP -> worker quiet; SIGCONT -> worker resume. A worker the coordinator tells to terminate
+(`corral terminate ID`) stops gracefully too (drains, deregisters) and exits 0.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -17,17 +19,21 @@ import sys
 from types import FrameType
 from typing import Any
 
+import zmq
+
 from nodes.config import load_config
-from nodes.config.kinds import NodeConfig
+from nodes.config.kinds import CoordinatorConfig, NodeConfig
 from nodes.factory import build_node
 from nodes.observe import logs
 
 log = logging.getLogger("corral.node")
 
 SUPERVISOR_PID_ENV = "CORRAL_SUPERVISOR_PID"
+INSTANCE_ENV = "CORRAL_INSTANCE"  # a coordinator's `instance` (ping identify), set by the runner
 PARENT_CHECK_INTERVAL_S = 1.0
 
 STOP, FINISHED, QUIET, RESUME = "stop", "finished", "quiet", "resume"
+TERMINATED = "terminated"  # the coordinator told this worker to terminate
 # The cyclic GC's thresholds for a node process (CPython's are 700, 10, 10). A coordinator
 # holds every queued job: with a million queued, one full collection stops every thread for
 # ~0.4 s, and the default thresholds ran 28 of them (3.4 s) while the million were enqueued.
@@ -81,6 +87,14 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def _start_failure(config: NodeConfig, exc: Exception) -> str:
+    """One line on why `config`'s node did not start; a coordinator's bind names its address."""
+    in_use = isinstance(exc, zmq.ZMQError) and exc.errno == errno.EADDRINUSE
+    if in_use and isinstance(config, CoordinatorConfig):
+        return f"cannot bind {config.bind}: address already in use"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def run_node(path: str, name: str) -> int:
     """Start node `name` of config `path`, serve until stopped, stop it gracefully."""
     tune_gc()
@@ -90,11 +104,15 @@ def run_node(path: str, name: str) -> int:
     overrides: dict[str, Any] = {}
     if config.kind == "producer":
         overrides["on_finish"] = lambda: inbox.events.put(FINISHED)
+    elif config.kind == "worker":
+        overrides["on_terminate"] = lambda: inbox.events.put(TERMINATED)
+    elif os.environ.get(INSTANCE_ENV):
+        overrides["instance"] = os.environ[INSTANCE_ENV]
     node = build_node(config, **overrides)
     try:
         node.start()
     except Exception as exc:  # a port in use, a store that cannot open: say it in one line
-        log.error("%s %r could not start: %s: %s", config.kind, name, type(exc).__name__, exc)
+        log.error("%s %r could not start: %s", config.kind, name, _start_failure(config, exc))
         return 1
     log.info("%s %r started (pid %d)", config.kind, name, os.getpid())
     try:
@@ -102,6 +120,9 @@ def run_node(path: str, name: str) -> int:
             event = inbox.next()
             if event == STOP:
                 log.info("stopping %s %r", config.kind, name)
+                break
+            if event == TERMINATED:
+                log.info("worker %r terminated by the coordinator: stopping", name)
                 break
             if event == FINISHED:
                 return 1 if node.exit_code is None else int(node.exit_code)
