@@ -9,7 +9,6 @@ SIGTSTP -> worker quiet; SIGCONT -> worker resume. A worker the coordinator tell
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import os
@@ -19,10 +18,8 @@ import sys
 from types import FrameType
 from typing import Any
 
-import zmq
-
 from nodes.config import load_config
-from nodes.config.kinds import CoordinatorConfig, NodeConfig
+from nodes.config.kinds import NodeConfig
 from nodes.factory import build_node
 from nodes.observe import logs
 
@@ -34,6 +31,7 @@ PARENT_CHECK_INTERVAL_S = 1.0
 
 STOP, FINISHED, QUIET, RESUME = "stop", "finished", "quiet", "resume"
 TERMINATED = "terminated"  # the coordinator told this worker to terminate
+TERMINATED_LINE = "terminated by the coordinator"  # logged then; the runner looks for it
 # The cyclic GC's thresholds for a node process (CPython's are 700, 10, 10). A coordinator
 # holds every queued job: with a million queued, one full collection stops every thread for
 # ~0.4 s, and the default thresholds ran 28 of them (3.4 s) while the million were enqueued.
@@ -87,14 +85,6 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _start_failure(config: NodeConfig, exc: Exception) -> str:
-    """One line on why `config`'s node did not start; a coordinator's bind names its address."""
-    in_use = isinstance(exc, zmq.ZMQError) and exc.errno == errno.EADDRINUSE
-    if in_use and isinstance(config, CoordinatorConfig):
-        return f"cannot bind {config.bind}: address already in use"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def run_node(path: str, name: str) -> int:
     """Start node `name` of config `path`, serve until stopped, stop it gracefully."""
     tune_gc()
@@ -112,7 +102,7 @@ def run_node(path: str, name: str) -> int:
     try:
         node.start()
     except Exception as exc:  # a port in use, a store that cannot open: say it in one line
-        log.error("%s %r could not start: %s", config.kind, name, _start_failure(config, exc))
+        log.error("%s %r could not start: %s: %s", config.kind, name, type(exc).__name__, exc)
         return 1
     log.info("%s %r started (pid %d)", config.kind, name, os.getpid())
     try:
@@ -122,7 +112,7 @@ def run_node(path: str, name: str) -> int:
                 log.info("stopping %s %r", config.kind, name)
                 break
             if event == TERMINATED:
-                log.info("worker %r terminated by the coordinator: stopping", name)
+                log.info("worker %r %s: stopping", name, TERMINATED_LINE)
                 break
             if event == FINISHED:
                 return 1 if node.exit_code is None else int(node.exit_code)
