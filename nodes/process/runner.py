@@ -18,6 +18,7 @@ is not restarted; a coordinator that exits unasked stops the whole run with exit
 
 from __future__ import annotations
 
+import functools
 import queue
 import signal
 import sys
@@ -27,17 +28,14 @@ from types import FrameType
 from typing import TextIO
 
 from actors.clock import SystemClock
-from nodes.client import Client
 from nodes.config import ClusterConfig, load_config
 from nodes.config.kinds import CoordinatorConfig
 from nodes.factory import check_imports
 from nodes.process.child import Child, spawn
 from nodes.process.restarts import Action, RestartPolicy, Restarts, action
-from transport.errors import CorralError
+from nodes.process.startup import Failed, await_coordinator, live_workers
 
-COORDINATOR_READY_TIMEOUT_S = 15.0
 WORKERS_READY_TIMEOUT_S = 15.0
-PING_TIMEOUT_S = 0.5
 READY_POLL_S = 0.1
 STOP_MARGIN_S = 10.0  # on top of the longest worker shutdown_grace
 COORDINATOR_STOP_TIMEOUT_S = 10.0
@@ -48,10 +46,6 @@ STOP, KILL, EXITED = "stop", "kill", "exited"
 
 class Interrupted(Exception):
     """A stop signal arrived while the runner was starting the cluster."""
-
-
-class Failed(Exception):
-    """The run cannot go on; the message is the one-line reason."""
 
 
 class Runner:
@@ -110,7 +104,9 @@ class Runner:
             for node in self.config.of_kind(kind):
                 self._spawn(node.name, kind)
                 if isinstance(node, CoordinatorConfig):
-                    self._wait_until_answers(node)
+                    child, curve = self.children[node.name], self.curves[node.name]
+                    pause = functools.partial(self._pause, READY_POLL_S, awaited=node.name)
+                    await_coordinator(node, child, curve, pause, self.clock)
             if kind == "worker" and self.config.of_kind("producer"):
                 self._wait_for_workers()
 
@@ -137,43 +133,6 @@ class Runner:
         self.events.put((kind, detail))  # a worker's end: the supervisor loop handles it
         threading.Event().wait(READY_POLL_S)
 
-    def _wait_until_answers(self, node: CoordinatorConfig) -> None:
-        """Until our own child answers: another coordinator's pong on the address (a second
-        run of the same file) does not count, and our child's end is the run's end."""
-        child = self.children[node.name]
-        deadline = self.clock.now() + COORDINATOR_READY_TIMEOUT_S
-        address = node.connect_address
-        with Client(address, timeout=PING_TIMEOUT_S, curve=self.curves[node.name]) as client:
-            while True:
-                answer = self._instance(client)
-                if answer == child.instance:
-                    return
-                if not child.alive:
-                    if answer is not None:
-                        raise Failed(
-                            f"coordinator {node.name!r}: cannot bind {node.bind}: address "
-                            "already in use (another corral run?)"
-                        )
-                    raise Failed(
-                        f"coordinator {node.name!r} exited ({child.ended()}) before answering "
-                        f"on {address}"
-                    )
-                if self.clock.now() > deadline:
-                    other = " (another coordinator answers there)" if answer else ""
-                    raise Failed(
-                        f"coordinator {node.name!r} did not answer on {address} within "
-                        f"{COORDINATOR_READY_TIMEOUT_S:.0f} s{other}"
-                    )
-                self._pause(READY_POLL_S, awaited=node.name)
-
-    @staticmethod
-    def _instance(client: Client) -> str | None:
-        """The instance of whichever coordinator answers, "" if it does not say, None if none."""
-        try:
-            return str(client.request("ping", identify=True).get("instance", ""))
-        except CorralError:
-            return None
-
     def _wait_for_workers(self) -> None:
         """Let workers register before producers start, so throughput is measured warm."""
         coordinators = self.config.coordinators()
@@ -182,22 +141,13 @@ class Runner:
         while self.clock.now() < deadline:
             # a worker process that died is not awaited (the supervisor loop restarts it)
             wanted = sum(1 for c in self.children.values() if c.kind == "worker" and c.alive)
-            live = sum(self._live_workers(node) for node in coordinators)
+            live = sum(live_workers(node, self.curves[node.name]) for node in coordinators)
             if live >= wanted:
                 dead = len(self.config.workers()) - wanted
                 self.say(f"{live} workers registered" + (f" ({dead} exited)" if dead else ""))
                 return
             self._pause(READY_POLL_S)
         self.say(f"only {live} of {wanted} workers registered; starting producers anyway")
-
-    def _live_workers(self, node: CoordinatorConfig) -> int:
-        curve = self.curves[node.name]
-        try:
-            with Client(node.connect_address, timeout=PING_TIMEOUT_S, curve=curve) as client:
-                workers = client.stats()["workers"]
-        except CorralError:
-            return 0
-        return sum(1 for worker in workers if worker["state"] != "terminated")
 
     # -- supervising --------------------------------------------------------------------------
 
