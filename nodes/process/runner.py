@@ -5,10 +5,10 @@ child.py) so it can be SIGKILLed like a production node. Before anything starts,
 and `expect` of the file is imported (nodes/factory.py `check_imports`): a typo is a config error
 (exit 2), not a worker that dies after the coordinator started. Start order: coordinators (until
 each answers a `ping {identify}` with the instance the runner gave it, so a coordinator of
-another run on the same port is never taken for ours), workers (until they have registered, when
-producers wait on them), then producers. Children live in their own session, so a terminal's
-Ctrl-C reaches only the runner, which then stops them in order: workers and producers first
-(they deregister and report), coordinators last.
+another run on the same port is never taken for ours: nodes/process/startup.py), workers
+(until they have registered, when producers wait on them), then producers. Children live in
+their own session, so a terminal's Ctrl-C reaches only the runner, which then stops them in
+order: workers and producers first (they deregister and report), coordinators last.
 
 Supervised means (nodes/process/restarts.py): a worker that dies (a crash, the OOM killer's
 SIGKILL) is started again after an exponential backoff, at most `limit` times within a window,
