@@ -129,7 +129,7 @@ class Runner:
         if detail == awaited:
             return
         if child.kind == "coordinator" and not child.stopping:
-            raise Failed(f"coordinator {detail!r} exited unexpectedly ({child.ended()})")
+            raise self._coordinator_gone(child)
         self.events.put((kind, detail))  # a worker's end: the supervisor loop handles it
         threading.Event().wait(READY_POLL_S)
 
@@ -175,7 +175,7 @@ class Runner:
         code = child.process.returncode
         todo = action(child.kind, code, child.stopping)
         if todo is Action.STOP_RUN:
-            raise Failed(f"coordinator {child.name!r} exited unexpectedly ({child.ended()})")
+            raise self._coordinator_gone(child)
         if todo is Action.FINISHED:
             return self._producer_finished(child.name, code)
         if todo is Action.LEFT:
@@ -193,6 +193,11 @@ class Runner:
             self.say(f"worker {child.name!r} died ({child.ended()}): restarting in {delay:g} s")
             self.due[child.name] = self.clock.now() + delay
         return None
+
+    def _coordinator_gone(self, child: Child) -> Failed:
+        node = self.config.node(child.name)
+        bind = node.bind if isinstance(node, CoordinatorConfig) else "?"
+        return Failed(f"coordinator {child.name!r} on {bind} exited unexpectedly ({child.ended()})")
 
     def _producer_finished(self, name: str, code: int) -> int | None:
         producers = {node.name for node in self.config.of_kind("producer")}

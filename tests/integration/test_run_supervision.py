@@ -135,7 +135,6 @@ def test_a_coordinator_that_dies_ends_the_run_with_exit_1_and_its_reason(
     code = runner.wait(FAIL_FAST_S + 20)  # the worker's graceful stop has a 10 s grace
 
     assert code == 1, runner.output
-    assert "error: coordinator 'coordinator' exited unexpectedly (killed by SIGKILL)" in (
-        runner.output
-    )
+    reason = f"coordinator 'coordinator' on {address} exited unexpectedly (killed by SIGKILL)"
+    assert f"error: {reason}" in runner.output
     assert runner.output.count("started worker") == 1
