@@ -122,11 +122,13 @@ class WorkerActor(CorralActor):
         clock: Clock,
         max_result_size: int = MAX_RESULT_SIZE_BYTES,
         executor: Executor | None = None,
+        on_terminate: Callable[[], None] | None = None,
     ) -> None:
         """`executor`: where handlers run; a DaemonPool of `concurrency` threads unless given
         (a simulation gives actors/turns.py's, which runs them one at a time in turn)."""
         super().__init__(activity)
         self.clock = clock
+        self._on_terminate = on_terminate  # the coordinator said terminate (must not block)
         self._job_handlers = dict(handlers)
         self.max_result_size = max_result_size
         self.state = states.RUNNING
@@ -234,8 +236,12 @@ class WorkerActor(CorralActor):
 
     def _directive(self, message: Directive) -> None:
         if message.state is not None:
+            previous = self.state
             # Pushed even when unchanged: the link took the directive's state until told.
             self._move(message.state, always_push=True)
+            told = self.state == states.TERMINATE and previous != states.TERMINATE
+            if told and self._on_terminate is not None:
+                self._on_terminate()
         self._abandon(message.cancel_job_ids)
 
     def _resumed(self, message: Resumed) -> None:

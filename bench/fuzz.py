@@ -239,7 +239,7 @@ class Mutator:
                 ],
             },
             "deregister": {"worker_id": me},
-            "ping": {},
+            "ping": {"identify": True} if r.random() < 0.5 else {},
             "enqueue": {"job": spec} if r.random() < 0.7 else {"jobs": [spec, dict(spec)]},
             "get": {"job_id": job, "wait": r.choice([0, 0, 0.1])},
             "cancel": {"job_id": "no-such-job"},  # the shared job stays for the others

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -64,9 +65,13 @@ class Coordinator:
         events: EventHub | None = None,
         security: SecuritySettings | None = None,
         addons: Sequence[Addon] = (),
+        instance: str | None = None,
         **setting_overrides: Any,
     ) -> None:
         self.bind = bind
+        # Who answers on `bind`: a `ping {identify: true}` gets it back, so whoever started this
+        # coordinator (the `corral run` runner) can tell it from another one on the same port.
+        self.instance = instance or uuid.uuid4().hex
         self.settings = replace(settings or CoordinatorSettings(), **setting_overrides)
         self.max_message_size = max_message_size
         self.limits = limits or Limits(
@@ -154,7 +159,12 @@ class Coordinator:
         self._restore(store)
         waiters = JobWaiters(self.clock, store, outbox, self.events)
         self.dispatcher = Dispatcher(
-            ctx, waiters, self.limits, self.max_message_size, self._roles_of(transport)
+            ctx,
+            waiters,
+            self.limits,
+            self.max_message_size,
+            self._roles_of(transport),
+            self.instance,
         )
         transport.start(self.dispatcher)
         for addon in self.addons:

@@ -33,8 +33,10 @@ class Dispatcher:
         limits: Limits,
         max_message_size: int,
         roles_of: Callable[[bytes], frozenset[str]] | None = None,
+        instance: str = "",
     ) -> None:
         self.ctx = ctx
+        self.instance = instance  # told to a `ping {identify: true}` (PROTOCOL.md Extensions)
         self.waiters = waiters
         self.limits = limits
         self.max_message_size = max_message_size
@@ -88,7 +90,10 @@ class Dispatcher:
         elif isinstance(request, m.Jobs):  # extension: a store walk, kept off this thread
             ctx.listing.tell(Inbound(peer, request))
         elif isinstance(request, m.Ping):
-            ctx.outbox(peer, codec.encode({"type": "pong", "rid": request.rid}))
+            pong = {"type": "pong", "rid": request.rid}
+            if request.identify:
+                pong["instance"] = self.instance
+            ctx.outbox(peer, codec.encode(pong))
             if peer in self.greeted:
                 ctx.supervisor.tell(Touch(peer))
         else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from nodes.config import ClusterConfig, load_config
 from nodes.config import fields as f
-from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig, NodeConfig, ProducerConfig, WorkerConfig
 from nodes.coordinator import Coordinator
 from nodes.coordinator_arguments import coordinator_arguments
@@ -30,6 +30,16 @@ def build_node(config: NodeConfig, **overrides: Any) -> Node:
 def load_node(path: str, name: str, **overrides: Any) -> Node:
     """The unstarted node `name` of a YAML file."""
     return build_node(load_config(path).node(name), **overrides)
+
+
+def check_imports(config: ClusterConfig) -> None:
+    """Import every worker's handlers and every producer's `expect` now, before any node starts:
+    a module or attribute that does not import is a ConfigError naming file, node and key."""
+    for node in config.nodes.values():
+        if isinstance(node, WorkerConfig):
+            node.import_handlers()
+        elif isinstance(node, ProducerConfig) and node.expect:
+            f.import_ref(node.expect, node.where, "expect")
 
 
 def build_coordinator(config: CoordinatorConfig, **overrides: Any) -> Coordinator:

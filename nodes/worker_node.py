@@ -52,6 +52,7 @@ class WorkerNode:
         activity: Activity | None = None,
         pump: Callable[[], float] | None = None,
         executor: Executor | None = None,
+        on_terminate: Callable[[], None] | None = None,
         **settings: Any,
     ) -> None:
         if concurrency < 1:
@@ -76,6 +77,10 @@ class WorkerNode:
         self.activity = activity or Untracked()
         self._pump = pump  # simulation: moves messages and virtual time while we wait
         self._executor = executor  # simulation: handlers take turns (actors/turns.py)
+        # Called (on an actor's thread: it must not block or stop the node itself) when the
+        # coordinator tells this worker to terminate. It then fetches no more; whoever runs the
+        # node decides when to stop() it: `corral run` does at once (nodes/process/node.py).
+        self.on_terminate = on_terminate
         self._worker: base.Mailbox | None = None
         self._connection: base.Mailbox | None = None
         self._worker_ref: Any = None
@@ -111,7 +116,12 @@ class WorkerNode:
             connector = zmq_connector(self.connect, curve=self.curve)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
         self._worker_ref = WorkerActor.start(
-            self.activity, self.handlers, settings.concurrency, self.clock, executor=self._executor
+            self.activity,
+            self.handlers,
+            settings.concurrency,
+            self.clock,
+            executor=self._executor,
+            on_terminate=self.on_terminate,
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = LinkActor.start(

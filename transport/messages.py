@@ -182,7 +182,10 @@ class Deregister:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    """`identify` (an extension): the pong carries the coordinator's `instance`."""
+
     rid: Rid
+    identify: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Signal handlers only post to a queue; the main thread does the work (starting, quieting,
 stopping), so no handler ever runs node code re-entrantly. Semantics:
 SIGTERM/SIGINT -> graceful stop, exit 0; a second SIGINT -> exit at once (1);
-SIGTSTP -> worker quiet; SIGCONT -> worker resume.
+SIGTSTP -> worker quiet; SIGCONT -> worker resume. A worker the coordinator tells to terminate
+(`corral terminate ID`) stops gracefully too (drains, deregisters) and exits 0.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from nodes.observe import logs
 log = logging.getLogger("corral.node")
 
 SUPERVISOR_PID_ENV = "CORRAL_SUPERVISOR_PID"
+INSTANCE_ENV = "CORRAL_INSTANCE"  # a coordinator's `instance` (ping identify), set by the runner
 PARENT_CHECK_INTERVAL_S = 1.0
 
 STOP, FINISHED, QUIET, RESUME = "stop", "finished", "quiet", "resume"
+TERMINATED = "terminated"  # the coordinator told this worker to terminate
+TERMINATED_LINE = "terminated by the coordinator"  # logged then; the runner looks for it
 # The cyclic GC's thresholds for a node process (CPython's are 700, 10, 10). A coordinator
 # holds every queued job: with a million queued, one full collection stops every thread for
 # ~0.4 s, and the default thresholds ran 28 of them (3.4 s) while the million were enqueued.
@@ -90,6 +94,10 @@ def run_node(path: str, name: str) -> int:
     overrides: dict[str, Any] = {}
     if config.kind == "producer":
         overrides["on_finish"] = lambda: inbox.events.put(FINISHED)
+    elif config.kind == "worker":
+        overrides["on_terminate"] = lambda: inbox.events.put(TERMINATED)
+    elif os.environ.get(INSTANCE_ENV):
+        overrides["instance"] = os.environ[INSTANCE_ENV]
     node = build_node(config, **overrides)
     try:
         node.start()
@@ -102,6 +110,9 @@ def run_node(path: str, name: str) -> int:
             event = inbox.next()
             if event == STOP:
                 log.info("stopping %s %r", config.kind, name)
+                break
+            if event == TERMINATED:
+                log.info("worker %r %s: stopping", name, TERMINATED_LINE)
                 break
             if event == FINISHED:
                 return 1 if node.exit_code is None else int(node.exit_code)

@@ -1,35 +1,41 @@
 """`corral run FILE`: every node of a config in its own process, supervised.
 
-Each node is a real child process (`python -m nodes.cli run FILE --node NAME`) so it can be
-SIGKILLed like a production node. Start order: coordinators (until they answer a ping), workers
+Each node is a real child process (`python -m nodes.cli run FILE --node NAME`, nodes/process/
+child.py) so it can be SIGKILLed like a production node. Before anything starts, every handler
+and `expect` of the file is imported (nodes/factory.py `check_imports`): a typo is a config error
+(exit 2), not a worker that dies after the coordinator started. Start order: coordinators (until
+each answers a `ping {identify}` with the instance the runner gave it, so a coordinator of
+another run on the same port is never taken for ours: nodes/process/startup.py), workers
 (until they have registered, when producers wait on them), then producers. Children live in
 their own session, so a terminal's Ctrl-C reaches only the runner, which then stops them in
 order: workers and producers first (they deregister and report), coordinators last.
+
+Supervised means (nodes/process/restarts.py): a worker that dies (a crash, the OOM killer's
+SIGKILL) is started again after an exponential backoff, at most `limit` times within a window,
+then the run stops with exit 1; a worker that exits 0 unasked (terminated by the coordinator)
+is not restarted; a coordinator that exits unasked stops the whole run with exit 1.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import queue
 import signal
-import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from actors.clock import SystemClock
-from nodes.client import Client
 from nodes.config import ClusterConfig, load_config
 from nodes.config.kinds import CoordinatorConfig
-from nodes.process.node import SUPERVISOR_PID_ENV
-from transport.errors import CorralError
+from nodes.factory import check_imports
+from nodes.process.child import Child, spawn
+from nodes.process.restarts import Action, RestartPolicy, Restarts, action
+from nodes.process.startup import Failed, await_coordinator, live_workers
 
-COORDINATOR_READY_TIMEOUT_S = 15.0
 WORKERS_READY_TIMEOUT_S = 15.0
-PING_TIMEOUT_S = 0.5
 READY_POLL_S = 0.1
 STOP_MARGIN_S = 10.0  # on top of the longest worker shutdown_grace
 COORDINATOR_STOP_TIMEOUT_S = 10.0
@@ -42,25 +48,15 @@ class Interrupted(Exception):
     """A stop signal arrived while the runner was starting the cluster."""
 
 
-@dataclass
-class Child:
-    """One node process and whether its exit is expected."""
-
-    name: str
-    kind: str
-    process: subprocess.Popen[str]
-    stopping: bool = False
-    reader: threading.Thread | None = field(default=None, repr=False)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-
 class Runner:
-    """Starts, watches and stops the node processes of one config."""
+    """Starts, watches, restarts and stops the node processes of one config."""
 
-    def __init__(self, config: ClusterConfig, out: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        out: TextIO | None = None,
+        restarts: RestartPolicy | None = None,
+    ) -> None:
         self.config = config
         self.path = str(Path(config.path).resolve())
         self.out = out or sys.stdout
@@ -68,6 +64,9 @@ class Runner:
         self.children: dict[str, Child] = {}
         self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self.width = max(len(name) for name in [*config.nodes, "runner"])
+        self.restarts = Restarts(restarts)
+        self.due: dict[str, float] = {}  # node -> when it is started again
+        self.failure: str | None = None  # why the run failed, once it has
         self._out_lock = threading.Lock()
         self._interrupts = 0
         self._producer_codes: dict[str, int] = {}
@@ -83,14 +82,15 @@ class Runner:
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self._start_all()
+            return self._supervise()
         except Interrupted:
             self.stop_all()
             return 0
-        except RuntimeError as exc:
+        except Failed as exc:
+            self.failure = str(exc)
             self.say(f"error: {exc}")
             self.stop_all()
             return 1
-        return self._supervise()
 
     def _on_signal(self, signum: int, _: FrameType | None) -> None:
         if signum == signal.SIGINT:
@@ -104,40 +104,20 @@ class Runner:
             for node in self.config.of_kind(kind):
                 self._spawn(node.name, kind)
                 if isinstance(node, CoordinatorConfig):
-                    self._wait_until_answers(node)
+                    child, curve = self.children[node.name], self.curves[node.name]
+                    pause = functools.partial(self._pause, READY_POLL_S, awaited=node.name)
+                    await_coordinator(node, child, curve, pause, self.clock)
             if kind == "worker" and self.config.of_kind("producer"):
                 self._wait_for_workers()
 
     def _spawn(self, name: str, kind: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", SUPERVISOR_PID_ENV: str(os.getpid())}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nodes.cli", "run", self.path, "--node", name],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            env=env,
-            start_new_session=True,  # Ctrl-C goes to the runner only; it orders the stop
-        )
-        child = Child(name, kind, process)
-        child.reader = threading.Thread(
-            target=self._relay, args=(child,), name=f"corral-relay-{name}", daemon=True
-        )
-        child.reader.start()
+        child = spawn(self.path, name, kind, self._write, lambda n: self.events.put((EXITED, n)))
         self.children[name] = child
-        self.say(f"started {kind} {name!r} (pid {process.pid})")
+        self.say(f"started {kind} {name!r} (pid {child.process.pid})")
 
-    def _relay(self, child: Child) -> None:
-        """Copy a child's output with its name in front; report its end."""
-        assert child.process.stdout is not None
-        for line in child.process.stdout:
-            self._write(child.name, line.rstrip("\n"))
-        child.process.wait()
-        self.events.put((EXITED, child.name))
-
-    def _pause(self, seconds: float) -> None:
-        """Wait, but give up at once on a stop signal (stash other events for later)."""
+    def _pause(self, seconds: float, awaited: str | None = None) -> None:
+        """Wait, but give up at once on a stop signal or a coordinator's end (the `awaited`
+        one's end is for its waiter to tell; stash the other events for the supervisor loop)."""
         try:
             kind, detail = self.events.get(timeout=seconds)
         except queue.Empty:
@@ -145,29 +125,13 @@ class Runner:
         if kind in (STOP, KILL):
             self.say(f"{detail}: stopping")
             raise Interrupted
-        self.events.put((kind, detail))  # an exit: the supervisor loop reports it
+        child = self.children[detail]
+        if detail == awaited:
+            return
+        if child.kind == "coordinator" and not child.stopping:
+            raise self._coordinator_gone(child)
+        self.events.put((kind, detail))  # a worker's end: the supervisor loop handles it
         threading.Event().wait(READY_POLL_S)
-
-    def _wait_until_answers(self, node: CoordinatorConfig) -> None:
-        child = self.children[node.name]
-        deadline = self.clock.now() + COORDINATOR_READY_TIMEOUT_S
-        curve = self.curves[node.name]
-        with Client(node.connect_address, timeout=PING_TIMEOUT_S, curve=curve) as client:
-            while True:
-                if not child.alive:
-                    raise RuntimeError(
-                        f"coordinator {node.name!r} exited with code {child.process.returncode}"
-                    )
-                try:
-                    client.ping()
-                    return
-                except CorralError:
-                    if self.clock.now() > deadline:
-                        raise RuntimeError(
-                            f"coordinator {node.name!r} did not answer on "
-                            f"{node.connect_address} within {COORDINATOR_READY_TIMEOUT_S:.0f} s"
-                        ) from None
-                self._pause(READY_POLL_S)
 
     def _wait_for_workers(self) -> None:
         """Let workers register before producers start, so throughput is measured warm."""
@@ -175,9 +139,9 @@ class Runner:
         deadline = self.clock.now() + WORKERS_READY_TIMEOUT_S
         live = wanted = 0
         while self.clock.now() < deadline:
-            # a worker process that died (say, a handler that does not import) is not awaited
+            # a worker process that died is not awaited (the supervisor loop restarts it)
             wanted = sum(1 for c in self.children.values() if c.kind == "worker" and c.alive)
-            live = sum(self._live_workers(node) for node in coordinators)
+            live = sum(live_workers(node, self.curves[node.name]) for node in coordinators)
             if live >= wanted:
                 dead = len(self.config.workers()) - wanted
                 self.say(f"{live} workers registered" + (f" ({dead} exited)" if dead else ""))
@@ -185,21 +149,15 @@ class Runner:
             self._pause(READY_POLL_S)
         self.say(f"only {live} of {wanted} workers registered; starting producers anyway")
 
-    def _live_workers(self, node: CoordinatorConfig) -> int:
-        curve = self.curves[node.name]
-        try:
-            with Client(node.connect_address, timeout=PING_TIMEOUT_S, curve=curve) as client:
-                workers = client.stats()["workers"]
-        except CorralError:
-            return 0
-        return sum(1 for worker in workers if worker["state"] != "terminated")
-
     # -- supervising --------------------------------------------------------------------------
 
     def _supervise(self) -> int:
-        producers = {node.name for node in self.config.of_kind("producer")}
         while True:
-            kind, detail = self.events.get()
+            try:
+                kind, detail = self.events.get(timeout=self._until_due())
+            except queue.Empty:
+                self._restart_due()
+                continue
             if kind == STOP:
                 self.say(f"{detail}: stopping the cluster")
                 self.stop_all()
@@ -207,24 +165,72 @@ class Runner:
             if kind == KILL:
                 self.kill_all("second interrupt")
                 return 1
-            child = self.children[detail]
-            code = child.process.returncode
-            if detail in producers:
-                self._producer_codes[detail] = code if code >= 0 else 1
-                self.say(f"producer {detail!r} finished with exit code {code}")
-                if set(self._producer_codes) == producers:
-                    self.say("every producer finished: stopping the cluster")
-                    self.stop_all()
-                    return max(self._producer_codes.values())
-            elif not child.stopping:
-                self.say(f"{child.kind} {detail!r} exited unexpectedly with code {code}")
-                if not any(c.alive for c in self.children.values()):
-                    return 1
+            code = self._exited(self.children[detail])
+            if code is not None:
+                return code
+
+    def _exited(self, child: Child) -> int | None:
+        """Act on a child's end by the table of nodes/process/restarts.py; the run's exit code
+        when the run is over."""
+        code = child.process.returncode
+        todo = action(child.kind, code, child.stopping)
+        if todo is Action.STOP_RUN:
+            raise self._coordinator_gone(child)
+        if todo is Action.FINISHED:
+            return self._producer_finished(child.name, code)
+        if todo is Action.LEFT:
+            why = "terminated by the coordinator" if child.terminated else "exited 0"
+            self.say(f"worker {child.name!r} {why}: not restarted")
+            self._any_workers_left()
+        elif todo is Action.RESTART:
+            delay = self.restarts.delay(child.name, self.clock.now())
+            if delay is None:
+                policy = self.restarts.policy
+                raise Failed(
+                    f"worker {child.name!r} died ({child.ended()}) after {policy.limit} "
+                    f"restarts within {policy.window:.0f} s: giving up"
+                )
+            self.say(f"worker {child.name!r} died ({child.ended()}): restarting in {delay:g} s")
+            self.due[child.name] = self.clock.now() + delay
+        return None
+
+    def _coordinator_gone(self, child: Child) -> Failed:
+        node = self.config.node(child.name)
+        bind = node.bind if isinstance(node, CoordinatorConfig) else "?"
+        return Failed(f"coordinator {child.name!r} on {bind} exited unexpectedly ({child.ended()})")
+
+    def _producer_finished(self, name: str, code: int) -> int | None:
+        producers = {node.name for node in self.config.of_kind("producer")}
+        self._producer_codes[name] = code if code >= 0 else 1
+        self.say(f"producer {name!r} finished with exit code {code}")
+        if set(self._producer_codes) != producers:
+            return None
+        self.say("every producer finished: stopping the cluster")
+        self.stop_all()
+        return max(self._producer_codes.values())
+
+    def _any_workers_left(self) -> None:
+        workers = [c for c in self.children.values() if c.kind == "worker"]
+        if not any(c.alive or c.name in self.due for c in workers):
+            self.say("no workers left: the coordinator keeps running for new ones (Ctrl-C stops)")
+
+    def _until_due(self) -> float | None:
+        if not self.due:
+            return None
+        return max(0.0, min(self.due.values()) - self.clock.now())
+
+    def _restart_due(self) -> None:
+        now = self.clock.now()
+        for name, at in list(self.due.items()):
+            if at <= now:
+                del self.due[name]
+                self._spawn(name, self.children[name].kind)
 
     # -- stopping -----------------------------------------------------------------------------
 
     def stop_all(self) -> None:
         """SIGTERM workers and producers, wait for their graceful stop, then coordinators."""
+        self.due.clear()
         first = [c for c in self.children.values() if c.kind != "coordinator"]
         grace = max((worker.shutdown_grace for worker in self.config.workers()), default=0.0)
         self._terminate(first, grace + STOP_MARGIN_S)
@@ -274,5 +280,12 @@ class Runner:
 
 
 def run_cluster(path: str) -> int:
-    """`corral run FILE`: start and supervise every node of FILE."""
-    return Runner(load_config(path)).run()
+    """`corral run FILE`: check FILE (handlers import), start and supervise every node of it.
+    A failed run ends with its reason as one line on stderr too."""
+    config = load_config(path)
+    check_imports(config)
+    runner = Runner(config)
+    code = runner.run()
+    if runner.failure is not None:
+        print(f"error: {runner.failure}", file=sys.stderr)
+    return code

@@ -117,6 +117,16 @@ def test_ping_is_answered_with_pong_carrying_the_same_rid(connect, rid):
     assert peer.receive() == {"type": "pong", "rid": rid}
 
 
+def test_ping_with_identify_is_answered_with_the_coordinators_instance(connect):
+    peer = connect()
+    peer.send({"type": "ping", "rid": 1, "identify": True})
+    first = peer.receive()
+    peer.send({"type": "ping", "rid": 2, "identify": True})
+    assert first["type"] == "pong" and first["rid"] == 1
+    assert isinstance(first["instance"], str) and first["instance"]
+    assert peer.receive() == {"type": "pong", "rid": 2, "instance": first["instance"]}
+
+
 # -- sections 3.1 and 3.2: hello and register ----------------------------------------------------
 
 

@@ -267,7 +267,7 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
             }
         ),
         "deregister": st.fixed_dictionaries({"worker_id": me}),
-        "ping": st.just({}),
+        "ping": st.fixed_dictionaries({}, optional={"identify": st.booleans()}),
         "enqueue": st.one_of(
             st.fixed_dictionaries({"job": job_specs()}),
             st.fixed_dictionaries({"jobs": st.lists(job_specs(), min_size=1, max_size=3)}),
@@ -413,6 +413,8 @@ def check_shape(answer: dict[str, Any], expected: Expected) -> None:
         assert answer.get("code") in WIRE_CODES, answer
         assert answer["code"] != "internal", answer
         assert isinstance(answer.get("message"), str), answer
+    if answer["type"] == "pong":  # `instance` only for `identify` (PROTOCOL.md Extensions)
+        assert set(answer) <= {"type", "rid", "instance"}, answer
     if expected.rid is None:
         assert "rid" not in answer and answer.get("code") in ("bad_request", "too_large"), answer
     else:

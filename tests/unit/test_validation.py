@@ -206,6 +206,14 @@ def test_stats_may_ask_for_the_series_extension_with_a_boolean():
         parse({"type": "stats", "rid": 1, "series": "yes"})
 
 
+def test_ping_identify_is_an_optional_boolean():
+    assert parse({"type": "ping", "rid": 1, "identify": True}) == m.Ping(1, True)
+    assert parse({"type": "ping", "rid": 1}) == m.Ping(1, False)
+    for garbage in (1, "yes", [True]):
+        with pytest.raises(BadRequest, match="identify"):
+            parse(request("ping", identify=garbage))
+
+
 def test_get_parses_into_get_and_its_wait_defaults_to_zero():
     assert parse(request("get")) == m.Get(1, JID, 2.0)
     assert parse({"type": "get", "rid": 1, "job_id": JID}) == m.Get(1, JID, 0.0)

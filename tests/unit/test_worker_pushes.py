@@ -70,3 +70,23 @@ def test_a_finished_job_is_reported_without_a_free_slot_count(worker):
     [outcomes] = link.told
     assert isinstance(outcomes, Outcomes)
     assert [(o.job_id, o.result) for o in outcomes.items] == [("b", 1)]
+
+
+def test_on_terminate_is_called_once_when_a_directive_terminates_never_on_a_local_stop():
+    calls: list[str] = []
+    told = WorkerActor.start(
+        Untracked(), {}, 1, SystemClock(), on_terminate=lambda: calls.append("told")
+    )
+    stopped = WorkerActor.start(
+        Untracked(), {}, 1, SystemClock(), on_terminate=lambda: calls.append("stopped")
+    )
+    try:
+        told.tell(Directive(states.QUIET))
+        told.tell(Directive(states.TERMINATE))
+        told.tell(Directive(states.TERMINATE))  # already terminating: not again
+        told.proxy().running().get()
+        stopped.proxy().set_state(states.TERMINATE).get()  # the node's own graceful stop
+        assert calls == ["told"]
+    finally:
+        told.stop()
+        stopped.stop()

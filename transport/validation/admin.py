@@ -14,7 +14,7 @@ MAX_JOBS_LIMIT = 1000
 
 
 def _ping(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Ping:
-    return m.Ping(rid)
+    return m.Ping(rid, boolean(b, "identify", False))
 
 
 def _get_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Get:
