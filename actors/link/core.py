@@ -110,7 +110,9 @@ class LinkCore:
             return self._drain()
         if due and not self._expire_requests():
             return self._drain()
-        if self.session.worker_id is not None:
+        if self.session.worker_id is None and now - self.last_reply >= self.heartbeat_interval:
+            self.session.unanswered(now - self.last_reply)
+        elif self.session.worker_id is not None:
             state = self.slots.worker_state
             body = {"worker_id": self.session.worker_id, "state": state}
             self._request("beat", {**body, "active_job_ids": self._held()}, state)

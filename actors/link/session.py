@@ -27,6 +27,7 @@ class Session:
         self.registered_as: str | None = None  # the last worker_id whose register succeeded
         self.sessions = 0  # how many times a worker_id was issued to us
         self.failures = 0  # consecutive failed connection attempts, for backoff
+        self._silence_told = False  # this connection's unanswered hello was reported
 
     def welcomed(self, worker_id: str) -> None:
         # Resume from the last session that completed its register: a session that only got
@@ -34,6 +35,21 @@ class Session:
         self.previous_worker_id = self.registered_as
         self.worker_id = worker_id
         self.sessions += 1
+        self._silence_told = False
+
+    def unanswered(self, seconds: float) -> None:
+        """The hello has waited `seconds` (a beat or more) for an answer: say so once per
+        connection, long before it is given up after heartbeat_timeout (a wrong address or a
+        coordinator that is not running would otherwise be silent for 30 s)."""
+        if self._silence_told:
+            return
+        self._silence_told = True
+        log.warning(
+            "no answer from the coordinator at %s after %.0f s; still trying",
+            self.settings.coordinator_address or "its address",
+            seconds,
+            extra={"event": "unanswered", "silent_s": seconds},
+        )
 
     def register_body(self, held: list[str]) -> dict[str, Any]:
         settings = self.settings
@@ -84,6 +100,7 @@ class Session:
             )
             delay = base * self.rng.uniform(0.5, 1.0)
         self.failures += 1
+        self._silence_told = False
         address = self.settings.coordinator_address or "its address"
         when = f"in {delay:.1f} s" if delay else "now"
         if self.worker_id:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors.jobs import Job
+from actors.link.core import LinkCore
 from actors.link.session import Session
 from actors.worker_settings import WorkerSettings
 from nodes.observe.formatting import format_time
@@ -51,6 +52,23 @@ def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retri
         f"retrying in {delay:.1f} s"
     )
     assert 1.0 <= delay <= 2.0
+
+
+def test_a_worker_whose_hello_goes_unanswered_says_so_at_its_first_beat_once(caplog):
+    # Given a link saying hello to a coordinator that does not answer
+    settings = WorkerSettings(coordinator_address=ADDRESS, heartbeat_interval=5.0)
+    core = LinkCore(settings, random.Random(1), 100.0)
+    core.start()
+    core.connect(100.0)
+    with caplog.at_level(logging.WARNING, logger="actors.link.session"):
+        # When beats come and the hello is still unanswered, long before heartbeat_timeout
+        core.beat(103.0, due=True)
+        core.beat(105.0, due=True)
+        core.beat(110.0, due=True)
+    # Then it says so once, at the first beat a whole interval after the hello
+    assert [r.getMessage() for r in caplog.records] == [
+        f"no answer from the coordinator at {ADDRESS} after 5 s; still trying"
+    ]
 
 
 def test_a_worker_that_loses_its_session_names_it_and_reconnects(caplog):
