@@ -1,17 +1,20 @@
-"""Open a store from its URL: `memory`, or `sqlite:///relative.db` / `sqlite:////abs.db`.
+"""Open a store from its URL: `memory`, `sqlite:///relative.db` / `sqlite:////abs.db`, or
+`postgresql://user:pass@host:port/db` (`postgres://` too).
 
-A SQLite URL may set retention in seconds, e.g.
-`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`.
+A SQLite or PostgreSQL URL may set retention in seconds, e.g.
+`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`; a PostgreSQL
+URL's other query options (sslmode, ...) go to libpq as they are.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
 
 RETENTION_OPTIONS = ("completed_retention_s", "discarded_retention_s")
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 def open_store(url: str) -> Store:
@@ -23,7 +26,18 @@ def open_store(url: str) -> Store:
 
         path, _, query = url.removeprefix("sqlite:///").partition("?")
         return SqliteStore(path, **_retention(url, query))
-    raise ValueError(f"unknown store {url!r}: use 'memory' or 'sqlite:///path.db'")
+    if url.startswith(POSTGRES_PREFIXES):
+        from actors.store.postgres import PostgresStore
+
+        base, _, query = url.partition("?")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        ours = "&".join(f"{k}={v}" for k, v in pairs if k in RETENTION_OPTIONS)
+        theirs = urlencode([(k, v) for k, v in pairs if k not in RETENTION_OPTIONS])
+        return PostgresStore(base + ("?" + theirs if theirs else ""), **_retention(url, ours))
+    raise ValueError(
+        f"unknown store {url!r}: use 'memory', 'sqlite:///path.db' or "
+        "'postgresql://user:pass@host:port/db'"
+    )
 
 
 def _retention(url: str, query: str) -> dict[str, float]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from nodes import Coordinator
+from tests.pg import postgres  # noqa: F401 - the session's private PostgreSQL cluster
 
 STOP_DEADLINE_S = 10.0
 

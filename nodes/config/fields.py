@@ -23,6 +23,7 @@ from transport.errors import CorralError
 Check = Callable[[Any, "Where", str], Any]
 ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _TCP = re.compile(r"^tcp://(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?:\*|\d{1,5})$")
@@ -169,12 +170,19 @@ def log_level(value: Any, where: Where, name: str) -> str:
 
 
 def store_url(value: Any, where: Where, name: str) -> str:
-    """`memory` or `sqlite:///relative.db` (resolved against the config's directory)."""
+    """`memory`, `sqlite:///relative.db` (resolved against the config's directory) or
+    `postgresql://user:pass@host:port/db` (`postgres://` too), kept as it is."""
     url = text(value, where, name)
     if url == "memory":
         return url
+    if url.startswith(POSTGRES_PREFIXES) and url.partition("://")[2]:
+        return url
     if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
-        raise where.error(f"expected 'memory' or 'sqlite:///path.db', got {url!r}", name)
+        raise where.error(
+            "expected 'memory', 'sqlite:///path.db' or 'postgresql://user:pass@host:port/db', "
+            f"got {url!r}",
+            name,
+        )
     rest = url.removeprefix(SQLITE_PREFIX)
     if rest == ":memory:" or rest.startswith("/"):
         return url

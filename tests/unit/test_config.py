@@ -291,8 +291,9 @@ def test_relative_store_and_key_paths_resolve_against_the_files_directory(
     assert coordinator.security.authorized[1].public_key_file == Path("/etc/corral/client.key")
 
 
-def test_absolute_and_in_memory_store_urls_are_kept(tmp_path: Path) -> None:
-    for url in ("sqlite:////var/corral.db", "sqlite:///:memory:", "memory"):
+def test_absolute_in_memory_and_postgresql_store_urls_are_kept(tmp_path: Path) -> None:
+    postgres = ("postgresql://corral:pw@db:5432/corral", "postgres://db/corral?sslmode=require")
+    for url in ("sqlite:////var/corral.db", "sqlite:///:memory:", "memory", *postgres):
         path = write(tmp_path, f"nodes: {{c: {{kind: coordinator, store: '{url}'}}}}")
         assert load_config(path).node("c").store == url  # type: ignore[attr-defined]
 
