@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -92,14 +92,10 @@ class Cluster:
     def stop(self) -> None:
         if self.pid is None:
             return
-        try:
+        with suppress(subprocess.SubprocessError, OSError):
             self._run("pg_ctl", "stop", "-m", "immediate", "-D", str(self.data))
-        except (subprocess.SubprocessError, OSError):
-            pass
-        try:
+        with suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.pid = None
 
 
