@@ -1,0 +1,142 @@
+"""Jobs for the store tests, and every store kind opened the same way (`StoreKinds`): memory,
+SQLite on a temporary file and PostgreSQL on a fresh database of the session's private cluster.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import lifecycle, states
+from actors.jobs import Job
+from actors.store.memory import MemoryStore
+from actors.store.postgres import PostgresStore
+from actors.store.sqlite import SqliteStore
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo
+from transport.validation.jobs import job_spec
+
+T0 = 1_700_000_000.0
+WAIT_S = 10.0
+KINDS = ("memory", "sqlite", "postgresql")
+DURABLE = ("sqlite", "postgresql")
+
+
+# -- jobs built from a spec and moved through the lifecycle ---------------------------------------
+
+
+def make(n: int, *, queue: str = "default", job_type: str = "noop", **spec: Any) -> Job:
+    raw = {"type": job_type, "queue": queue, **spec}
+    return Job.from_spec(job_spec(raw), f"job-{n:05d}", T0 + n, seq=n)
+
+
+def run(job: Job, at: float) -> Job:
+    lifecycle.activate(job, at, "w-1", 30.0)
+    return job
+
+
+def end(job: Job, state: str, at: float, result: Any = None) -> Job:
+    if job.state != states.ACTIVE:
+        run(job, at)
+    if state == states.COMPLETED:
+        lifecycle.complete(job, at, result)
+    elif state == states.DISCARDED:
+        lifecycle.fail(job, at, ErrorInfo("Boom", "no", retryable=False), random.Random(0))
+    else:
+        lifecycle.cancel(job, at)
+    return job
+
+
+def nonzero(by_state: dict[str, int]) -> dict[str, int]:
+    return {state: n for state, n in by_state.items() if n}
+
+
+# -- jobs built field by field (any state at once) ------------------------------------------------
+
+
+def make_job(n: int, *, state: str = states.AVAILABLE, **fields: Any) -> Job:
+    job = Job(
+        id=f"job-{n:05d}",
+        type="square",
+        args=(n,),
+        queue=fields.pop("queue", "default"),
+        priority=0,
+        scheduled_at=None,
+        max_attempts=3,
+        retry=DEFAULT_RETRY,
+        timeout=None,
+        route=EMPTY_MAP,
+        unique_key=fields.pop("unique_key", None),
+        meta=EMPTY_MAP,
+        created_at=T0 + n,
+        state=state,
+    )
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return job
+
+
+def finish(job: Job, state: str, at: float | None, **fields: Any) -> Job:
+    job.state = state
+    job.completed_at = at
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return job
+
+
+# -- every store kind -----------------------------------------------------------------------------
+
+
+class StoreKinds:
+    """Opens stores of one kind, always over the same file or database; `open` may be called
+    again after `close` (a restart). Every store still open is closed at teardown."""
+
+    def __init__(self, kind: str, location: str) -> None:
+        self.kind, self.location = kind, location
+        self.opened: list[Any] = []
+
+    def open(self, **options: Any) -> Any:
+        if self.kind == "memory":
+            options.pop("activity", None)
+            store: Any = MemoryStore(**options)
+        elif self.kind == "sqlite":
+            store = SqliteStore(self.location, **options)
+        else:
+            store = PostgresStore(self.location, **options)
+        self.opened.append(store)
+        return store
+
+    def read_back(self, job_id: str) -> str | None:
+        """The state as stored, through a connection of its own (what a restart would read)."""
+        if self.kind == "sqlite":
+            connection = sqlite3.connect(self.location)
+            try:
+                found = connection.execute(
+                    "SELECT state FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+            finally:
+                connection.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(self.location) as pg:
+                found = pg.execute("SELECT state FROM jobs WHERE id = %s", [job_id]).fetchone()
+        return found[0] if found else None
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            if hasattr(store, "close"):
+                store.close()
+
+
+def open_kind(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> Iterator[StoreKinds]:
+    if kind == "postgresql":
+        location = request.getfixturevalue("postgres").database()
+    else:
+        location = str(tmp_path / "corral.db")
+    kinds = StoreKinds(kind, location)
+    yield kinds
+    kinds.close_all()
