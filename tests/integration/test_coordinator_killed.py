@@ -1,6 +1,7 @@
 """A coordinator process SIGKILLed and started again on the same address: on the memory store
 (everything it held is gone, workers re-register, a client retries safely with a unique key)
-and on SQLite (acknowledged jobs survive, running ones resume, orphans are recovered).
+and on SQLite and PostgreSQL (acknowledged jobs survive, running ones resume, orphans are
+recovered).
 
 Worker and coordinator processes are started from tests/integration/node_script.py with short
 timings (tests/integration/real_cluster.py); every wait is a condition with a deadline and
@@ -112,15 +113,19 @@ def _enqueue_or_none(client: Client, kind: str, args: list[Any], **options: Any)
         return None
 
 
-# -- the SQLite store ----------------------------------------------------------------------------
+# -- the durable stores: SQLite and PostgreSQL ----------------------------------------------------
 
 
-def test_after_a_coordinator_on_sqlite_is_killed_acked_jobs_survive_and_running_ones_resume(
-    spawn, clients, tmp_path
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_after_a_durable_coordinator_is_killed_acked_jobs_survive_and_running_ones_resume(
+    spawn, clients, tmp_path, request, kind
 ):
-    # Given a coordinator on SQLite, a completed job, a waiting job, and two workers each
-    # running a job
-    store = f"sqlite:///{tmp_path / 'corral.db'}"
+    # Given a coordinator on SQLite (a file) or PostgreSQL (a database of the session's private
+    # cluster), a completed job, a waiting job, and two workers each running a job
+    if kind == "sqlite":
+        store = f"sqlite:///{tmp_path / 'corral.db'}"
+    else:
+        store = request.getfixturevalue("postgres").database()
     first, address = start_coordinator(spawn, tmp_path, "coordinator-1", store=store)
     before = clients(address)
     release = tmp_path / "release"
@@ -139,7 +144,7 @@ def test_after_a_coordinator_on_sqlite_is_killed_acked_jobs_survive_and_running_
     )
 
     # When one worker and then the coordinator are SIGKILLed, and a new coordinator opens the
-    # same file on the same address
+    # same file or database on the same address
     goner.signal(signal.SIGKILL)
     first.signal(signal.SIGKILL)
     first.wait()
