@@ -203,9 +203,16 @@ class RunningCluster:
 
 
 def store_url(store: str, stack: contextlib.ExitStack) -> str:
-    """`sqlite` means a fresh file in a temporary directory (removed by `stack`); `memory` and
+    """`sqlite` means a fresh file in a temporary directory (removed by `stack`); `postgresql`
+    a fresh database on a private cluster (tests/pg.py, stopped by `stack`); `memory` and
     store URLs pass through. The temporary directory must be on a real disk: on tmpfs an
     fsync costs nothing and the SQLite number would flatter the store."""
+    if store == "postgresql":
+        if str(REPO_DIR) not in sys.path:
+            sys.path.insert(0, str(REPO_DIR))
+        from tests.pg import private_cluster
+
+        return stack.enter_context(private_cluster()).database()
     if store != "sqlite":
         return store
     directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="corral-bench-"))

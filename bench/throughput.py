@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--jobs 20000] [--workers 2] [--concurrency 50]
     .venv/bin/python bench/throughput.py --store sqlite   # the same over a fresh SQLite file
+    .venv/bin/python bench/throughput.py --store postgresql  # a fresh database, private cluster
 
 End to end: a coordinator process, `--workers` worker processes (concurrency 50 each: 100 jobs
 in flight, as the raw ZeroMQ ceiling keeps 100 requests in flight) and this process as the
@@ -139,7 +140,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--batch", type=int, default=BATCH_JOBS)
     parser.add_argument(
-        "--store", default="memory", help="memory, sqlite (a fresh temporary file) or a store URL"
+        "--store",
+        default="memory",
+        help="memory, sqlite (a fresh temporary file), postgresql (a fresh database on a "
+        "private cluster) or a store URL",
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     parser.add_argument("--profile", metavar="FILE", help="cProfile the coordinator into FILE")
