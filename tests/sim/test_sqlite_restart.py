@@ -1,5 +1,6 @@
-"""Coordinator restarts in simulation, over a real SQLite file: the new coordinator knows only
-what the old one committed, and finishes every job exactly once."""
+"""Coordinator restarts in simulation, over a real SQLite file or a real PostgreSQL database (the
+session's private cluster): the new coordinator knows only what the old one committed, and
+finishes every job exactly once."""
 
 from __future__ import annotations
 
@@ -7,16 +8,27 @@ from pathlib import Path
 
 import pytest
 
+from actors.base import Activity
+from actors.store.postgres import PostgresStore
 from actors.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path: Path) -> str:
+    """A SQLite file's path or a fresh PostgreSQL database's URL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").database()
     return str(tmp_path / "corral.db")
 
 
+def open_db(db: str, activity: Activity | None = None) -> SqliteStore:
+    if db.startswith("postgresql://"):
+        return PostgresStore(db, activity=activity)
+    return SqliteStore(db, activity=activity)
+
+
 def durable_cluster(make_cluster, db: str, workers: int, seed: int):
-    store = SqliteStore(db)
+    store = open_db(db)
     cluster = make_cluster(workers, seed=seed, concurrency=1, store=store)
     # Starting only registered workers (no job saved yet): from here on the run-to-quiescence
     # also waits for commits and the replies they release.
@@ -25,9 +37,10 @@ def durable_cluster(make_cluster, db: str, workers: int, seed: int):
 
 
 def restart_over_the_file(cluster, db: str) -> None:
-    """Stop the coordinator, then start a new one over a fresh SqliteStore of the same file."""
-    cluster.kill_coordinator()  # closes the old store: its file lock is released
-    cluster.restart_coordinator(store=SqliteStore(db, activity=cluster.activity))
+    """Stop the coordinator, then start a new one over a fresh store of the same file or
+    database."""
+    cluster.kill_coordinator()  # closes the old store: its lock is released
+    cluster.restart_coordinator(store=open_db(db, activity=cluster.activity))
 
 
 def test_jobs_in_every_state_come_back_from_the_file_and_finish_exactly_once(
