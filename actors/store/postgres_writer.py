@@ -3,9 +3,11 @@ of two array statements, one transaction per batch.
 
 Every row of a batch goes to the server in one `INSERT ... SELECT FROM unnest(arrays) ON
 CONFLICT DO UPDATE` (one round trip whatever the batch size) and every deletion in one
-`DELETE ... = ANY(array)`. A connection lost mid-batch is reopened (taking the store's lock
-again) before the batch is retried, so a restarted server delays replies instead of stopping
-the coordinator.
+`DELETE ... = ANY(array)`. Parameters go in binary (`%b`): text arrays escape every element
+through a regex, which cost ~10 us of writer CPU per row against ~7 us in binary (5,000-row
+batches, measured with the unit tests' jobs). A connection lost mid-batch is reopened (taking
+the store's lock again) before the batch is retried, so a restarted server delays replies
+instead of stopping the coordinator.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ log = logging.getLogger(__name__)
 
 UPSERT = """
 INSERT INTO jobs (id, queue, state, unique_key, ended_at, wire)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::bytea[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], %b::bytea[])
 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, state = excluded.state,
     unique_key = excluded.unique_key, ended_at = excluded.ended_at, wire = excluded.wire
 """
-DELETE = "DELETE FROM jobs WHERE id = ANY(%s::text[])"
+DELETE = "DELETE FROM jobs WHERE id = ANY(%b::text[])"
 
 
 def columns(rows: list[Row]) -> list[list[Any]]:
