@@ -25,24 +25,30 @@ def open_store(url: str) -> Store:
         from actors.store.sqlite import SqliteStore
 
         path, _, query = url.removeprefix("sqlite:///").partition("?")
-        return SqliteStore(path, **_retention(url, query))
+        return SqliteStore(path, **_retention(url, _options(query)))
     if url.startswith(POSTGRES_PREFIXES):
-        from actors.store.postgres import PostgresStore
+        from actors.store.postgres import PostgresStore, redacted
 
         base, _, query = url.partition("?")
-        pairs = parse_qsl(query, keep_blank_values=True)
-        ours = "&".join(f"{k}={v}" for k, v in pairs if k in RETENTION_OPTIONS)
-        theirs = urlencode([(k, v) for k, v in pairs if k not in RETENTION_OPTIONS])
-        return PostgresStore(base + ("?" + theirs if theirs else ""), **_retention(url, ours))
+        shown = redacted(url)  # never the password in an error
+        ours, libpq = [], []
+        for option in _options(query):
+            (ours if option[0] in RETENTION_OPTIONS else libpq).append(option)
+        theirs = urlencode(libpq)
+        return PostgresStore(base + ("?" + theirs if theirs else ""), **_retention(shown, ours))
     raise ValueError(
         f"unknown store {url!r}: use 'memory', 'sqlite:///path.db' or "
         "'postgresql://user:pass@host:port/db'"
     )
 
 
-def _retention(url: str, query: str) -> dict[str, float]:
+def _options(query: str) -> list[tuple[str, str]]:
+    return parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+
+
+def _retention(url: str, pairs: list[tuple[str, str]]) -> dict[str, float]:
     options: dict[str, float] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    for name, value in pairs:
         if name not in RETENTION_OPTIONS:
             raise ValueError(
                 f"store {url!r}: unknown option {name!r} (known: {', '.join(RETENTION_OPTIONS)})"

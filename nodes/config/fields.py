@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodes.stores import POSTGRES_PREFIXES
 from transport.errors import CorralError
 
 Check = Callable[[Any, "Where", str], Any]
 ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 SQLITE_PREFIX = "sqlite:///"
-POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _TCP = re.compile(r"^tcp://(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(?:\*|\d{1,5})$")

@@ -82,7 +82,7 @@ def test_an_unreachable_server_is_refused_naming_the_database_without_its_passwo
 
 
 def test_open_store_takes_retention_from_a_postgresql_url_and_passes_the_rest_to_libpq(pg):
-    url = pg.location.replace("postgresql://", "postgres://")
+    url = pg.location.replace("postgresql://postgres@", "postgres://postgres:s3cret@")
     store = open_store(f"{url}?completed_retention_s=60&application_name=corral-test")
     try:
         assert isinstance(store, PostgresStore)
@@ -91,5 +91,6 @@ def test_open_store_takes_retention_from_a_postgresql_url_and_passes_the_rest_to
         assert ("corral-test",) in names
     finally:
         store.close()
-    with pytest.raises(ValueError, match="completed_retention_s must be a number"):
+    with pytest.raises(ValueError, match="completed_retention_s must be a number") as refused:
         open_store(f"{url}?completed_retention_s=soon")
+    assert "postgres:***@" in str(refused.value) and "s3cret" not in str(refused.value)
