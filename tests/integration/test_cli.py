@@ -10,54 +10,22 @@ import json
 import os
 import re
 import signal
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from nodes.client import Client
 from tests.conftest import wait_for
 from tests.integration.conftest import NodeProcess, Spawn, cli, corral, free_port
-from transport.errors import CorralError
-
-START_TIMEOUT_S = 20.0
-RUN_TIMEOUT_S = 45.0
-POLL_S = 0.05  # each poll connects a Client: not every 10 ms
-
-
-def write_config(tmp_path: Path, port: int, extra_nodes: str = "", grace: float = 10) -> Path:
-    text = f"""
-    nodes:
-      coordinator:
-        kind: coordinator
-        bind: tcp://127.0.0.1:{port}
-        store: memory
-        heartbeat_interval: 0.5
-        heartbeat_timeout: 5
-      worker:
-        kind: worker
-        connect: tcp://127.0.0.1:{port}
-        concurrency: 4
-        shutdown_grace: {grace}
-        handlers:
-          square: "nodes.demo:square"
-          sleep_ms: "nodes.demo:sleep_ms"
-    """
-    path = tmp_path / "cluster.yaml"
-    path.write_text(textwrap.dedent(text) + textwrap.indent(textwrap.dedent(extra_nodes), "  "))
-    return path
-
-
-def live_workers(address: str) -> list[dict[str, Any]]:
-    try:
-        with Client(address, timeout=1.0) as client:
-            workers = client.stats()["workers"]
-    except CorralError:
-        return []
-    return [worker for worker in workers if worker["state"] != "terminated"]
-
+from tests.integration.small_cluster import (
+    POLL_S,
+    RUN_TIMEOUT_S,
+    START_TIMEOUT_S,
+    live_workers,
+    wait_for_worker,
+    write_config,
+)
 
 # -- corral run FILE --------------------------------------------------------------------------
 
@@ -117,7 +85,7 @@ def test_client_commands_talk_to_a_running_cluster(
     path = write_config(tmp_path, port)
     address = f"tcp://127.0.0.1:{port}"
     runner = spawn("corral run", *cli("run", str(path)))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    wait_for_worker(address)
 
     enqueued = corral("enqueue", "square", "7", "--wait", "--connect", address)
     assert enqueued.returncode == 0, enqueued.stderr
@@ -191,7 +159,7 @@ def single_nodes(tmp_path: Path, spawn: Spawn) -> tuple[str, NodeProcess]:
     address = f"tcp://127.0.0.1:{port}"
     spawn("coordinator", *cli("run", str(path), "--node", "coordinator"))
     worker = spawn("worker", *cli("run", str(path), "--node", "worker"))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    wait_for_worker(address)
     return address, worker
 
 

@@ -18,7 +18,13 @@ import pytest
 from nodes.client import Client
 from tests.conftest import wait_for
 from tests.integration.conftest import NodeProcess, Spawn, cli, corral, free_port
-from tests.integration.test_cli import POLL_S, START_TIMEOUT_S, live_workers, write_config
+from tests.integration.small_cluster import (
+    POLL_S,
+    live_workers,
+    started_run,
+    wait_for_worker,
+    write_config,
+)
 
 FAIL_FAST_S = 15.0  # a second run must give up well before COORDINATOR_READY_TIMEOUT_S + start
 RESTARTED_WITHIN_S = 15.0  # the first backoff is 1 s; a worker process starts in ~1-3 s
@@ -41,7 +47,7 @@ def test_a_second_run_of_a_running_file_fails_fast_and_never_joins_the_first_clu
     path = write_config(tmp_path, port)
     address = f"tcp://127.0.0.1:{port}"
     first = spawn("first corral run", *cli("run", str(path)))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    wait_for_worker(address)
     before = all_worker_ids(address)
 
     second = spawn("second corral run", *cli("run", str(path)))
@@ -102,11 +108,7 @@ def test_a_producer_expect_that_does_not_import_stops_the_run_before_any_node_st
 def test_a_sigkilled_worker_is_restarted_and_a_new_worker_registers(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    port = free_port()
-    path = write_config(tmp_path, port)
-    address = f"tcp://127.0.0.1:{port}"
-    runner = spawn("corral run", *cli("run", str(path)))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    runner, address = started_run(tmp_path, spawn)
     [first] = [worker["worker_id"] for worker in live_workers(address)]
 
     os.kill(started_pid(runner, "worker", "worker"), signal.SIGKILL)  # as the OOM killer does
@@ -125,11 +127,7 @@ def test_a_sigkilled_worker_is_restarted_and_a_new_worker_registers(
 def test_a_coordinator_that_dies_ends_the_run_with_exit_1_and_its_reason(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    port = free_port()
-    path = write_config(tmp_path, port)
-    address = f"tcp://127.0.0.1:{port}"
-    runner = spawn("corral run", *cli("run", str(path)))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    runner, address = started_run(tmp_path, spawn)
 
     os.kill(started_pid(runner, "coordinator", "coordinator"), signal.SIGKILL)
     code = runner.wait(FAIL_FAST_S + 20)  # the worker's graceful stop has a 10 s grace

@@ -7,11 +7,13 @@ from pathlib import Path
 from nodes.client import Client
 from tests.conftest import wait_for
 from tests.integration.conftest import Spawn, cli, corral, free_port
-from tests.integration.test_cli import (
+from tests.integration.small_cluster import (
     POLL_S,
     RUN_TIMEOUT_S,
     START_TIMEOUT_S,
     live_workers,
+    started_run,
+    wait_for_worker,
     write_config,
 )
 
@@ -26,7 +28,7 @@ def test_a_worker_told_to_terminate_finishes_its_job_deregisters_and_exits_0(
     address = f"tcp://127.0.0.1:{port}"
     spawn("coordinator", *cli("run", str(path), "--node", "coordinator"))
     worker = spawn("worker", *cli("run", str(path), "--node", "worker"))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    wait_for_worker(address)
     worker_id = live_workers(address)[0]["worker_id"]
     with Client(address) as client:
         job_id = client.enqueue("sleep_ms", [1500])
@@ -47,11 +49,7 @@ def test_a_worker_told_to_terminate_finishes_its_job_deregisters_and_exits_0(
 def test_under_corral_run_a_terminated_worker_is_not_restarted_and_the_cluster_stays_up(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    port = free_port()
-    path = write_config(tmp_path, port)
-    address = f"tcp://127.0.0.1:{port}"
-    runner = spawn("corral run", *cli("run", str(path)))
-    wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
+    runner, address = started_run(tmp_path, spawn)
     worker_id = live_workers(address)[0]["worker_id"]
 
     assert corral("terminate", worker_id, "--connect", address).returncode == 0
