@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.base import Activity, Mailbox
 from actors.cancellation import Cancellations
@@ -40,6 +41,8 @@ class CoordinatorContext:
     # supervisor once their last session has been over for terminated_retention, so the set
     # stays bounded (single set operations are atomic, so no lock).
     greeted: set[bytes] = field(default_factory=set)
+    # With a shared database: the `cluster` field of `stats` (term, leader, standbys)
+    cluster: Callable[[], dict[str, Any]] | None = None
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
     listing: Mailbox = field(init=False)

@@ -27,6 +27,8 @@ WORKER_JOINED = "worker_joined"  # worker_id, hostname, pid
 WORKER_LOST = "worker_lost"  # worker_id, reason: timeout | deregistered | replaced
 WORKER_DIRECTED = "worker_directed"  # worker_id, state
 FETCH_ANSWERED = "fetch_answered"  # worker_id, jobs (how many), waited (s the fetch was parked)
+# coordinator, role, previous, term, reason, endpoint: a coordinator sharing a database changed role
+LEADERSHIP = "leadership"
 EVENTS = (
     JOB_ENQUEUED,
     JOB_STARTED,
@@ -37,6 +39,7 @@ EVENTS = (
     WORKER_LOST,
     WORKER_DIRECTED,
     FETCH_ANSWERED,
+    LEADERSHIP,
 )
 
 

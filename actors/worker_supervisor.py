@@ -93,9 +93,11 @@ class WorkerSupervisor(CorralActor):
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
         unroutable = {name: n for name, n in sorted(ctx.unroutable.items()) if n}
         workers = self.core.sessions.stats(ctx.settings.heartbeat_interval)
-        extra = {}
+        extra: dict[str, Any] = {}
         if request.series and self.series is not None:
             extra["series"] = self.series.snapshot(self.clock.now())
+        if ctx.cluster is not None:
+            extra["cluster"] = ctx.cluster()
         frame = codec.reply(
             request.rid, queues=counts, workers=workers, unroutable=unroutable, **extra
         )

@@ -175,7 +175,21 @@ class EventLog:
             extra=_job_fields("job_discarded", job, error_type=error.get("type")),
         )
 
+    def _leadership(self, p: dict[str, Any]) -> None:
+        level = logging.WARNING if p["previous"] == "leading" else logging.INFO
+        self.log.log(
+            level,
+            "coordinator %s: %s -> %s, term %s: %s",
+            p["coordinator"],
+            p["previous"],
+            p["role"],
+            p["term"],
+            p["reason"],
+            extra={"event": events.LEADERSHIP, **p},
+        )
+
     _handlers = {
+        events.LEADERSHIP: _leadership,
         events.WORKER_JOINED: _joined,
         events.WORKER_LOST: _lost,
         events.WORKER_DIRECTED: _directed,

@@ -1,0 +1,178 @@
+"""HighAvailability: a coordinator over a database it shares with other coordinators.
+
+The socket is bound at once and answers from the first moment: `not_leader` while standing
+by (nodes/leadership/standby.py), the dispatcher while leading. The LeaseKeeper decides; this
+class carries out its decisions on the coordinator: open the store under the new term and
+start the actors (promote), route frames to them (serve), stop them and drop the store (step
+down), and tell the event log and the metrics (the `leadership` event).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from actors import events
+from actors.leadership import Event, Role
+from nodes.config.kinds import connect_address
+from nodes.leadership.database import SharedDatabase
+from nodes.leadership.keeper import LeaseKeeper
+from nodes.leadership.standby import StandbyResponder, Switchboard
+
+if TYPE_CHECKING:
+    from actors.base import Activity
+    from actors.clock import Clock
+    from actors.context import CoordinatorContext
+    from actors.events import EventHub
+    from actors.store.base import Store
+    from transport.base import ServerTransport
+
+log = logging.getLogger(__name__)
+FAILOVER_TIMEOUT_S = 3.0  # the lease's ttl: a dead leader is replaced within about this
+MEMBER_FRESH_TTLS = 3  # a standby unheard of for this many ttls is not listed in `stats`
+
+
+class Servable(Protocol):
+    """What leadership drives of its coordinator (a `nodes.coordinator.Coordinator`)."""
+
+    name: str
+    instance: str
+    advertise: str | None
+    failover_timeout: float
+    max_message_size: int
+    clock: Clock
+    activity: Activity
+    events: EventHub
+    ctx: CoordinatorContext | None
+    wire: ServerTransport | None
+
+    @property
+    def address(self) -> str: ...
+
+    def serve(self, store: Store) -> None:
+        """Start the actors over `store` and build the dispatcher."""
+        ...
+
+    def unserve(self) -> None:
+        """Stop the actors and close the store."""
+        ...
+
+
+class HighAvailability:
+    """The keeper's host: turns leadership decisions into a serving or standing-by node."""
+
+    def __init__(self, coordinator: Servable, database: SharedDatabase) -> None:
+        self.coordinator = coordinator
+        self.database = database
+        self.endpoint = ""  # what peers are told to connect to: set once the socket is bound
+        self.keeper: LeaseKeeper | None = None
+        self._stores: dict[int, Store] = {}  # term -> its store, while promoting or serving
+        self._lock = threading.Lock()  # serializes promote / dismantle against each other
+
+    def start(self) -> None:
+        coordinator = self.coordinator
+        wire = coordinator.wire
+        assert wire is not None
+        clock = coordinator.clock
+        standby = StandbyResponder(
+            wire.send, self.leader_endpoint, coordinator.instance, coordinator.max_message_size
+        )
+        self.switchboard = Switchboard(lambda: self.serving(clock.now()), standby)
+        wire.start(self.switchboard)
+        self.endpoint = coordinator.advertise or connect_address(coordinator.address)
+        self.keeper = LeaseKeeper(
+            self.database.lease(),
+            self,
+            name=coordinator.name,
+            endpoint=self.endpoint,
+            ttl=coordinator.failover_timeout,
+            clock=clock,
+            activity=coordinator.activity,
+        )
+        self.keeper.start()  # only once set: a promotion's thread reads it
+        log.info(
+            "coordinator %s standing by on %s (database %s)",
+            coordinator.name,
+            self.endpoint,
+            self.database.name,
+        )
+
+    def stop(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
+
+    # -- what peers and observers read -------------------------------------------------------
+
+    def serving(self, now: float) -> bool:
+        return self.keeper is not None and self.keeper.serving(now)
+
+    def leader_endpoint(self) -> str | None:
+        keeper = self.keeper
+        if keeper is None or keeper.view is None:
+            return None
+        return keeper.view.endpoint if (keeper.view.expires_in > 0) else None
+
+    def cluster(self) -> dict[str, Any]:
+        """The `cluster` field of `stats` (docs/PROTOCOL.md, Extensions)."""
+        keeper = self.keeper
+        assert keeper is not None
+        name, core, view = self.coordinator.name, keeper.core, keeper.view
+        if core.held is not None:
+            leader = {"name": name, "endpoint": self.endpoint}
+        elif view is not None and view.holder is not None and view.expires_in > 0:
+            leader = {"name": view.holder, "endpoint": view.endpoint}
+        else:
+            leader = None
+        fresh = core.ttl * MEMBER_FRESH_TTLS
+        return {
+            "name": name,
+            "role": core.role.value,
+            "term": core.term,
+            "leader": leader,
+            "standbys": [
+                {"name": m.name, "endpoint": m.endpoint, "seen_ago": round(m.seen_ago, 3)}
+                for m in (view.members if view is not None else ())
+                if m.role == "standby" and m.name != name and m.seen_ago <= fresh
+            ],
+            "failover_timeout": core.ttl,
+        }
+
+    # -- the keeper's Host ---------------------------------------------------------------------
+
+    def promote(self, term: int) -> None:
+        keeper = self.keeper
+        assert keeper is not None
+        store = self.database.open(term, lambda: keeper.post(Event.DEPOSED, term=term))
+        with self._lock:
+            self._stores[term] = store
+            self.coordinator.serve(store)
+
+    def serve(self, term: int) -> None:
+        self.switchboard.dispatcher = self.coordinator.dispatcher
+
+    def step_down(self, term: int, reason: str) -> None:
+        self.switchboard.dispatcher = None
+        self.dismantle(term)
+
+    def dismantle(self, term: int) -> None:
+        with self._lock:
+            store = self._stores.pop(term, None)
+            if store is None:
+                return  # still loading: dismantled when its promotion reports back
+            if self.coordinator.ctx is not None and self.coordinator.ctx.store is store:
+                self.coordinator.unserve()
+            else:
+                store.close()
+
+    def changed(self, before: Role, after: Role, term: int, reason: str) -> None:
+        """A role change: logged (JSON logs carry the fields) and published as an event."""
+        self.coordinator.events.emit(
+            events.LEADERSHIP,
+            coordinator=self.coordinator.name,
+            role=after.value,
+            previous=before.value,
+            term=term,
+            reason=reason,
+            endpoint=self.endpoint,
+        )

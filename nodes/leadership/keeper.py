@@ -1,0 +1,201 @@
+"""LeaseKeeper: the thread that runs a coordinator's leadership (actors/leadership.py).
+
+Lease calls block on the database (briefly, and bounded by the lease's own timeouts), so they
+run here and never on an actor or on the socket's I/O thread. Every event, whoever raises it
+(the clock's timer, a promotion thread, the store's writer when fenced out), goes through one
+queue and is handled on this thread in order. A promotion (loading the store) runs on a thread
+of its own, so the lease keeps being renewed while a large store loads.
+
+With an `activity` (simulation) each queued event and each running promotion counts as work,
+so a simulation run to quiescence also waits for leadership changes to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from actors.base import Activity, Untracked
+from actors.clock import Clock, Timer
+from actors.leadership import (
+    Dismantle,
+    Effect,
+    Event,
+    Leadership,
+    Poll,
+    Promote,
+    Release,
+    Renew,
+    Role,
+    Schedule,
+    Serve,
+    StepDown,
+)
+from actors.store.lease import Lease, LeaseView
+from transport.errors import CorralError
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 30.0
+
+
+class Host(Protocol):
+    """What the keeper asks of its coordinator (nodes/leadership/ha.py)."""
+
+    def promote(self, term: int) -> None:
+        """Open the store under `term` and start the actors (blocking; raises on failure)."""
+        ...
+
+    def serve(self, term: int) -> None: ...
+
+    def step_down(self, term: int, reason: str) -> None: ...
+
+    def dismantle(self, term: int) -> None: ...
+
+    def changed(self, before: Role, after: Role, term: int, reason: str) -> None: ...
+
+
+class LeaseKeeper:
+    """Runs one Leadership core against a Lease for one coordinator."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        host: Host,
+        *,
+        name: str,
+        endpoint: str,
+        ttl: float,
+        clock: Clock,
+        activity: Activity | None = None,
+    ) -> None:
+        self.lease = lease
+        self.host = host
+        self.name = name
+        self.endpoint = endpoint
+        self.clock = clock
+        self.core = Leadership(ttl)
+        self.view: LeaseView | None = None  # the lease as last read: leader, term, members
+        self._activity = activity or Untracked()
+        self._events: queue.SimpleQueue[tuple[Event, dict[str, object]]] = queue.SimpleQueue()
+        self._timer: Timer | None = None
+        self._promotions: set[threading.Thread] = set()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self.post(Event.TICK)
+        self._thread.start()
+        return self
+
+    def serving(self, now: float) -> bool:
+        return self.core.serving(now)
+
+    def post(self, event: Event, **data: object) -> None:
+        """Queue an event for the keeper's thread (any thread; never blocks)."""
+        self._activity.begin()
+        self._events.put((event, data))
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Step down (releasing the lease so a standby takes over at once) and end the thread."""
+        if self._thread.is_alive():
+            self.post(Event.STOP)
+            self._thread.join(timeout)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _run(self) -> None:
+        while True:
+            event, data = self._events.get()
+            try:
+                self._apply(event, **data)
+            except Exception:
+                log.exception("leadership: handling %s failed", event.value)
+            finally:
+                self._activity.end()
+            if self.core.role is Role.STOPPED and not self._promotions and self._events.empty():
+                self.lease.close()
+                return
+
+    def _apply(self, event: Event, **data: object) -> None:
+        changes = len(self.core.changes)
+        effects = self.core.handle(event, self.clock.now(), **data)
+        for before, after, term, reason in self.core.changes[changes:]:
+            self.host.changed(before, after, term, reason)
+        for effect in effects:
+            self._perform(effect)
+
+    def _perform(self, effect: Effect) -> None:
+        if isinstance(effect, Schedule):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.clock.call_later(effect.delay, lambda: self.post(Event.TICK))
+        elif isinstance(effect, Poll):
+            self._poll()
+        elif isinstance(effect, Renew):
+            self._renew(effect.term)
+        elif isinstance(effect, Promote):
+            self._promote(effect.term)
+        elif isinstance(effect, Serve):
+            self.host.serve(effect.term)
+        elif isinstance(effect, StepDown):
+            self.host.step_down(effect.term, effect.reason)
+        elif isinstance(effect, Dismantle):
+            self.host.dismantle(effect.term)
+        elif isinstance(effect, Release):
+            self._quietly(lambda: self.lease.release(self.name, effect.term))
+
+    def _poll(self) -> None:
+        sent = self.clock.now()
+        try:
+            self.lease.heartbeat(self.name, self.endpoint, "standby")
+            term = self.lease.try_acquire(self.name, self.endpoint, self.core.ttl)
+            if term is None:
+                self.view = self.lease.read()
+        except CorralError as exc:
+            self._apply(Event.LEASE_ERROR, reason=exc.message)
+            return
+        if term is not None:
+            self._apply(Event.ACQUIRED, term=term, sent=sent)
+        else:
+            assert self.view is not None
+            self._apply(Event.NOT_ACQUIRED, leader=self.view.endpoint)
+
+    def _renew(self, term: int) -> None:
+        sent = self.clock.now()
+        try:
+            renewed = self.lease.renew(self.name, term, self.core.ttl)
+            if renewed:
+                self.lease.heartbeat(self.name, self.endpoint, "leader")
+                self.view = self.lease.read()
+        except CorralError as exc:
+            self._apply(Event.LEASE_ERROR, reason=exc.message)
+            return
+        self._apply(Event.RENEWED if renewed else Event.REFUSED, term=term, sent=sent)
+
+    def _promote(self, term: int) -> None:
+        """Load the store of `term` on a thread of its own; report back through the queue."""
+
+        def run() -> None:
+            outcome: dict[str, object] = {"term": term}
+            try:
+                self.host.promote(term)
+                event = Event.PROMOTED
+            except Exception as exc:
+                log.exception("leadership: promotion to term %d failed", term)
+                event, outcome["reason"] = Event.PROMOTE_FAILED, str(exc)
+            self._promotions.discard(thread)  # before the post: the keeper may then end
+            self.post(event, **outcome)
+            self._activity.end()
+
+        thread = threading.Thread(target=run, name=f"promote-{self.name}-{term}", daemon=True)
+        self._promotions.add(thread)
+        self._activity.begin()
+        thread.start()
+
+    def _quietly(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except CorralError as exc:
+            log.warning("leadership: %s", exc.message)
