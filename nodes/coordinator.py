@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -29,9 +31,10 @@ from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig
 from nodes.coordinator_arguments import coordinator_arguments
 from nodes.dispatcher import Dispatcher
+from nodes.leadership.ha import FAILOVER_TIMEOUT_S, HighAvailability
 from nodes.observe.logs import EventLog
 from nodes.observe.traffic import Traffic
-from nodes.stores import open_store
+from nodes.stores import open_store, shared_database
 from transport.base import ServerTransport
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.validation.limits import Limits
@@ -66,6 +69,9 @@ class Coordinator:
         security: SecuritySettings | None = None,
         addons: Sequence[Addon] = (),
         instance: str | None = None,
+        failover_timeout: float = FAILOVER_TIMEOUT_S,
+        name: str | None = None,
+        advertise: str | None = None,
         **setting_overrides: Any,
     ) -> None:
         self.bind = bind
@@ -97,6 +103,13 @@ class Coordinator:
         self.ctx: CoordinatorContext | None = None
         self.dispatcher: Dispatcher | None = None
         self._actors: list[base.Mailbox] = []
+        self.wire: ServerTransport | None = None  # the socket, its traffic counted
+        # With a shared database (PostgreSQL): the lease keeper and the switch between serving
+        # and answering `not_leader` (nodes/leadership/); None with a store of its own.
+        self.leadership: HighAvailability | None = None
+        self.failover_timeout = failover_timeout
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.advertise = advertise  # None: derived from the bound address
 
     @classmethod
     def from_config(cls, path: str, node: str = "coordinator", **overrides: Any) -> Coordinator:
@@ -113,26 +126,42 @@ class Coordinator:
         return getattr(self._transport, "bound_address", None) or self.bind
 
     def start(self) -> Coordinator:
-        opened = isinstance(self._store_spec, str)
-        store = open_store(self._store_spec) if opened else self._store_spec
+        database = shared_database(self._store_spec)
+        opened = isinstance(self._store_spec, str) and database is None
+        store = None
         try:
-            self._start(store)
+            self._bind()
+            if database is not None:  # several coordinators share it: serve only when leading
+                self.leadership = HighAvailability(self, database)
+                self.leadership.start()  # only once set: a promotion reads it
+            else:
+                store = open_store(self._store_spec) if opened else self._store_spec
+                self.serve(store)
+                assert self.dispatcher is not None and self.wire is not None
+                self.wire.start(self.dispatcher)
+            self._start_addons()
         except BaseException:
             self.stop()  # a port in use must not leave the store locked or threads running
-            if opened and self.ctx is None:
-                store.close()
+            if opened and store is not None:
+                store.close()  # idempotent: stop() closed it if it was served
             raise
         log.info("coordinator listening on %s", self.address)
         return self
 
-    def _start(self, store: Store) -> None:
+    def _bind(self) -> None:
+        """Make the server socket (bound, not yet delivering) and count its traffic."""
         if self._transport is None:
             from transport.zmq import ZmqServer
 
             self._transport = ZmqServer(
                 self.bind, max_message_size=self.max_message_size, **self._curve_options()
             )
-        transport = self.traffic.wrap(self._transport)
+        self.wire = self.traffic.wrap(self._transport)
+
+    def serve(self, store: Store) -> None:
+        """Start the actors over `store`, put its jobs back, and build the dispatcher."""
+        transport = self.wire
+        assert transport is not None
 
         def send_after_commit(peer: bytes, frame: bytes) -> None:
             store.after_commit(lambda: transport.send(peer, frame))
@@ -142,6 +171,8 @@ class Coordinator:
             self.settings, self.clock, store, outbox, self.activity, self.rng, self.events
         )
         ctx.max_message_size = self.max_message_size
+        if self.leadership is not None:
+            ctx.cluster = self.leadership.cluster
         self.ctx = ctx
         self._unobserve = self.events.subscribe(self.series.observe)
 
@@ -166,7 +197,21 @@ class Coordinator:
             self._roles_of(transport),
             self.instance,
         )
-        transport.start(self.dispatcher)
+
+    def unserve(self, timeout: float = 5.0) -> None:
+        """Stop the actors and close the store (idempotent): the end of a term, or of the run."""
+        self.dispatcher = None
+        if self._unobserve is not None:
+            self._unobserve()
+            self._unobserve = None
+        for mailbox in reversed(self._actors):
+            mailbox.stop(timeout)
+        self._actors.clear()
+        if self.ctx is not None:
+            self.ctx.store.close()
+            self.ctx = None
+
+    def _start_addons(self) -> None:
         for addon in self.addons:
             try:
                 addon.start(self)
@@ -207,23 +252,19 @@ class Coordinator:
             self.ctx.supervisor.tell(Orphans(active))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the add-ons, close the socket, stop every actor, close the store. Idempotent."""
+        """Stop the add-ons, hand leadership over, close the socket, stop every actor, close
+        the store. Idempotent."""
         for addon in reversed(self.addons):
             addon.stop()
-        if self._unobserve is not None:
-            self._unobserve()
-            self._unobserve = None
+        if self.leadership is not None:
+            self.leadership.stop()  # releases the lease: a standby takes over at its next poll
+            self.leadership = None
         if self._transport is not None:
             self._transport.close()
         if self._authenticator is not None:
             self._authenticator.stop()
             self._authenticator = None
-        for mailbox in reversed(self._actors):
-            mailbox.stop(timeout)
-        self._actors.clear()
-        if self.ctx is not None:
-            self.ctx.store.close()
-            self.ctx = None
+        self.unserve(timeout)
 
     def __enter__(self) -> Coordinator:
         return self.start()

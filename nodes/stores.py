@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
+from actors.store.shared import MemoryDatabase
+from nodes.leadership.database import InMemory, Postgres, SharedDatabase
 
 RETENTION_OPTIONS = ("completed_retention_s", "discarded_retention_s")
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -27,19 +29,37 @@ def open_store(url: str) -> Store:
         path, _, query = url.removeprefix("sqlite:///").partition("?")
         return SqliteStore(path, **_retention(url, _options(query)))
     if url.startswith(POSTGRES_PREFIXES):
-        from actors.store.postgres import PostgresStore, redacted
-
-        base, _, query = url.partition("?")
-        shown = redacted(url)  # never the password in an error
-        ours, libpq = [], []
-        for option in _options(query):
-            (ours if option[0] in RETENTION_OPTIONS else libpq).append(option)
-        theirs = urlencode(libpq)
-        return PostgresStore(base + ("?" + theirs if theirs else ""), **_retention(shown, ours))
+        raise ValueError(
+            f"store {redacted(url)!r}: a PostgreSQL store is shared by coordinators and opened "
+            "under their lease (Coordinator(store=url) does it; see docs/HA.md)"
+        )
     raise ValueError(
         f"unknown store {url!r}: use 'memory', 'sqlite:///path.db' or "
         "'postgresql://user:pass@host:port/db'"
     )
+
+
+def shared_database(spec: object) -> SharedDatabase | None:
+    """The database several coordinators share that `spec` names (a PostgreSQL URL, or a
+    MemoryDatabase in a simulation); None for a store of one coordinator's own."""
+    if isinstance(spec, MemoryDatabase):
+        return InMemory(spec)
+    if not (isinstance(spec, str) and spec.startswith(POSTGRES_PREFIXES)):
+        return None
+    base, _, query = spec.partition("?")
+    ours, libpq = [], []
+    for option in _options(query):
+        (ours if option[0] in RETENTION_OPTIONS else libpq).append(option)
+    theirs = urlencode(libpq)
+    retention = _retention(redacted(spec), ours)  # never the password in an error
+    return Postgres(base + ("?" + theirs if theirs else ""), retention)
+
+
+def redacted(url: str) -> str:
+    """`url` with its password replaced by `***`."""
+    from actors.store.postgres import redacted as hide
+
+    return hide(url)
 
 
 def _options(query: str) -> list[tuple[str, str]]:
