@@ -12,7 +12,7 @@ and the coordinator imports no add-on: the factory is the one place that knows b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from actors.clock import Clock
@@ -65,6 +65,10 @@ class AddonHost(Protocol):
     @property
     def address(self) -> str:
         """The coordinator's bound endpoint."""
+        ...
+
+    def cluster(self) -> dict[str, Any] | None:
+        """With a shared database: name, role, term, leader, standbys (`stats`' `cluster`)."""
         ...
 
 

@@ -12,17 +12,23 @@ import itertools
 import random
 from typing import Any
 
+from transport.endpoints import Endpoints
+
 from actors.base import Activity
 from actors.clock import Clock, ManualClock, SystemClock
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
+from actors.leadership import FAILOVER_TIMEOUT_S
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
+from actors.store.shared import MemoryDatabase
 from actors.turns import Turns
 from actors.worker import Handler
 from nodes.client import Client
 from nodes.coordinator import Coordinator
+from nodes.leadership.database import InMemory
 from nodes.worker_node import WorkerNode
+from transport.base import Connector
 from transport.inproc import InprocNetwork
 
 COORDINATOR_ADDRESS = "inproc://coordinator"
@@ -31,6 +37,19 @@ SETTLE_TIMEOUT_S = 30.0
 
 class Stuck(RuntimeError):
     """The simulation cannot make progress (no frame, no timer) or an actor never went idle."""
+
+
+class LeaderStore:
+    """Reads of a shared database's jobs, through whichever coordinator serves now."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def __getattr__(self, name: str) -> Any:
+        leader = self.cluster.leader()
+        if leader is None or leader.ctx is None:
+            raise LookupError(f"no coordinator leads (seed={self.cluster.seed})")
+        return getattr(leader.ctx.store, name)
 
 
 class Cluster:
@@ -46,7 +65,9 @@ class Cluster:
         queues: tuple[str, ...] = ("default",),
         concurrency: int = 4,
         settings: CoordinatorSettings | None = None,
-        store: Store | None = None,
+        store: Store | MemoryDatabase | None = None,
+        coordinators: int = 1,
+        failover_timeout: float = FAILOVER_TIMEOUT_S,
         **worker_options: Any,
     ) -> None:
         self.clock = clock or SystemClock()
@@ -57,7 +78,20 @@ class Cluster:
         self.turns = Turns(self.activity) if self.manual else None
         self.events = EventHub()  # outlives coordinator restarts, so observers see everything
         self.network = InprocNetwork(self._child_rng(), auto=not self.manual)
-        self.store = store or MemoryStore()
+        # Several coordinators share a database (a MemoryDatabase standing in for PostgreSQL):
+        # one leads, the others stand by; peers hold every address (docs/HA.md).
+        self.addresses = (
+            (COORDINATOR_ADDRESS,)
+            if coordinators == 1
+            else tuple(f"{COORDINATOR_ADDRESS}-{n}" for n in range(1, coordinators + 1))
+        )
+        self.database = store if isinstance(store, MemoryDatabase) else None
+        if self.database is None and coordinators > 1:
+            self.database = MemoryDatabase(self.clock)
+        self.failover_timeout = failover_timeout
+        self.coordinators: dict[str, Coordinator] = {}
+        self.cut_off: set[str] = set()  # coordinators the database cannot be reached from
+        self.store: Any = LeaderStore(self) if self.database else store or MemoryStore()
         self.settings = settings or CoordinatorSettings()
         self.handlers = dict(handlers or {})
         self.worker_defaults: dict[str, Any] = {
@@ -77,27 +111,52 @@ class Cluster:
     # -- building -----------------------------------------------------------------------------
 
     def start(self) -> Cluster:
-        self.start_coordinator()
+        for address in self.addresses:
+            self.start_coordinator(address)
+        if self.database is not None:  # the first one takes the lease: wait until it serves
+            self.run_until(lambda: self.leader() is not None, within=60.0)
         for _ in range(self.initial_workers):
             self.add_worker()
         self.settle()
         return self
 
-    def start_coordinator(self) -> Coordinator:
+    def start_coordinator(self, address: str = COORDINATOR_ADDRESS) -> Coordinator:
         track = getattr(self.store, "track", None)  # a durable store's commits count as work
         if track is not None:
             track(self.activity)
-        self.coordinator = Coordinator(
-            COORDINATOR_ADDRESS,
-            store=self.store,
+        database = self.database and InMemory(self.database, lambda: address in self.cut_off)
+        coordinator = Coordinator(
+            address,
+            store=database or self.store,
             settings=self.settings,
-            transport=self.network.bind(COORDINATOR_ADDRESS),
+            transport=self.network.bind(address),
             clock=self.clock,
             rng=self._child_rng(),
             activity=self.activity,
             events=self.events,
+            name=address.removeprefix("inproc://"),
+            failover_timeout=self.failover_timeout,
         ).start()
-        return self.coordinator
+        self.coordinators[address] = coordinator
+        if self.database is None:
+            self.coordinator = coordinator
+        return coordinator
+
+    def leader(self) -> Coordinator | None:
+        """The coordinator serving now (with a shared database), if any."""
+        now = self.clock.now()
+        serving = [
+            c for c in self.coordinators.values() if c.leadership and c.leadership.serving(now)
+        ]
+        assert len(serving) <= 1, f"two leaders at once (seed={self.seed})"
+        return serving[0] if serving else None
+
+    def _connector(self, node: str) -> Connector | Endpoints[Connector]:
+        """What a peer named `node` reaches the coordinators with: every address, when several."""
+        if len(self.addresses) == 1:
+            return self.network.connector(COORDINATOR_ADDRESS, node=node)
+        network = self.network
+        return Endpoints.of(self.addresses, lambda address: network.connector(address, node=node))
 
     def add_worker(
         self, name: str | None = None, handlers: dict[str, Handler] | None = None, **options: Any
@@ -105,9 +164,9 @@ class Cluster:
         """Start one more worker node (named `worker-N` unless named)."""
         name = name or f"worker-{next(self._names)}"
         worker = WorkerNode(
-            COORDINATOR_ADDRESS,
+            self.addresses,
             handlers=handlers if handlers is not None else self.handlers,
-            connector=self.network.connector(COORDINATOR_ADDRESS, node=name),
+            connector=self._connector(name),
             clock=self.clock,
             rng=self._child_rng(),
             activity=self.activity,
@@ -124,7 +183,7 @@ class Cluster:
         """A client connected over the in-process network."""
         name = name or f"client-{len(self._clients) + 1}"
         client = Client(
-            connector=self.network.connector(COORDINATOR_ADDRESS, node=name),
+            connector=self._connector(name),
             pump=self.step if self.manual else None,
         )
         self._clients.append(client)
@@ -141,10 +200,11 @@ class Cluster:
         """Graceful stop (SIGTERM): finish or fail running jobs, deregister."""
         self.workers.pop(name).stop(timeout)
 
-    def kill_coordinator(self) -> None:
-        assert self.coordinator is not None
-        self.coordinator.stop()
-        self.coordinator = None
+    def kill_coordinator(self, address: str = COORDINATOR_ADDRESS) -> None:
+        """The coordinator's process dies: its socket closes; a lease it held lapses by itself."""
+        self.coordinators.pop(address).stop(release=False)
+        if address == COORDINATOR_ADDRESS:
+            self.coordinator = None
 
     def restart_coordinator(self, store: Store | None = None) -> Coordinator:
         """Kill the coordinator and start a new one (same store unless another is given)."""
@@ -203,8 +263,8 @@ class Cluster:
         for worker in list(self.workers.values()):
             worker.kill()
         self.workers.clear()
-        if self.coordinator is not None:
-            self.coordinator.stop()
+        for coordinator in self.coordinators.values():
+            coordinator.stop()
         self.network.close()
         if self.turns is not None:
             self.turns.close()

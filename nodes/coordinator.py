@@ -17,6 +17,7 @@ from actors.clock import Clock, SystemClock
 from actors.context import CoordinatorContext, QueueDirectory
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
+from actors.leadership import FAILOVER_TIMEOUT_S
 from actors.listing import ListingActor
 from actors.mail import Hold, Orphans
 from actors.queue_actor import QueueActor
@@ -31,7 +32,7 @@ from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig
 from nodes.coordinator_arguments import coordinator_arguments
 from nodes.dispatcher import Dispatcher
-from nodes.leadership.ha import FAILOVER_TIMEOUT_S, HighAvailability
+from nodes.leadership.ha import HighAvailability
 from nodes.observe.logs import EventLog
 from nodes.observe.traffic import Traffic
 from nodes.stores import open_store, shared_database
@@ -124,6 +125,10 @@ class Coordinator:
     def address(self) -> str:
         """The bound endpoint (with the real port when bound to port 0 / `*`)."""
         return getattr(self._transport, "bound_address", None) or self.bind
+
+    def cluster(self) -> dict[str, Any] | None:
+        """With a shared database: this coordinator's role and term, the leader, the standbys."""
+        return self.leadership.cluster() if self.leadership is not None else None
 
     def start(self) -> Coordinator:
         database = shared_database(self._store_spec)
@@ -251,13 +256,14 @@ class Coordinator:
         if active:
             self.ctx.supervisor.tell(Orphans(active))
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, release: bool = True) -> None:
         """Stop the add-ons, hand leadership over, close the socket, stop every actor, close
-        the store. Idempotent."""
+        the store. Idempotent. `release=False` keeps the lease as a killed process would (it
+        lapses after failover_timeout): simulations stop a coordinator that way."""
         for addon in reversed(self.addons):
             addon.stop()
         if self.leadership is not None:
-            self.leadership.stop()  # releases the lease: a standby takes over at its next poll
+            self.leadership.stop(release)  # a standby takes over at its next poll
             self.leadership = None
         if self._transport is not None:
             self._transport.close()

@@ -6,6 +6,8 @@ the config models and the add-ons, never the coordinator, so neither imports the
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +44,9 @@ def coordinator_arguments(
         "visibility_timeout": config.visibility_timeout,
         "reaper_interval": config.reaper_interval,
         "max_queues": config.max_queues,
+        "failover_timeout": config.failover_timeout,
+        "advertise": config.advertise,
+        "name": f"{config.name}@{socket.gethostname()}:{os.getpid()}",
         "addons": build_addons(config),
     }
     if config.security is not None and "security" not in (overrides or {}):  # reads the key files

@@ -32,9 +32,7 @@ class InProcessClient:
     """Reads and a few requests against a started coordinator, from any non-actor thread."""
 
     def __init__(self, coordinator: AddonHost, timeout: float = REPLY_TIMEOUT_S) -> None:
-        if coordinator.ctx is None:
-            raise RuntimeError("start the coordinator before attaching an in-process client")
-        self.ctx: CoordinatorContext = coordinator.ctx
+        self._host = coordinator
         self.clock = coordinator.clock
         self.timeout = timeout
         self._traffic = coordinator.traffic
@@ -42,6 +40,14 @@ class InProcessClient:
         self._lock = threading.Lock()
         self._waiting: dict[m.Rid, list[Any]] = {}
         self._peer = self._traffic.add_local_peer(self._on_frame)
+
+    @property
+    def ctx(self) -> CoordinatorContext:
+        """The context of the term being served; ConnectionLost on a standby (it serves none)."""
+        ctx = self._host.ctx
+        if ctx is None:
+            raise ConnectionLost("this coordinator is not serving (a standby, or stopped)")
+        return ctx
 
     def _on_frame(self, frame: bytes) -> None:
         body = codec.decode(frame, max_size=max(len(frame), codec.MAX_MESSAGE_SIZE_BYTES))

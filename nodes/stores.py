@@ -42,6 +42,8 @@ def open_store(url: str) -> Store:
 def shared_database(spec: object) -> SharedDatabase | None:
     """The database several coordinators share that `spec` names (a PostgreSQL URL, or a
     MemoryDatabase in a simulation); None for a store of one coordinator's own."""
+    if isinstance(spec, (InMemory, Postgres)):
+        return spec
     if isinstance(spec, MemoryDatabase):
         return InMemory(spec)
     if not (isinstance(spec, str) and spec.startswith(POSTGRES_PREFIXES)):

@@ -17,6 +17,7 @@ from actors.coordinator_settings import (
     REAPER_INTERVAL_S,
     VISIBILITY_TIMEOUT_S,
 )
+from actors.leadership import FAILOVER_TIMEOUT_S
 from actors.worker_settings import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from nodes import producer as load
 from nodes.config import fields as f
@@ -107,6 +108,10 @@ class CoordinatorConfig(NodeConfig):
         default=MAX_DEPTH, metadata=f.check(f.integer(MIN_DEPTH, PEER_MAX_DEPTH - 8))
     )
     max_queues: int = field(default=MAX_QUEUES, metadata=f.POSITIVE_INT)
+    # With a PostgreSQL store (docs/HA.md): how soon a standby replaces a silent leader, and
+    # the endpoint peers are sent to (None: the connect address of `bind`).
+    failover_timeout: float = field(default=FAILOVER_TIMEOUT_S, metadata=f.SECONDS)
+    advertise: str | None = field(default=None, metadata=f.ENDPOINT)
     security: SecurityConfig | None = field(default=None, metadata=f.check(parse_security))
     metrics: MetricsConfig | None = field(default=None, metadata=f.check(parse_metrics))
     dashboard: DashboardConfig | None = field(default=None, metadata=f.check(parse_dashboard))

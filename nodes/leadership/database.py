@@ -8,11 +8,12 @@ one; a MemoryDatabase (actors/store/shared.py) stands in for it in simulations a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.store.base import Store
 from actors.store.lease import Lease
 from actors.store.shared import MemoryDatabase, SharedStore
+from actors.store.sqlite import StoreError
 
 
 class SharedDatabase(Protocol):
@@ -27,17 +28,39 @@ class SharedDatabase(Protocol):
 
 
 class InMemory:
-    """A MemoryDatabase shared by coordinators in one process (simulation)."""
+    """A MemoryDatabase shared by coordinators in one process (simulation). While `cut()`
+    holds, this coordinator's lease calls fail as if the database were unreachable."""
 
-    def __init__(self, database: MemoryDatabase) -> None:
+    def __init__(self, database: MemoryDatabase, cut: Callable[[], bool] = lambda: False) -> None:
         self.database = database
+        self.cut = cut
         self.name = "memory"
 
     def lease(self) -> Lease:
-        return self.database.lease
+        return _Reachable(self.database.lease, self.cut)
 
     def open(self, term: int, on_deposed: Callable[[], None]) -> Store:
         return SharedStore(self.database, term=term, on_deposed=on_deposed)
+
+
+class _Reachable:
+    """A lease whose every call fails with StoreError while `cut()` holds (simulated faults)."""
+
+    def __init__(self, lease: Lease, cut: Callable[[], bool]) -> None:
+        self._lease = lease
+        self._cut = cut
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._lease, name)
+        if name == "close":
+            return call
+
+        def guarded(*args: Any) -> Any:
+            if self._cut():
+                raise StoreError("the database cannot be reached (simulated cut)")
+            return call(*args)
+
+        return guarded
 
 
 class Postgres:

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from transport.base import ServerTransport
 
 log = logging.getLogger(__name__)
-FAILOVER_TIMEOUT_S = 3.0  # the lease's ttl: a dead leader is replaced within about this
 MEMBER_FRESH_TTLS = 3  # a standby unheard of for this many ttls is not listed in `stats`
 
 
@@ -98,9 +97,9 @@ class HighAvailability:
             self.database.name,
         )
 
-    def stop(self) -> None:
+    def stop(self, release: bool = True) -> None:
         if self.keeper is not None:
-            self.keeper.stop()
+            self.keeper.stop(release=release)
 
     # -- what peers and observers read -------------------------------------------------------
 
@@ -108,20 +107,21 @@ class HighAvailability:
         return self.keeper is not None and self.keeper.serving(now)
 
     def leader_endpoint(self) -> str | None:
+        """Where the leader serves, for `not_leader` replies: None when unknown or lapsed."""
         keeper = self.keeper
-        if keeper is None or keeper.view is None:
-            return None
-        return keeper.view.endpoint if (keeper.view.expires_in > 0) else None
+        view = keeper.leader(self.coordinator.clock.now()) if keeper is not None else None
+        return view.endpoint if view is not None else None
 
     def cluster(self) -> dict[str, Any]:
         """The `cluster` field of `stats` (docs/PROTOCOL.md, Extensions)."""
         keeper = self.keeper
         assert keeper is not None
         name, core, view = self.coordinator.name, keeper.core, keeper.view
+        current = keeper.leader(self.coordinator.clock.now())
         if core.held is not None:
             leader = {"name": name, "endpoint": self.endpoint}
-        elif view is not None and view.holder is not None and view.expires_in > 0:
-            leader = {"name": view.holder, "endpoint": view.endpoint}
+        elif current is not None:
+            leader = {"name": current.holder, "endpoint": current.endpoint}
         else:
             leader = None
         fresh = core.ttl * MEMBER_FRESH_TTLS

@@ -78,9 +78,11 @@ class LeaseKeeper:
         self.clock = clock
         self.core = Leadership(ttl)
         self.view: LeaseView | None = None  # the lease as last read: leader, term, members
+        self.view_read_at = 0.0  # local time of that read (its expires_in counts from there)
         self._activity = activity or Untracked()
         self._events: queue.SimpleQueue[tuple[Event, dict[str, object]]] = queue.SimpleQueue()
         self._timer: Timer | None = None
+        self._release = True  # False: stop as a killed process would, keeping the lease
         self._promotions: set[threading.Thread] = set()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
 
@@ -92,13 +94,22 @@ class LeaseKeeper:
     def serving(self, now: float) -> bool:
         return self.core.serving(now)
 
+    def leader(self, now: float) -> LeaseView | None:
+        """The lease as last read, if it had not lapsed by `now` (as far as we can tell)."""
+        view = self.view
+        if view is None or view.holder is None or now >= self.view_read_at + view.expires_in:
+            return None
+        return view
+
     def post(self, event: Event, **data: object) -> None:
         """Queue an event for the keeper's thread (any thread; never blocks)."""
         self._activity.begin()
         self._events.put((event, data))
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Step down (releasing the lease so a standby takes over at once) and end the thread."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, *, release: bool = True) -> None:
+        """Step down (releasing the lease so a standby takes over at once, unless `release`
+        is False) and end the thread."""
+        self._release = release
         if self._thread.is_alive():
             self.post(Event.STOP)
             self._thread.join(timeout)
@@ -143,7 +154,7 @@ class LeaseKeeper:
             self.host.step_down(effect.term, effect.reason)
         elif isinstance(effect, Dismantle):
             self.host.dismantle(effect.term)
-        elif isinstance(effect, Release):
+        elif isinstance(effect, Release) and self._release:
             self._quietly(lambda: self.lease.release(self.name, effect.term))
 
     def _poll(self) -> None:
@@ -152,7 +163,7 @@ class LeaseKeeper:
             self.lease.heartbeat(self.name, self.endpoint, "standby")
             term = self.lease.try_acquire(self.name, self.endpoint, self.core.ttl)
             if term is None:
-                self.view = self.lease.read()
+                self.view, self.view_read_at = self.lease.read(), sent
         except CorralError as exc:
             self._apply(Event.LEASE_ERROR, reason=exc.message)
             return
@@ -168,7 +179,7 @@ class LeaseKeeper:
             renewed = self.lease.renew(self.name, term, self.core.ttl)
             if renewed:
                 self.lease.heartbeat(self.name, self.endpoint, "leader")
-                self.view = self.lease.read()
+                self.view, self.view_read_at = self.lease.read(), sent
         except CorralError as exc:
             self._apply(Event.LEASE_ERROR, reason=exc.message)
             return

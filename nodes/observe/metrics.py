@@ -185,6 +185,7 @@ class CoordinatorCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._wire()
+        yield from self._leadership()
         try:
             stats = self.client.stats(timeout=SCRAPE_STATS_TIMEOUT_S)
         except CorralError as exc:
@@ -208,6 +209,25 @@ class CoordinatorCollector:
         refused = dispatcher.bad_requests if dispatcher is not None else 0
         yield CounterMetricFamily(
             "corral_bad_requests", "Requests refused at the edge (PROTOCOL.md section 2)", refused
+        )
+
+    def _leadership(self) -> Iterator[Metric]:
+        """With a shared database: whether this coordinator leads, and the lease's term."""
+        cluster = self.coordinator.cluster()
+        if cluster is None:
+            return
+        leader = cluster["leader"] or {}
+        leading = GaugeMetricFamily(
+            "corral_leader", "1 while this coordinator leads, 0 while it stands by", None,
+            ["coordinator", "leader"],
+        )
+        leading.add_metric(
+            [cluster["name"], str(leader.get("name") or "")], int(cluster["role"] == "leading")
+        )
+        yield leading
+        yield GaugeMetricFamily("corral_leadership_term", "The lease's term", cluster["term"])
+        yield GaugeMetricFamily(
+            "corral_standbys", "Standby coordinators heard from lately", len(cluster["standbys"])
         )
 
     def _jobs(self, stats: dict[str, Any]) -> Iterator[Metric]:
