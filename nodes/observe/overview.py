@@ -38,7 +38,11 @@ def overview(client: InProcessClient, *, admin: bool) -> dict[str, Any]:
         stats = client.stats(series=True)
     except CorralError as exc:  # a stuck supervisor must not take the page down with it
         view["error"] = f"no stats from the coordinator: {exc.message}"
-        stats = {"queues": client.ctx.store.counts(), "workers": [], "unroutable": {}}
+        try:
+            counts = client.ctx.store.counts()
+        except CorralError:  # a standby serves no store: the leader's dashboard has them
+            counts = {}
+        stats = {"queues": counts, "workers": [], "unroutable": {}}
     view.update(stats)
 
     def held(state: str, most: int) -> list[dict[str, Any]]:
