@@ -57,13 +57,15 @@ def start_coordinator(
     name: str,
     bind: str = "tcp://127.0.0.1:*",
     store: str = "memory",
+    **more: Any,
 ) -> tuple[NodeProcess, str]:
-    """A coordinator process with the FAST timings; returns it and the address it bound."""
+    """A coordinator process with the FAST timings; returns it and the address it bound.
+    `more`: other node_script options (failover_timeout=1.0 -> --failover-timeout 1.0)."""
     address_file = tmp_path / f"{name}.address"
-    options = ["--bind", bind, "--store", store,
-               "--heartbeat-interval", str(HEARTBEAT_INTERVAL_S),
-               "--heartbeat-timeout", str(HEARTBEAT_TIMEOUT_S),
-               "--reaper-interval", str(REAPER_INTERVAL_S)]  # fmt: skip
+    timings = {**FAST, **more}
+    options = ["--bind", bind, "--store", store]
+    for key, value in timings.items():
+        options += [f"--{key.replace('_', '-')}", str(value)]
     process = spawn(name, *node_script("coordinator", str(address_file), *options))
 
     def bound() -> str | None:
