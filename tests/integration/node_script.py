@@ -80,6 +80,20 @@ def spin(seconds: float) -> dict[str, Any]:
     return {"pid": os.getpid(), "rounds": rounds, "hash": state}
 
 
+def note(path: str) -> int:
+    """Append `job_id attempt pid` to `path` (one write: lines of workers never interleave)
+    and return the attempt: the chaos test counts how often each job really ran."""
+    job = current_job()
+    assert job is not None
+    line = f"{job.id} {job.attempt} {os.getpid()}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return job.attempt
+
+
 def exit_process(code: int) -> None:
     sys.exit(code)
 
@@ -118,6 +132,7 @@ def run_worker(args: argparse.Namespace) -> int:
             "hold": hold,
             "stubborn": stubborn,
             "spin": spin,
+            "note": note,
             "exit": exit_process,
             "interrupt": interrupt,
         },
