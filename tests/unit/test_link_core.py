@@ -18,6 +18,7 @@ from actors.link.table import TRANSITIONS, LinkEvent, LinkState, LinkTransitionE
 from actors.worker_mail import Directive, Jobs, Outcome, Resumed
 from actors.worker_settings import WorkerSettings
 from transport import codec
+from transport.endpoints import Endpoints
 
 S, E = LinkState, LinkEvent
 TIMEOUT_S = 30.0
@@ -29,7 +30,7 @@ class Link:
 
     def __init__(self, extensions: tuple[str, ...] = ()) -> None:
         self.now = 100.0
-        self.core = LinkCore(SETTINGS, random.Random(1), self.now)
+        self.core = LinkCore(SETTINGS, random.Random(1), self.now, Endpoints([("tcp://a:1", None)]))
         self.extensions = list(extensions)
         self.sent: list[dict[str, Any]] = []
         self.effects: list[Effect] = []
@@ -110,6 +111,8 @@ def fire(link: Link, event: LinkEvent) -> None:
             link.refuse(link.last("deregister"), "not_registered")
         else:
             link.beat(after=TIMEOUT_S + 1)
+    elif event is E.DROPPED:
+        link.take(core.dropped(core.link_id, link.now))
     elif event is E.LEAVE:
         link.take(core.leave(link.now))
     elif event is E.BEAT:
