@@ -106,7 +106,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     node = WorkerNode(
-        args.connect,
+        args.connect.split(","),
         queues=args.queues.split(","),
         concurrency=args.concurrency,
         shutdown_grace=args.shutdown_grace,
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
     coordinator.add_argument("--heartbeat-timeout", type=float, default=1.5)
     coordinator.add_argument("--reaper-interval", type=float, default=0.05)
     worker = kinds.add_parser("worker")
-    worker.add_argument("connect")
+    worker.add_argument("connect", help="comma-separated: several coordinators")
     worker.add_argument("--queues", default="default", help="comma-separated")
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--hostname", default="node-script")
