@@ -1,7 +1,8 @@
 """Peers given several coordinator endpoints, over real ZeroMQ on loopback TCP: they find the
 leader past a standby (a raw ROUTER here answering `not_leader` with the leader's endpoint),
-and a worker whose coordinator process is SIGKILLed notices at once and resumes its running
-job on the next coordinator (another process on the same SQLite file)."""
+a worker whose coordinator process is SIGKILLed notices at once and resumes its running job
+on the next coordinator (another process on the same SQLite file), and a frozen (SIGSTOPped)
+coordinator is given up within seconds."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from tests.integration.real_cluster import (
     start_coordinator,
     start_worker,
 )
+from transport import codec
+from transport.zmq import WATCHED_HEARTBEAT_TIMEOUT_MS, zmq_connector
 
 
 class FakeStandby:
@@ -130,6 +133,27 @@ def test_a_worker_whose_coordinator_is_killed_resumes_its_job_on_the_next_one(
     release.touch()
     done = after.get(job, wait=10)
     assert (done.state, done.attempt, done.errors) == ("completed", 1, [])
+
+
+def test_a_watched_connection_to_a_frozen_coordinator_is_lost_within_its_heartbeat_timeout(
+    spawn, tmp_path
+):
+    # Given a watched connection (a peer with other endpoints) that has heard its coordinator
+    process, address = start_coordinator(spawn, tmp_path, "coordinator")
+    heard, lost = threading.Event(), threading.Event()
+    conn = zmq_connector(address)(lambda frame: heard.set(), lost.set)
+    try:
+        conn.send(codec.encode({"type": "ping", "rid": 1}))
+        assert heard.wait(5), "no pong"
+        # When the coordinator process is frozen: its TCP connection stays up, silent
+        process.signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        # Then the ZMTP heartbeats give it up within a few seconds (not the default 15 s)
+        assert lost.wait(WATCHED_HEARTBEAT_TIMEOUT_MS / 1000 + 3), "the frozen peer was not left"
+        print(f"frozen coordinator left after {time.monotonic() - frozen_at:.2f} s")
+    finally:
+        conn.close()
+        process.signal(signal.SIGCONT)
 
 
 def test_corral_status_with_a_dead_endpoint_first_reaches_the_live_one(coordinator):
