@@ -1,8 +1,8 @@
 """One corral node in its own process, for the real-failure tests (see real_cluster.py).
 
     python node_script.py coordinator ADDRESS_FILE [--bind B] [--store URL] [--heartbeat-interval S]
-    python node_script.py worker CONNECT [--queues Q1,Q2] [--concurrency N] [--hostname H]
-                                         [--shutdown-grace S]
+    python node_script.py worker CONNECT[,CONNECT...] [--queues Q1,Q2] [--concurrency N]
+                                         [--hostname H] [--shutdown-grace S] [--hello-timeout S]
 
 A coordinator writes the address it bound to ADDRESS_FILE (atomically) once it listens, then
 serves until killed. A worker serves until SIGTERM/SIGINT, which runs the graceful
@@ -110,6 +110,7 @@ def run_worker(args: argparse.Namespace) -> int:
         queues=args.queues.split(","),
         concurrency=args.concurrency,
         shutdown_grace=args.shutdown_grace,
+        **({"hello_timeout": args.hello_timeout} if args.hello_timeout else {}),
         hostname=args.hostname,
         handlers={
             "sleep": sleep,
@@ -150,6 +151,7 @@ def main(argv: list[str]) -> int:
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--hostname", default="node-script")
     worker.add_argument("--shutdown-grace", type=float, default=25.0)
+    worker.add_argument("--hello-timeout", type=float, help="with several endpoints")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

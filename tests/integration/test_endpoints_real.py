@@ -112,7 +112,9 @@ def test_a_worker_whose_coordinator_is_killed_resumes_its_job_on_the_next_one(
     first, address = start_coordinator(spawn, tmp_path, "coordinator-1", store=store)
     second = f"tcp://127.0.0.1:{free_port()}"
     before = clients(address)
-    worker = start_worker(spawn, f"{address},{second}", "worker", concurrency=1)
+    # (here the second coordinator starts only after the kill, where a real standby runs all
+    # along: the worker waits for its hello there rather than go round to the dead one)
+    worker = start_worker(spawn, f"{address},{second}", "worker", 1, 25.0, "--hello-timeout", "20")
     worker_id = registered(before, worker)
     release = tmp_path / "release"
     [job] = hold_jobs(before, tmp_path, release)
