@@ -15,6 +15,13 @@ class FrameIn:
 
 
 @dataclass(frozen=True, slots=True)
+class Dropped:
+    """I/O thread -> link: connection `link` dropped (seen with several endpoints only)."""
+
+    link: int
+
+
+@dataclass(frozen=True, slots=True)
 class Connect:
     """Open a new connection and say hello."""
 

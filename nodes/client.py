@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from transport.base import Connector, Requester
+from transport.endpoints import Endpoints, addresses_of
 from transport.errors import ConnectionLost, CorralError, error_for_code
+from transport.failover import FailoverRequester
 from transport.requesters import ConnectorRequester, ZmqRequester
 
 if TYPE_CHECKING:
@@ -107,23 +111,34 @@ class JobHandle(str):
 
 
 class Client:
-    """A DEALER connection speaking the client half of PROTOCOL.md section 4."""
+    """A DEALER connection speaking the client half of PROTOCOL.md section 4.
+
+    `connect` may list several coordinators sharing one database: each request goes to the
+    leader, found again when it changes (transport/failover.py). `connector` reaches them
+    another way (a simulation's network): one Connector, or `Endpoints` of them.
+    """
 
     def __init__(
         self,
-        connect: str = "tcp://127.0.0.1:5555",
+        connect: str | Sequence[str] = "tcp://127.0.0.1:5555",
         *,
-        connector: Connector | None = None,
+        connector: Connector | Endpoints[Connector] | None = None,
         curve: CurveClientConfig | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         pump: Callable[[], float] | None = None,
     ) -> None:
         # Over ZeroMQ each calling thread gets a socket of its own and reads its reply itself
         # (transport/requesters.py); a `connector` (a simulation's network) is used as given.
+        if connector is None:
+            endpoints: Endpoints[Requester] = Endpoints.of(
+                addresses_of(connect), lambda address: ZmqRequester(address, curve=curve)
+            )
+        elif isinstance(connector, Endpoints):
+            endpoints = connector.map(lambda _, each: ConnectorRequester(each, pump))
+        else:
+            endpoints = Endpoints([("", ConnectorRequester(connector, pump))])
         self._requester: Requester = (
-            ZmqRequester(connect, curve=curve)
-            if connector is None
-            else ConnectorRequester(connector, pump)
+            endpoints.current if len(endpoints) == 1 else _failover(endpoints, pump)
         )
         self.timeout = timeout
         self._virtual = pump is not None  # timeouts are then virtual seconds
@@ -139,9 +154,8 @@ class Client:
             unit = "virtual s" if self._virtual else "s"
             raise ConnectionLost(f"no reply to {kind} within {limit} {unit}")
         if body.get("type") == "error":
-            raise error_for_code(
-                body.get("code", "internal"), body.get("message", ""), context=kind
-            )
+            code, message = body.get("code", "internal"), body.get("message", "")
+            raise error_for_code(code, message, context=kind, leader=body.get("leader"))
         return body
 
     # -- the API ------------------------------------------------------------------------------
@@ -225,6 +239,22 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _failover(
+    endpoints: Endpoints[Requester], pump: Callable[[], float] | None
+) -> FailoverRequester:
+    """Several coordinators: time in real seconds, or in a simulation's virtual ones."""
+    if pump is None:
+        # Waits between rounds of coordinators: I/O time, not a node's clock.
+        return FailoverRequester(endpoints, time.monotonic, threading.Event().wait)  # noqa: TID251
+
+    def pause(seconds: float) -> None:
+        started = pump()
+        while pump() - started < seconds:
+            pass
+
+    return FailoverRequester(endpoints, pump, pause)
 
 
 def job_spec(

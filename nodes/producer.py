@@ -12,7 +12,7 @@ import math
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -74,7 +74,7 @@ class Producer:
 
     def __init__(
         self,
-        connect: str = "tcp://127.0.0.1:5555",
+        connect: str | Sequence[str] = "tcp://127.0.0.1:5555",  # several: see Client
         *,
         job_type: str,
         count: int = PRODUCER_COUNT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
 from nodes.client import JOB_OPTIONS, JobType
 from transport.base import Connector
+from transport.endpoints import Endpoints, addresses_of
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
@@ -34,18 +35,23 @@ class WorkerNode:
     >>> worker = WorkerNode(connect="tcp://127.0.0.1:5555", queues=["default"], concurrency=4)
     >>> @worker.handler("resize")
     ... def resize(path, width): ...
+
+    `connect` may list several coordinators sharing one database (one leads, the others
+    answer `not_leader`): the worker finds the leader and follows it when it changes.
+    `connector` reaches the coordinator another way (a simulation's network): one Connector,
+    or `Endpoints` of them, one per coordinator.
     """
 
     def __init__(
         self,
-        connect: str = "tcp://127.0.0.1:5555",
+        connect: str | Sequence[str] = "tcp://127.0.0.1:5555",
         *,
         queues: list[str] | tuple[str, ...] = ("default",),
         concurrency: int = 10,
         labels: dict[str, list[str]] | None = None,
         handlers: dict[str, Handler] | None = None,
         shutdown_grace: float = SHUTDOWN_GRACE_S,
-        connector: Connector | None = None,
+        connector: Connector | Endpoints[Connector] | None = None,
         curve: CurveClientConfig | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -59,7 +65,7 @@ class WorkerNode:
             raise ValueError("concurrency must be >= 1")
         if not queues:
             raise ValueError("a worker needs at least one queue")
-        self.connect = connect
+        self.connect = addresses_of(connect)
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self.shutdown_grace = shutdown_grace
         self.settings = replace(
@@ -67,7 +73,6 @@ class WorkerNode:
             queues=tuple(queues),
             concurrency=concurrency,
             labels=dict(labels or {}),
-            coordinator_address=connect,
             **settings,
         )
         self._connector = connector
@@ -109,11 +114,6 @@ class WorkerNode:
         return register
 
     def start(self) -> WorkerNode:
-        connector = self._connector
-        if connector is None:
-            from transport.zmq import zmq_connector
-
-            connector = zmq_connector(self.connect, curve=self.curve)
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
         self._worker_ref = WorkerActor.start(
             self.activity,
@@ -125,12 +125,22 @@ class WorkerNode:
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = LinkActor.start(
-            self.activity, connector, settings, self._worker, self.clock, self.rng
+            self.activity, self._endpoints(), settings, self._worker, self.clock, self.rng
         )
         self._connection = base.Mailbox(self._connection_ref, self.activity)
         self._worker_ref.proxy().attach(self._connection).get()
         self._connection.tell(Connect())  # only now: jobs it fetches reach a worker that can report
         return self
+
+    def _endpoints(self) -> Endpoints[Connector]:
+        connector = self._connector
+        if isinstance(connector, Endpoints):
+            return connector
+        if connector is not None:
+            return Endpoints([(self.connect[0], connector)])
+        from transport.zmq import zmq_endpoints
+
+        return zmq_endpoints(self.connect, curve=self.curve)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

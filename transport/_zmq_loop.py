@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class SocketLoop:
 
     `on_message(parts)` runs on the loop thread with one multipart message (`bytes` parts, or
     `zmq.Frame` parts when `copy=False`, which is how ZAP metadata such as User-Id is read).
-    When `owned_context` is given, the loop terminates it after closing the socket.
+    When `owned_context` is given, the loop terminates it after closing the socket. With
+    `on_disconnected`, a socket monitor on the same thread calls it each time a connection
+    of the socket drops (the peer died, or missed its ZMTP heartbeats).
     """
 
     def __init__(
@@ -63,8 +66,13 @@ class SocketLoop:
         name: str,
         copy: bool = True,
         owned_context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        on_disconnected: Callable[[], None] | None = None,
     ) -> None:
         self._socket = socket
+        self._on_disconnected = on_disconnected
+        self._monitor: zmq.Socket[bytes] | None = None
+        if on_disconnected is not None:
+            self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._on_message = on_message
         self._copy = copy
         self._owned_context = owned_context
@@ -122,6 +130,8 @@ class SocketLoop:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         try:
             while not self._stopping:
                 # Advertise the wait before the last look at the outbox: a frame queued after
@@ -136,10 +146,15 @@ class SocketLoop:
                 self._flush_outbox()
                 if self._socket in ready:
                     self._drain_inbound()
+                if self._monitor is not None and self._monitor in ready:
+                    self._read_monitor()
         except Exception:
             log.exception("%s: I/O loop failed; the transport is closed", self._thread.name)
         finally:
             self._closed = True
+            if self._monitor is not None:
+                self._socket.disable_monitor()
+                self._monitor.close(linger=0)
             self._socket.close(linger=0)
             with self._fd_lock:
                 os.close(self._wake_w)
@@ -158,6 +173,16 @@ class SocketLoop:
                     log.debug("%s: dropped a frame: %s", self._thread.name, exc.strerror)
                 else:  # EAGAIN: the peer's high-water mark is full; it is not keeping up
                     log.warning("%s: dropped a frame: %s", self._thread.name, exc.strerror)
+
+    def _read_monitor(self) -> None:
+        assert self._monitor is not None and self._on_disconnected is not None
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] == zmq.EVENT_DISCONNECTED and not self._stopping:
+                try:
+                    self._on_disconnected()
+                except Exception:
+                    log.exception("%s: disconnect handler raised", self._thread.name)
 
     def _drain_inbound(self) -> None:
         # Up to 1,000 messages per poll: a poll costs more than a NOBLOCK recv, and the cap

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 ServerFrameHandler = Callable[[bytes, bytes], None]
 ClientFrameHandler = Callable[[bytes], None]
+LostHandler = Callable[[], None]
 
 
 class ServerTransport(Protocol):
@@ -57,6 +58,11 @@ class Requester(Protocol):
 
 
 class Connector(Protocol):
-    def __call__(self, on_frame: ClientFrameHandler) -> ClientConnection:
-        """Open a new connection whose inbound frames go to `on_frame(frame)`."""
+    def __call__(
+        self, on_frame: ClientFrameHandler, on_lost: LostHandler | None = None
+    ) -> ClientConnection:
+        """Open a new connection whose inbound frames go to `on_frame(frame)`. With
+        `on_lost`, watch it: `on_lost()` is called (on the transport's thread, once or more)
+        when the connection is seen to drop, so a peer with other coordinators to try moves
+        on at once. Connectors of a single endpoint are called without it."""
         ...

@@ -68,6 +68,17 @@ class InternalError(CorralError):
     code = "internal"
 
 
+class NotLeader(CorralError):
+    """A standby coordinator: only the leader serves; `leader` is its advertised endpoint when
+    the standby knows it (a peer with several endpoints tries that one next)."""
+
+    code = "not_leader"
+
+    def __init__(self, message: str = "", *, context: str = "", leader: str | None = None) -> None:
+        super().__init__(message, context=context)
+        self.leader = leader
+
+
 class ConnectionLost(CorralError):
     """Client side: no reply arrived in time (not a wire code)."""
 
@@ -86,12 +97,19 @@ _BY_CODE: dict[str, type[CorralError]] = {
         TooLarge,
         Unauthorized,
         InternalError,
+        NotLeader,
     )
 }
 
 WIRE_CODES = frozenset(_BY_CODE)
 
 
-def error_for_code(code: str, message: str, *, context: str = "") -> CorralError:
-    """Build the exception matching a wire error code (unknown codes map to InternalError)."""
-    return _BY_CODE.get(code, InternalError)(message, context=context)
+def error_for_code(
+    code: str, message: str, *, context: str = "", leader: str | None = None
+) -> CorralError:
+    """Build the exception matching a wire error code (unknown codes map to InternalError);
+    `leader` is the hint a `not_leader` error carries."""
+    cls = _BY_CODE.get(code, InternalError)
+    if cls is NotLeader:
+        return NotLeader(message, context=context, leader=leader)
+    return cls(message, context=context)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from transport.base import ClientFrameHandler, Connector, ServerFrameHandler
+from transport.base import ClientFrameHandler, Connector, LostHandler, ServerFrameHandler
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class InprocConnection:
     node: str
     peer: bytes
     on_frame: ClientFrameHandler
+    on_lost: LostHandler | None = None  # told when the server at `address` unbinds
     closed: bool = False
 
     def send(self, frame: bytes) -> None:
@@ -134,10 +135,12 @@ class InprocNetwork:
     def connector(self, address: str, node: str = "") -> Connector:
         """A `Connector` whose connections go to `address` and belong to simulated `node`."""
 
-        def connect(on_frame: ClientFrameHandler) -> InprocConnection:
+        def connect(
+            on_frame: ClientFrameHandler, on_lost: LostHandler | None = None
+        ) -> InprocConnection:
             with self._lock:
                 peer = b"inproc-%d" % next(self._peer_numbers)
-                conn = InprocConnection(self, address, node, peer, on_frame)
+                conn = InprocConnection(self, address, node, peer, on_frame, on_lost)
                 self._peers[peer] = conn
                 return conn
 
@@ -261,10 +264,19 @@ class InprocNetwork:
             self._wakeup.notify()
 
     def _unbind(self, server: InprocServer) -> None:
+        """The server goes (a coordinator stops or crashes): its watched connections are told,
+        as a ZeroMQ peer's socket monitor sees the TCP connection drop."""
         with self._lock:
             server.closed = True
             if self._servers.get(server.address) is server:
                 del self._servers[server.address]
+            lost = [
+                conn.on_lost
+                for conn in self._peers.values()
+                if conn.address == server.address and conn.on_lost is not None
+            ]
+        for on_lost in lost:
+            on_lost()
 
     def _disconnect(self, conn: InprocConnection) -> None:
         with self._lock:

@@ -17,7 +17,8 @@ import zmq
 
 from transport import codec
 from transport._zmq_loop import SocketLoop, apply_common_options
-from transport.base import ClientFrameHandler, Connector, ServerFrameHandler
+from transport.base import ClientFrameHandler, Connector, LostHandler, ServerFrameHandler
+from transport.endpoints import Endpoints
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ ZAP_DOMAIN = "corral"
 # Enough for every live peer of one coordinator; past it the least recently heard is forgotten
 # (ROUTER never reports a disconnect, so without a bound the map would grow forever).
 MAX_TRACKED_USER_IDS = 65_536
+# A watched peer (one with other coordinators to fail over to) pings every second and gives
+# up after 3 s of silence: a frozen (SIGSTOPped) leader is left in ~3 s, not the common 15 s.
+WATCHED_HEARTBEAT_INTERVAL_MS = 1_000
+WATCHED_HEARTBEAT_TIMEOUT_MS = 3_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +168,21 @@ class ZmqServer:
 
 
 def connected_dealer(
-    context: zmq.Context[Any], address: str, curve: CurveClientConfig | None
+    context: zmq.Context[Any],
+    address: str,
+    curve: CurveClientConfig | None,
+    *,
+    watched: bool = False,
 ) -> zmq.Socket[bytes]:
     """A DEALER with the common options (and CURVE keys), connecting to `address`; a bad
-    address raises `OSError` naming it, with the socket closed."""
+    address raises `OSError` naming it, with the socket closed. `watched`: faster ZMTP
+    heartbeats, for a peer that fails over to another coordinator when this one freezes."""
     socket = context.socket(zmq.DEALER)
     try:
         apply_common_options(socket)
+        if watched:
+            socket.setsockopt(zmq.HEARTBEAT_IVL, WATCHED_HEARTBEAT_INTERVAL_MS)
+            socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, WATCHED_HEARTBEAT_TIMEOUT_MS)
         # IMMEDIATE stays 0: frames sent before the TCP connection is up queue (up to the
         # high-water mark) and go out on connect, so a worker may say hello at once.
         if curve is not None:
@@ -193,19 +206,24 @@ class ZmqConnection:
         *,
         context: zmq.Context[Any] | None = None,
         curve: CurveClientConfig | None = None,
+        on_lost: LostHandler | None = None,
     ) -> None:
         owned = zmq.Context() if context is None else None
         ctx = context if context is not None else owned
         assert ctx is not None
         try:
-            socket = connected_dealer(ctx, address, curve)
+            socket = connected_dealer(ctx, address, curve, watched=on_lost is not None)
         except OSError:
             if owned is not None:
                 owned.term()
             raise
         self._on_frame = on_frame
         self._loop = SocketLoop(
-            socket, self._dispatch, name=f"corral-zmq-client {address}", owned_context=owned
+            socket,
+            self._dispatch,
+            name=f"corral-zmq-client {address}",
+            owned_context=owned,
+            on_disconnected=on_lost,
         )
 
     def send(self, frame: bytes) -> None:
@@ -235,7 +253,19 @@ def zmq_connector(
     ZeroMQ I/O threads (and a ZAP authenticator, in tests) across connections.
     """
 
-    def connect(on_frame: ClientFrameHandler) -> ZmqConnection:
-        return ZmqConnection(address, on_frame, context=context, curve=curve)
+    def connect(on_frame: ClientFrameHandler, on_lost: LostHandler | None = None) -> ZmqConnection:
+        return ZmqConnection(address, on_frame, context=context, curve=curve, on_lost=on_lost)
 
     return connect
+
+
+def zmq_endpoints(
+    addresses: tuple[str, ...],
+    *,
+    context: zmq.Context[Any] | None = None,
+    curve: CurveClientConfig | None = None,
+) -> Endpoints[Connector]:
+    """The coordinators at `addresses`, each reached by a `zmq_connector`."""
+    return Endpoints.of(
+        addresses, lambda address: zmq_connector(address, context=context, curve=curve)
+    )

@@ -16,6 +16,7 @@ from actors.worker_mail import (
     BeatNow,
     Connect,
     Deregister,
+    Dropped,
     FrameIn,
     Outcomes,
     Released,
@@ -23,25 +24,26 @@ from actors.worker_mail import (
 )
 from actors.worker_settings import WorkerSettings
 from transport.base import ClientConnection, Connector
+from transport.endpoints import Endpoints
 
 
 class LinkActor(CorralActor):
-    """Owns the connection and the timers; LinkCore owns every decision."""
+    """Owns the connection and the timers; LinkCore owns every decision (which endpoint too)."""
 
     def __init__(
         self,
         activity: Activity,
-        connector: Connector,
+        endpoints: Endpoints[Connector],
         settings: WorkerSettings,
         worker: Mailbox,
         clock: Clock,
         rng: random.Random | None = None,
     ) -> None:
         super().__init__(activity)
-        self.connector = connector
+        self.endpoints = endpoints
         self.worker = worker
         self.clock = clock
-        self.core = LinkCore(settings, rng or random.Random(), clock.now())
+        self.core = LinkCore(settings, rng or random.Random(), clock.now(), endpoints)
         self.link: ClientConnection | None = None
         self._timers: dict[TimerKind, Timer] = {}
 
@@ -50,6 +52,7 @@ class LinkActor(CorralActor):
         return {
             Connect: lambda _: self._perform(self.core.connect(self._now())),
             FrameIn: lambda m: self._perform(self.core.frame(m.link, m.frame, self._now())),
+            Dropped: lambda m: self._perform(self.core.dropped(m.link, self._now())),
             BeatDue: lambda _: self._perform(self.core.beat(self._now(), due=True)),
             BeatNow: lambda _: self._perform(self.core.beat(self._now(), due=False)),
             Outcomes: lambda m: self._perform(self.core.outcomes(m.items, self._now())),
@@ -94,7 +97,15 @@ class LinkActor(CorralActor):
     def _open(self, link_id: int) -> None:
         self._close()
         mailbox = self.mailbox()
-        self.link = self.connector(lambda frame: mailbox.tell(FrameIn(link_id, frame)))
+        connector = self.endpoints.current  # the core moved it before asking to open
+
+        def on_frame(frame: bytes) -> None:
+            mailbox.tell(FrameIn(link_id, frame))
+
+        if len(self.endpoints) == 1:
+            self.link = connector(on_frame)  # as ever: heartbeat_timeout finds a lost one
+        else:
+            self.link = connector(on_frame, lambda: mailbox.tell(Dropped(link_id)))
 
     def _close(self) -> None:
         if self.link is not None:

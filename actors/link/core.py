@@ -4,8 +4,11 @@ It says hello, registers, beats every `heartbeat_interval`, keeps one fetch outs
 the worker has free slots (`Slots`, the one place they are counted), and reports outcomes
 (`OutcomeReports`). When no reply has arrived for `heartbeat_timeout`, or the coordinator
 answers `not_registered`/`unknown_worker`, it reconnects with backoff and re-registers
-(`Session`). No threads, sockets or clock: every entry point takes `now` and returns the effects
-to perform, in order. The lifecycle is the table in actors/link/table.py.
+(`Session`). With several coordinator endpoints (`Endpoints`: one leader, standbys answering
+`not_leader`) a loss also moves on to the next endpoint (the standby's hint first), a hello
+gives up after `hello_timeout`, and a dropped connection is a loss at once. No threads,
+sockets or clock: every entry point takes `now` and returns the effects to perform, in order.
+The lifecycle is the table in actors/link/table.py.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ from actors.worker_mail import Directive, Jobs, Outcome, Resumed
 from actors.worker_settings import WorkerSettings
 from transport import codec
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
+from transport.endpoints import Endpoints
 from transport.messages import OUTCOMES_EXTENSION
 
 log = logging.getLogger(__name__)
 
-LOSS_ERRORS = frozenset({"not_registered", "unknown_worker"})
+LOSS_ERRORS = frozenset({"not_registered", "unknown_worker", "not_leader"})
 S, E = LinkState, LinkEvent
 
 
 class LinkCore:
     """The link's state and rules; `actors.link.actor.LinkActor` performs what it returns."""
 
-    def __init__(self, settings: WorkerSettings, rng: random.Random, now: float) -> None:
+    def __init__(
+        self, settings: WorkerSettings, rng: random.Random, now: float, endpoints: Endpoints[Any]
+    ) -> None:
         self.settings = settings
+        self.endpoints = endpoints  # the shell opens the current one; only the core moves it
         self.state = S.DISCONNECTED
         self.heartbeat_interval = settings.heartbeat_interval
         self.heartbeat_timeout = settings.heartbeat_timeout
@@ -78,7 +85,21 @@ class LinkCore:
             self.out.append(Open(self.link_id))
             self.last_reply = now
             hello = {"v": 1, "role": "worker", "hostname": self.settings.hostname}
-            self._request("hello", {**hello, "pid": self.settings.pid})
+            patience = 0.0
+            if len(self.endpoints) > 1:
+                # Nobody listening there (a dead coordinator's address): try the next one
+                # after hello_timeout, not heartbeat_timeout; the beat looks for it then.
+                patience = self.settings.hello_timeout - self.heartbeat_timeout
+                self.out.append(Arm(TimerKind.BEAT, self.settings.hello_timeout))
+            self._request("hello", {**hello, "pid": self.settings.pid}, patience=patience)
+        return self._drain()
+
+    def dropped(self, link_id: int, now: float) -> list[Effect]:
+        """The transport saw connection `link_id` drop (its coordinator died or froze): with
+        other endpoints to try, that is a loss now rather than after heartbeat_timeout."""
+        self.now = now
+        if link_id == self.link_id and self._enter(E.DROPPED):
+            self._reconnect("connection dropped")
         return self._drain()
 
     def frame(self, link_id: int, frame: bytes, now: float) -> list[Effect]:
@@ -111,7 +132,7 @@ class LinkCore:
         if due and not self._expire_requests():
             return self._drain()
         if self.session.worker_id is None and now - self.last_reply >= self.heartbeat_interval:
-            self.session.unanswered(now - self.last_reply)
+            self.session.unanswered(now - self.last_reply, self.endpoints.address)
         elif self.session.worker_id is not None:
             state = self.slots.worker_state
             body = {"worker_id": self.session.worker_id, "state": state}
@@ -180,12 +201,19 @@ class LinkCore:
         self.fetching = False
         self.requests.pending.clear()
 
-    def _lost(self, reason: str) -> None:
-        """Drop the connection and reconnect after a backoff."""
+    def _lost(self, reason: str, hint: str | None = None) -> None:
+        """Drop the connection and reconnect after a backoff (to the next endpoint, or the one
+        a standby's `hint` names)."""
         if self._enter(E.LOST):
-            self.out.append(Close())
-            self._drop_session()
-            self.out.append(Arm(TimerKind.CONNECT, self.session.lost(reason)))
+            self._reconnect(reason, hint)
+
+    def _reconnect(self, reason: str, hint: str | None = None) -> None:
+        self.out.append(Close())
+        self._drop_session()
+        if len(self.endpoints) > 1:
+            self.endpoints.advance(hint)
+        delay = self.session.lost(reason, self.endpoints.address, len(self.endpoints))
+        self.out.append(Arm(TimerKind.CONNECT, delay))
 
     def _request(
         self,
@@ -225,7 +253,9 @@ class LinkCore:
     def _answered(self, kind: str, body: dict[str, Any], context: Any) -> None:
         error = body.get("type") == "error"
         if error and body.get("code") in LOSS_ERRORS:
-            self._lost(f"{kind} answered {body.get('code')}")
+            hint = body.get("leader")  # a standby's: where the leader is
+            reason = f"{kind} answered {body.get('code')}"
+            self._lost(reason, hint if isinstance(hint, str) else None)
         elif error and kind in ("hello", "register"):
             log.error("%s refused: %s %s", kind, body.get("code"), body.get("message"))
         elif kind == "hello":

@@ -2,7 +2,8 @@
 
 Each connection gets a new worker_id at hello; a register after a reconnect names the last
 session whose register succeeded (`previous_worker_id`) and the jobs still held, so they are
-resumed, not run twice (PROTOCOL.md section 4). Consecutive failed connections back off.
+resumed, not run twice (PROTOCOL.md section 4). Consecutive failed connections back off, once
+a whole round of the coordinator endpoints has failed.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Session:
         self.sessions += 1
         self._silence_told = False
 
-    def unanswered(self, seconds: float) -> None:
+    def unanswered(self, seconds: float, address: str) -> None:
         """The hello has waited `seconds` (a beat or more) for an answer: say so once per
         connection, long before it is given up after heartbeat_timeout (a wrong address or a
         coordinator that is not running would otherwise be silent for 30 s)."""
@@ -46,7 +47,7 @@ class Session:
         self._silence_told = True
         log.warning(
             "no answer from the coordinator at %s after %.0f s; still trying",
-            self.settings.coordinator_address or "its address",
+            address or "its address",
             seconds,
             extra={"event": "unanswered", "silent_s": seconds},
         )
@@ -89,19 +90,21 @@ class Session:
             },
         )
 
-    def lost(self, reason: str) -> float:
-        """The connection failed: the delay before the next (1 s doubling to 32 s, jittered;
-        none after a session that had registered)."""
+    def lost(self, reason: str, address: str, endpoints: int = 1) -> float:
+        """The connection failed; the next goes to `address`, one of `endpoints`. The delay
+        before it: none after a session that had registered, nor while a round of the
+        endpoints is still untried; after each whole round failed, 1 s doubling to 32 s,
+        jittered (with one endpoint, every failure is a round)."""
         delay = 0.0
-        if self.failures:
+        if self.failures and self.failures % endpoints == 0:
             base = min(
-                self.settings.reconnect_initial * 2 ** (self.failures - 1),
+                self.settings.reconnect_initial * 2 ** (self.failures // endpoints - 1),
                 self.settings.reconnect_max,
             )
             delay = base * self.rng.uniform(0.5, 1.0)
         self.failures += 1
         self._silence_told = False
-        address = self.settings.coordinator_address or "its address"
+        address = address or "its address"
         when = f"in {delay:.1f} s" if delay else "now"
         if self.worker_id:
             text, args = "worker %s: coordinator lost (%s); reconnecting to %s %s", (

@@ -1,7 +1,7 @@
 """The link's lifecycle as one transition table (PROTOCOL.md sections 3-4, worker side).
 
     disconnected --connect--> greeting --welcomed--> registering --registered--> registered
-    greeting / registering / registered --lost--> backoff --connect--> greeting
+    greeting / registering / registered --lost/dropped--> backoff --connect--> greeting
     any state --leave--> leaving (for good: nothing reconnects a link that deregistered)
 
 Every other event the link handles (a beat falling due, a reply, outcomes, the worker's
@@ -28,7 +28,8 @@ class LinkEvent(Enum):
     CONNECT = "connect"  # the node's first Connect, or the backoff timer
     WELCOMED = "welcomed"  # hello answered with a worker_id
     REGISTERED = "registered"  # register answered
-    LOST = "lost"  # no reply for heartbeat_timeout, or not_registered / unknown_worker
+    LOST = "lost"  # no reply in time, or not_registered / unknown_worker / not_leader
+    DROPPED = "dropped"  # the transport saw the connection drop (several endpoints only)
     LEAVE = "leave"  # the node stops gracefully
     BEAT = "beat"  # the beat timer, or the node's BeatNow: report state and jobs
     REPLY = "reply"  # any other reply (beat, fetch, outcomes, ack/fail, deregister)
@@ -48,18 +49,21 @@ TRANSITIONS: dict[tuple[LinkState, LinkEvent], LinkState | None] = {
     (S.DISCONNECTED, E.WORKER): S.DISCONNECTED,
     (S.GREETING, E.WELCOMED): S.REGISTERING,
     (S.GREETING, E.LOST): S.BACKOFF,
+    (S.GREETING, E.DROPPED): S.BACKOFF,
     (S.GREETING, E.LEAVE): S.LEAVING,
     (S.GREETING, E.BEAT): S.GREETING,  # only checks for silence and expired requests
     (S.GREETING, E.OUTCOMES): S.GREETING,
     (S.GREETING, E.WORKER): S.GREETING,
     (S.REGISTERING, E.REGISTERED): S.REGISTERED,
     (S.REGISTERING, E.LOST): S.BACKOFF,
+    (S.REGISTERING, E.DROPPED): S.BACKOFF,
     (S.REGISTERING, E.LEAVE): S.LEAVING,
     (S.REGISTERING, E.BEAT): S.REGISTERING,
     (S.REGISTERING, E.REPLY): S.REGISTERING,
     (S.REGISTERING, E.OUTCOMES): S.REGISTERING,
     (S.REGISTERING, E.WORKER): S.REGISTERING,
     (S.REGISTERED, E.LOST): S.BACKOFF,
+    (S.REGISTERED, E.DROPPED): S.BACKOFF,
     (S.REGISTERED, E.LEAVE): S.LEAVING,
     (S.REGISTERED, E.BEAT): S.REGISTERED,
     (S.REGISTERED, E.REPLY): S.REGISTERED,
@@ -68,12 +72,14 @@ TRANSITIONS: dict[tuple[LinkState, LinkEvent], LinkState | None] = {
     (S.BACKOFF, E.CONNECT): S.GREETING,
     (S.BACKOFF, E.LEAVE): S.LEAVING,
     (S.BACKOFF, E.BEAT): IGNORED,
+    (S.BACKOFF, E.DROPPED): IGNORED,  # the connection just closed for the loss, reported late
     (S.BACKOFF, E.OUTCOMES): S.BACKOFF,  # kept until registered again
     (S.BACKOFF, E.WORKER): S.BACKOFF,
     (S.LEAVING, E.CONNECT): IGNORED,
     (S.LEAVING, E.WELCOMED): IGNORED,  # a hello answered after we left: never register
     (S.LEAVING, E.REGISTERED): IGNORED,
     (S.LEAVING, E.LOST): IGNORED,
+    (S.LEAVING, E.DROPPED): IGNORED,
     (S.LEAVING, E.LEAVE): IGNORED,
     (S.LEAVING, E.BEAT): IGNORED,
     (S.LEAVING, E.REPLY): S.LEAVING,  # the deregister's and any in-flight outcome's

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     client = Parser(add_help=False, parents=[common])
     where = client.add_mutually_exclusive_group()
     where.add_argument(
-        "--connect", metavar="ENDPOINT", help=f"coordinator address (default {DEFAULT_CONNECT})"
+        "--connect",
+        metavar="ENDPOINT[,ENDPOINT...]",
+        help=f"coordinator address, or several sharing one database (default {DEFAULT_CONNECT})",
     )
     where.add_argument("--config", metavar="FILE", help="use the first coordinator of FILE")
     client.add_argument(
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ConnectionLost:
-        address = getattr(args, "address", "the coordinator")
+        address = ",".join(getattr(args, "address", ("the coordinator",)))
         print(
             f"error: no answer from the coordinator at {address} within {args.timeout:g} s "
             "(is it running? are the CURVE keys right? see --connect / --config / --keys / "
@@ -175,7 +177,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_cluster(args.file)
     if args.command == "keys":
         return commands.generate_keys(args.directory, force=args.force)
-    connect = flags.endpoint(args.connect) if args.connect else None
+    connect = flags.endpoints(args.connect) if args.connect else None
     args.address = commands.resolve_address(connect, args.config, DEFAULT_CONNECT)
     role = "admin" if args.command in DIRECT_COMMANDS else "client"
     args.curve = commands.resolve_curve(args, role)

@@ -21,16 +21,19 @@ KEY_NAMES = ("coordinator", "worker", "client")
 SECRET_KEY_MODE = 0o600
 
 
-def resolve_address(connect: str | None, config: str | None, default: str) -> str:
-    """`--connect`, else the first coordinator of `--config`, else the default endpoint."""
+def resolve_address(
+    connect: tuple[str, ...] | None, config: str | None, default: str
+) -> tuple[str, ...]:
+    """`--connect` (one endpoint or several), else the first coordinator of `--config`, else
+    the default endpoint."""
     if connect:
         return connect
     if config:
         address = load_config(config).client_address()
         if address is None:
             raise ConfigError(f"{config}: no coordinator node to connect to")
-        return address
-    return default
+        return (address,)
+    return (default,)
 
 
 def resolve_curve(args: argparse.Namespace, role: str) -> CurveClientConfig | None:
@@ -126,7 +129,8 @@ def find_worker(workers: list[dict[str, Any]], given: str) -> str:
 
 def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        return watch_status(client, as_json=args.json, interval=args.watch, address=args.address)
+        address = ",".join(args.address)
+        return watch_status(client, as_json=args.json, interval=args.watch, address=address)
 
 
 def generate_keys(directory: str, *, force: bool = False) -> int:

@@ -48,6 +48,12 @@ def endpoint(text: str, flag: str = "--connect") -> str:
     return f.endpoint(text, Where(flag), "")
 
 
+def endpoints(text: str, flag: str = "--connect") -> tuple[str, ...]:
+    """`--connect a,b`: coordinators sharing one database, tried in order for the leader;
+    each checked as `endpoint` (raises ConfigError)."""
+    return tuple(endpoint(part.strip(), flag) for part in text.split(","))
+
+
 def meta(text: str) -> dict[str, Any]:
     """`--meta`: a JSON map (raises ConfigError naming the flag)."""
     try:

@@ -162,6 +162,16 @@ def endpoint(value: Any, where: Where, name: str) -> str:
     return address
 
 
+def endpoints(value: Any, where: Where, name: str) -> str | tuple[str, ...]:
+    """A peer's `connect:`: one endpoint, or a non-empty list of them (coordinators sharing
+    one database, tried in order for the leader), each checked as `endpoint`."""
+    if not isinstance(value, list):
+        return endpoint(value, where, name)
+    if not value:
+        raise where.error("expected an endpoint or a non-empty list of endpoints, got []", name)
+    return tuple(endpoint(item, where, f"{name}[{i}]") for i, item in enumerate(value))
+
+
 def log_level(value: Any, where: Where, name: str) -> str:
     level = text(value, where, name).upper()
     if level not in LOG_LEVELS:
@@ -277,6 +287,7 @@ POSITIVE_INT = check(integer(1))
 SECONDS = check(seconds())
 SECONDS_OR_ZERO = check(seconds(allow_zero=True))
 ENDPOINT = check(endpoint)
+ENDPOINTS = check(endpoints)
 LOG_LEVEL = check(log_level)
 STORE_URL = check(store_url)
 FILE_PATH = check(file_path)

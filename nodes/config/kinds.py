@@ -139,7 +139,7 @@ class WorkerConfig(NodeConfig):
     """A worker: where it connects, what it consumes, and the handlers it runs."""
 
     kind: ClassVar[str] = "worker"
-    connect: str = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINT)
+    connect: str | tuple[str, ...] = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINTS)
     queues: tuple[str, ...] = field(default=("default",), metadata=f.STR_LIST)
     concurrency: int = field(
         default=WORKER_CONCURRENCY, metadata=f.check(f.integer(1, MAX_CONCURRENCY))
@@ -169,7 +169,7 @@ class ProducerConfig(NodeConfig):
     """A load/demo node: enqueue `count` jobs, wait for them, print a summary."""
 
     kind: ClassVar[str] = "producer"
-    connect: str = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINT)
+    connect: str | tuple[str, ...] = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINTS)
     type: str = field(metadata=f.TEXT)
     count: int = field(default=load.PRODUCER_COUNT, metadata=f.POSITIVE_INT)
     args: tuple[Any, ...] = field(default=(), metadata=f.DATA_LIST)  # "{i}": the job index

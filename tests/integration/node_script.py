@@ -1,8 +1,8 @@
 """One corral node in its own process, for the real-failure tests (see real_cluster.py).
 
     python node_script.py coordinator ADDRESS_FILE [--bind B] [--store URL] [--heartbeat-interval S]
-    python node_script.py worker CONNECT [--queues Q1,Q2] [--concurrency N] [--hostname H]
-                                         [--shutdown-grace S]
+    python node_script.py worker CONNECT[,CONNECT...] [--queues Q1,Q2] [--concurrency N]
+                                         [--hostname H] [--shutdown-grace S] [--hello-timeout S]
 
 A coordinator writes the address it bound to ADDRESS_FILE (atomically) once it listens, then
 serves until killed. A worker serves until SIGTERM/SIGINT, which runs the graceful
@@ -122,10 +122,11 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     node = WorkerNode(
-        args.connect,
+        args.connect.split(","),
         queues=args.queues.split(","),
         concurrency=args.concurrency,
         shutdown_grace=args.shutdown_grace,
+        **({"hello_timeout": args.hello_timeout} if args.hello_timeout else {}),
         hostname=args.hostname,
         handlers={
             "sleep": sleep,
@@ -164,11 +165,12 @@ def main(argv: list[str]) -> int:
     coordinator.add_argument("--failover-timeout", type=float, default=3.0)
     coordinator.add_argument("--name", help="the coordinator's name in the lease (PostgreSQL)")
     worker = kinds.add_parser("worker")
-    worker.add_argument("connect")
+    worker.add_argument("connect", help="comma-separated: several coordinators")
     worker.add_argument("--queues", default="default", help="comma-separated")
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--hostname", default="node-script")
     worker.add_argument("--shutdown-grace", type=float, default=25.0)
+    worker.add_argument("--hello-timeout", type=float, help="with several endpoints")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

@@ -35,11 +35,17 @@ SLOW_LINK_LATENCY_S = 0.05
 START_TIMEOUT_S = 15.0
 
 def start_worker(
-    spawn: Spawn, address: str, name: str, concurrency: int = 2, shutdown_grace: float = 25.0
+    spawn: Spawn,
+    address: str,
+    name: str,
+    concurrency: int = 2,
+    shutdown_grace: float = 25.0,
+    *extra: str,
 ) -> NodeProcess:
-    """A worker process serving `default` and a queue of its own, named like it."""
+    """A worker process serving `default` and a queue of its own, named like it (`address`:
+    one endpoint or several, comma-separated; `extra`: more node_script options)."""
     options = ["--queues", f"default,{name}", "--concurrency", str(concurrency),
-               "--shutdown-grace", str(shutdown_grace), "--hostname", name]  # fmt: skip
+               "--shutdown-grace", str(shutdown_grace), "--hostname", name, *extra]  # fmt: skip
     return spawn(name, *node_script("worker", address, *options))
 
 

@@ -64,8 +64,13 @@ class ZmqBackend:
         self._closers.append(server.close)
         return server
 
-    def connect(self, address: str, on_frame: Callable[[bytes], None]) -> ClientConnection:
-        conn = zmq_connector(address)(on_frame)
+    def connect(
+        self,
+        address: str,
+        on_frame: Callable[[bytes], None],
+        on_lost: Callable[[], None] | None = None,
+    ) -> ClientConnection:
+        conn = zmq_connector(address)(on_frame, on_lost)
         self._closers.append(conn.close)
         return conn
 
@@ -86,8 +91,13 @@ class InprocBackend:
         self._closers.append(server.close)
         return server
 
-    def connect(self, address: str, on_frame: Callable[[bytes], None]) -> ClientConnection:
-        conn = self.network.connector(address, node="test")(on_frame)
+    def connect(
+        self,
+        address: str,
+        on_frame: Callable[[bytes], None],
+        on_lost: Callable[[], None] | None = None,
+    ) -> ClientConnection:
+        conn = self.network.connector(address, node="test")(on_frame, on_lost)
         self._closers.append(conn.close)
         return conn
 
@@ -125,6 +135,24 @@ def test_a_frame_goes_to_the_server_and_its_reply_comes_back(backend: Backend) -
     conn.send(b"hello")
 
     assert replies.wait_for(1) == [b"echo:hello"]
+
+
+def test_a_watched_connection_is_told_when_its_server_goes_and_an_unwatched_one_is_not(
+    backend: Backend,
+) -> None:
+    # Given a watched and an unwatched connection, each having heard from the server
+    server = echo_server(backend)
+    replies, lost = Inbox(), Inbox()
+    watched = backend.connect(server.bound_address, replies.put, lambda: lost.put("watched"))
+    plain = backend.connect(server.bound_address, replies.put)
+    watched.send(b"a")
+    plain.send(b"b")
+    replies.wait_for(2)
+    # When the server closes (its coordinator died: for ZeroMQ the TCP connection drops)
+    server.close()
+    # Then the watched connection is told at once, and only it
+    assert lost.wait_for(1) == ["watched"]
+    watched.send(b"after")  # a connection told it was lost still takes sends, and drops them
 
 
 def test_each_connection_has_its_own_peer_id_fixed_for_its_life(backend: Backend) -> None:

@@ -196,6 +196,26 @@ def test_a_wrong_type_is_refused_naming_file_node_and_key(tmp_path: Path) -> Non
     assert "'ten'" in message
 
 
+def test_a_worker_and_a_producer_may_connect_to_a_list_of_coordinators(tmp_path: Path) -> None:
+    text = worker_yaml(connect="[tcp://a:5555, tcp://b:5555]") + """
+  load:
+    kind: producer
+    type: square
+    connect:
+      - tcp://a:5555
+      - tcp://b:5555
+"""
+    config = load_config(write(tmp_path, text))
+    for name in ("worker-eu", "load"):
+        assert config.node(name).connect == ("tcp://a:5555", "tcp://b:5555")  # type: ignore[attr-defined]
+
+
+def test_a_bad_endpoint_in_a_connect_list_names_its_line(tmp_path: Path) -> None:
+    text = worker_yaml() + "    connect:\n      - tcp://a:5555\n      - b:5555\n"
+    message = refusal(tmp_path, text)
+    assert "key 'connect[1]'" in message and message.endswith("(line 9)"), message
+
+
 @pytest.mark.parametrize(
     ("extra", "key"),
     [
@@ -206,6 +226,8 @@ def test_a_wrong_type_is_refused_naming_file_node_and_key(tmp_path: Path) -> Non
         ({"labels": "{region: eu}"}, "labels.region"),
         ({"shutdown_grace": "-1"}, "shutdown_grace"),
         ({"connect": "127.0.0.1:5555"}, "connect"),
+        ({"connect": "[tcp://a:5555, 'b:5555']"}, "connect[1]"),
+        ({"connect": "[]"}, "connect"),
         ({"handlers": '{square: "nodes.demo.square"}'}, "handlers.square"),
         ({"handlers": "{}"}, "handlers"),
     ],

@@ -263,3 +263,18 @@ def test_the_same_seed_replays_the_same_delivery_order() -> None:
     assert run_faulty_exchange(seed=4321) != first
     at_server = [int(frame) for who, frame in first if who == "server"]
     assert at_server != sorted(at_server)  # the faults did reorder something
+
+
+def test_a_watched_connection_is_told_when_its_server_goes_and_no_other_is(net: Harness) -> None:
+    # Given a watched connection to the server, a closed one, and one to another address
+    told: list[str] = []
+    watched = net.network.connector(ADDRESS, node="w")(lambda f: None, lambda: told.append("w"))
+    closed = net.network.connector(ADDRESS, node="c")(lambda f: None, lambda: told.append("c"))
+    closed.close()
+    other = net.network.connector("inproc://standby", node="o")
+    other(lambda f: None, lambda: told.append("o"))
+    net.connect("unwatched")
+    # When the server unbinds (its coordinator stopped or crashed)
+    net.server.close()
+    # Then only the live watched connection to it is told, as a socket monitor would
+    assert told == ["w"] and not watched.closed

@@ -18,6 +18,7 @@ from actors.link.table import TRANSITIONS, LinkEvent, LinkState, LinkTransitionE
 from actors.worker_mail import Directive, Jobs, Outcome, Resumed
 from actors.worker_settings import WorkerSettings
 from transport import codec
+from transport.endpoints import Endpoints
 
 S, E = LinkState, LinkEvent
 TIMEOUT_S = 30.0
@@ -27,9 +28,12 @@ SETTINGS = WorkerSettings(concurrency=2, hostname="h", pid=7, heartbeat_timeout=
 class Link:
     """A LinkCore and what it did: the frames it sent (decoded) and everything else."""
 
-    def __init__(self, extensions: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, extensions: tuple[str, ...] = (), addresses: tuple[str, ...] = ("tcp://a:1",)
+    ) -> None:
         self.now = 100.0
-        self.core = LinkCore(SETTINGS, random.Random(1), self.now)
+        self.endpoints = Endpoints((address, None) for address in addresses)
+        self.core = LinkCore(SETTINGS, random.Random(1), self.now, self.endpoints)
         self.extensions = list(extensions)
         self.sent: list[dict[str, Any]] = []
         self.effects: list[Effect] = []
@@ -52,8 +56,8 @@ class Link:
         frame = codec.encode({"type": kind, "rid": request["rid"], **fields})
         return self.take(self.core.frame(self.core.link_id, frame, self.now))
 
-    def refuse(self, request: dict[str, Any], code: str) -> list[Effect]:
-        frame = codec.encode({"type": "error", "rid": request["rid"], "code": code})
+    def refuse(self, request: dict[str, Any], code: str, **fields: Any) -> list[Effect]:
+        frame = codec.encode({"type": "error", "rid": request["rid"], "code": code, **fields})
         return self.take(self.core.frame(self.core.link_id, frame, self.now))
 
     def connect(self) -> list[Effect]:
@@ -110,6 +114,8 @@ def fire(link: Link, event: LinkEvent) -> None:
             link.refuse(link.last("deregister"), "not_registered")
         else:
             link.beat(after=TIMEOUT_S + 1)
+    elif event is E.DROPPED:
+        link.take(core.dropped(core.link_id, link.now))
     elif event is E.LEAVE:
         link.take(core.leave(link.now))
     elif event is E.BEAT:
@@ -414,3 +420,104 @@ def test_a_result_too_large_for_any_frame_ends_its_job_as_result_too_large():
     link.take(link.core.outcomes((Outcome("a", 1, "x" * 1000),), link.now))
     [item] = link.last("outcomes")["outcomes"]
     assert (item["job_id"], item["error"]["type"]) == ("a", "ResultTooLarge")
+
+
+# -- several coordinator endpoints: one leader, standbys answering not_leader -----------------
+
+A, B, C = "tcp://a:1", "tcp://b:1", "tcp://c:1"
+
+
+def connect_delay(effects: list[Effect]) -> float:
+    [delay] = [e.delay for e in effects if isinstance(e, Arm) and e.timer is TimerKind.CONNECT]
+    return delay
+
+
+@pytest.mark.parametrize("state", [S.GREETING, S.REGISTERING, S.REGISTERED])
+def test_not_leader_moves_at_once_to_the_endpoint_the_standby_names(state):
+    # Given a link to A, B and C, in `state` on A
+    link = Link(addresses=(A, B, C))
+    link.connect()
+    if state is not S.GREETING:
+        link.welcome()
+    if state is S.REGISTERED:
+        link.register()
+    request = link.sent[-1]
+    # When A answers not_leader and names C
+    effects = link.refuse(request, "not_leader", leader=C)
+    # Then the connection closes and the next one, to C, is opened at once
+    assert effects[0] == Close() and connect_delay(effects) == 0.0
+    assert (link.core.state, link.endpoints.address) == (S.BACKOFF, C)
+    link.connect()
+    assert link.sent[-1]["type"] == "hello"
+
+
+def test_not_leader_while_registered_re_registers_with_the_leader_and_keeps_the_jobs():
+    # Given a worker registered on A holding job `a` and the unsettled outcome of `b`
+    link = Link(addresses=(A, B))
+    link.connect()
+    link.welcome()
+    link.register()
+    link.hand("a", "b")
+    link.outcome("b")
+    # When A stepped down (answers a beat not_leader) and B is the leader
+    link.beat(due=False)
+    link.refuse(link.last("beat"), "not_leader", leader=B)
+    link.connect()
+    link.welcome()
+    # Then it registers on B as w1's successor, holding both jobs, so they are resumed
+    register = link.last("register")
+    assert (register["previous_worker_id"], register["active_job_ids"]) == ("w1", ["a", "b"])
+    assert link.endpoints.address == B
+
+
+def test_without_a_usable_hint_the_endpoints_are_tried_in_order_and_wrap_around():
+    link = Link(addresses=(A, B, C))
+    tried = [link.endpoints.address]
+    for hint in (None, "tcp://unknown:1", None, A):  # not one of ours, then the current one
+        link.connect()
+        link.refuse(link.last("hello"), "not_leader", **({"leader": hint} if hint else {}))
+        tried.append(link.endpoints.address)
+    assert tried == [A, B, C, A, B]
+
+
+def test_failures_back_off_only_after_a_whole_round_of_endpoints_failed():
+    # Given three endpoints where no hello is ever answered
+    link = Link(addresses=(A, B, C))
+    delays = []
+    for _ in range(7):
+        effects = link.connect()
+        # Then each hello gives up after hello_timeout, not heartbeat_timeout
+        assert Arm(TimerKind.BEAT, SETTINGS.hello_timeout) in effects
+        delays.append(connect_delay(link.beat(after=SETTINGS.hello_timeout)))
+    # And the next endpoint is tried at once until a round failed, then 1 s, 2 s (jittered)
+    assert delays[:3] == [0.0, 0.0, 0.0] and delays[4:6] == [0.0, 0.0]
+    assert 0.5 <= delays[3] <= 1.0 and 1.0 <= delays[6] <= 2.0
+    # When one registers, the next loss moves on at once again
+    link.connect()
+    link.welcome()
+    link.register()
+    assert connect_delay(link.take(link.core.dropped(link.core.link_id, link.now))) == 0.0
+
+
+def test_a_single_endpoint_waits_heartbeat_timeout_for_its_hello_as_before():
+    link = in_state(S.GREETING)
+    assert not [e for e in link.effects if e == Arm(TimerKind.BEAT, SETTINGS.hello_timeout)]
+    link.beat(after=SETTINGS.hello_timeout + 0.1)
+    assert link.core.state is S.GREETING
+
+
+def test_a_dropped_connection_is_a_loss_at_once_and_a_late_drop_of_an_old_one_is_not():
+    # Given a link registered on A
+    link = Link(addresses=(A, B))
+    link.connect()
+    link.welcome()
+    link.register()
+    old = link.core.link_id
+    # When the transport sees A's connection drop (its coordinator was killed)
+    link.take(link.core.dropped(old, link.now))
+    # Then the link moves on to B at once
+    assert (link.core.state, link.endpoints.address) == (S.BACKOFF, B)
+    # And once connected to B, a late drop report of A's connection changes nothing
+    link.connect()
+    assert link.take(link.core.dropped(old, link.now)) == []
+    assert link.core.state is S.GREETING

@@ -19,6 +19,7 @@ from actors.worker_settings import WorkerSettings
 from nodes.observe.formatting import format_time
 from nodes.observe.logs import EventLog
 from transport import messages as m
+from transport.endpoints import Endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 FAILED_AT = 1_765_000_000.25
@@ -40,11 +41,11 @@ def test_a_retry_is_logged_with_its_delay_in_seconds_and_a_local_time(caplog):
 
 
 def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retries(caplog):
-    settings = WorkerSettings(coordinator_address=ADDRESS, reconnect_initial=2.0)
+    settings = WorkerSettings(reconnect_initial=2.0)
     session = Session(settings, random.Random(1))
     with caplog.at_level(logging.WARNING, logger="actors.link.session"):
-        session.lost("no reply to hello")
-        delay = session.lost("no reply to hello")
+        session.lost("no reply to hello", ADDRESS)
+        delay = session.lost("no reply to hello", ADDRESS)
     first, second = (record.getMessage() for record in caplog.records)
     assert first == f"cannot reach the coordinator at {ADDRESS} (no reply to hello); retrying now"
     assert second == (
@@ -56,8 +57,8 @@ def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retri
 
 def test_a_worker_whose_hello_goes_unanswered_says_so_at_its_first_beat_once(caplog):
     # Given a link saying hello to a coordinator that does not answer
-    settings = WorkerSettings(coordinator_address=ADDRESS, heartbeat_interval=5.0)
-    core = LinkCore(settings, random.Random(1), 100.0)
+    settings = WorkerSettings(heartbeat_interval=5.0)
+    core = LinkCore(settings, random.Random(1), 100.0, Endpoints([(ADDRESS, None)]))
     core.start()
     core.connect(100.0)
     with caplog.at_level(logging.WARNING, logger="actors.link.session"):
@@ -72,10 +73,10 @@ def test_a_worker_whose_hello_goes_unanswered_says_so_at_its_first_beat_once(cap
 
 
 def test_a_worker_that_loses_its_session_names_it_and_reconnects(caplog):
-    session = Session(WorkerSettings(coordinator_address=ADDRESS), random.Random(1))
+    session = Session(WorkerSettings(), random.Random(1))
     session.welcomed("w-1")
     with caplog.at_level(logging.WARNING, logger="actors.link.session"):
-        session.lost("no reply for 30.0 s")
+        session.lost("no reply for 30.0 s", ADDRESS)
     assert caplog.records[0].getMessage() == (
         f"worker w-1: coordinator lost (no reply for 30.0 s); reconnecting to {ADDRESS} now"
     )

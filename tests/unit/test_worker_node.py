@@ -48,12 +48,12 @@ def test_a_link_actor_does_not_connect_by_itself_before_it_is_told_to():
     from actors.link.actor import LinkActor
     from actors.worker_settings import WorkerSettings
     from tests.unit.test_supervisor_core import Recorder
+    from transport.endpoints import Endpoints
 
     opened: list[Any] = []
     activity = Untracked()
-    ref = LinkActor.start(
-        activity, opened.append, WorkerSettings(), Recorder(), ManualClock()
-    )
+    endpoints = Endpoints([("tcp://a:1", opened.append)])
+    ref = LinkActor.start(activity, endpoints, WorkerSettings(), Recorder(), ManualClock())
     try:
         assert ref.proxy().status().get()["worker_id"] is None
         assert opened == []
