@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+FAILOVER_TIMEOUT_S = 3.0  # the lease's ttl (config `failover_timeout`): a dead leader's successor
+# takes over within about this
 LOCAL_MARGIN = 0.9  # of ttl: room for the two clocks' rates to differ while a lease runs
 RENEWALS_PER_TTL = 3  # the leader renews three times per ttl: two renewals may fail in a row
 POLLS_PER_TTL = 5  # a standby looks at the lease five times per ttl
