@@ -201,15 +201,17 @@ class Client:
     def stats(self, *, series: bool = False) -> dict[str, Any]:
         """Counts per queue and state, the workers, and per queue the jobs no worker may take;
         with `series`, also throughput and latency per second (`series`, when the coordinator
-        has that extension)."""
+        has that extension); from coordinators sharing a database, `cluster` (leader, term,
+        standbys)."""
         reply = self.request("stats", series=True) if series else self.request("stats")
         stats = {
             "queues": reply["queues"],
             "workers": reply["workers"],
             "unroutable": reply.get("unroutable", {}),
         }
-        if "series" in reply:
-            stats["series"] = reply["series"]
+        for extension in ("series", "cluster"):  # docs/PROTOCOL.md, Extensions
+            if extension in reply:
+                stats[extension] = reply[extension]
         return stats
 
     def jobs(

@@ -121,9 +121,10 @@ class Cluster:
         return self
 
     def start_coordinator(self, address: str = COORDINATOR_ADDRESS) -> Coordinator:
-        track = getattr(self.store, "track", None)  # a durable store's commits count as work
-        if track is not None:
-            track(self.activity)
+        if self.database is None:  # a durable store's commits count as work
+            track = getattr(self.store, "track", None)
+            if track is not None:
+                track(self.activity)
         database = self.database and InMemory(self.database, lambda: address in self.cut_off)
         coordinator = Coordinator(
             address,
