@@ -12,8 +12,6 @@ import itertools
 import random
 from typing import Any
 
-from transport.endpoints import Endpoints
-
 from actors.base import Activity
 from actors.clock import Clock, ManualClock, SystemClock
 from actors.coordinator_settings import CoordinatorSettings
@@ -29,6 +27,7 @@ from nodes.coordinator import Coordinator
 from nodes.leadership.database import InMemory
 from nodes.worker_node import WorkerNode
 from transport.base import Connector
+from transport.endpoints import Endpoints
 from transport.inproc import InprocNetwork
 
 COORDINATOR_ADDRESS = "inproc://coordinator"
