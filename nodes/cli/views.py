@@ -175,6 +175,17 @@ def series_table(series: dict[str, Any]) -> RenderableType:
     return table
 
 
+def cluster_line(cluster: dict[str, Any]) -> RenderableType:
+    """Coordinators sharing a database: who leads under which term, who stands by."""
+    leader = cluster.get("leader") or {}
+    standbys = ", ".join(f"{s['name']} ({s['endpoint']})" for s in cluster["standbys"])
+    return Text(
+        f"Leader {leader.get('name', '?')} ({leader.get('endpoint', '?')}), "
+        f"term {cluster['term']}; standbys: {standbys or 'none'}",
+        style="bold" if standbys else "yellow",
+    )
+
+
 def status_view(stats: dict[str, Any], now: float) -> RenderableType:
     """`corral status`: queues, workers, and the jobs no worker may take (and under `--watch`,
     the last minute's throughput and latency)."""
@@ -182,6 +193,7 @@ def status_view(stats: dict[str, Any], now: float) -> RenderableType:
     busy = sum(w["active"] for w in live)
     slots = sum(w["concurrency"] for w in live)
     parts: list[RenderableType] = [
+        *((cluster_line(stats["cluster"]),) if stats.get("cluster") else ()),
         *((series_table(stats["series"]), Text("")) if stats.get("series") else ()),
         queues_table(stats),
         workers_table(stats["workers"], now),
