@@ -24,15 +24,15 @@ SECRET_KEY_MODE = 0o600
 def resolve_address(
     connect: tuple[str, ...] | None, config: str | None, default: str
 ) -> tuple[str, ...]:
-    """`--connect` (one endpoint or several), else the first coordinator of `--config`, else
-    the default endpoint."""
+    """`--connect` (one endpoint or several), else the first coordinator of `--config` (with
+    the standbys sharing its database), else the default endpoint."""
     if connect:
         return connect
     if config:
-        address = load_config(config).client_address()
-        if address is None:
+        addresses = load_config(config).client_addresses()
+        if not addresses:
             raise ConfigError(f"{config}: no coordinator node to connect to")
-        return (address,)
+        return addresses
     return (default,)
 
 

@@ -58,10 +58,16 @@ class ClusterConfig:
     def workers(self) -> list[WorkerConfig]:
         return [node for node in self.nodes.values() if isinstance(node, WorkerConfig)]
 
-    def client_address(self) -> str | None:
-        """The first coordinator's address as a local client reaches it."""
+    def client_addresses(self) -> tuple[str, ...]:
+        """Where a local client reaches the first coordinator: its address, and those of the
+        coordinators sharing its PostgreSQL database (its standbys), each by its `advertise`
+        address when set."""
         coordinators = self.coordinators()
-        return coordinators[0].connect_address if coordinators else None
+        if not coordinators:
+            return ()
+        first = coordinators[0]
+        shared = [c for c in coordinators if c.store == first.store] if first.shares_store else []
+        return tuple(c.advertise or c.connect_address for c in shared or [first])
 
     def client_curve(
         self, coordinator: CoordinatorConfig | None = None, role: str = "client"

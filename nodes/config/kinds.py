@@ -35,6 +35,7 @@ from nodes.config.security import (
     parse_security,
 )
 from nodes.observe.logs import check_log_format
+from nodes.stores import POSTGRES_PREFIXES
 from nodes.worker_node import SHUTDOWN_GRACE_S
 from transport.codec import MAX_DEPTH, MAX_MESSAGE_SIZE_BYTES, PEER_MAX_DEPTH
 from transport.validation.limits import (
@@ -119,6 +120,11 @@ class CoordinatorConfig(NodeConfig):
     @property
     def connect_address(self) -> str:
         return connect_address(self.bind)
+
+    @property
+    def shares_store(self) -> bool:
+        """A PostgreSQL store: coordinators naming it lead in turn (docs/HA.md)."""
+        return self.store.startswith(POSTGRES_PREFIXES)
 
     def validate(self) -> None:
         if self.heartbeat_timeout <= self.heartbeat_interval:

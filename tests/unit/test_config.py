@@ -349,3 +349,28 @@ def test_percentiles_use_the_nearest_rank() -> None:
         99.0,
         3.0,
     )
+
+
+def test_the_ha_config_gives_clients_every_coordinator_sharing_its_database() -> None:
+    config = load_config(str(Path(__file__).resolve().parents[2] / "configs" / "ha.yaml"))
+    a, b = config.coordinators()
+    assert a.shares_store and a.store == b.store
+    assert (a.failover_timeout, a.advertise) == (3.0, None)
+    assert config.client_addresses() == ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
+    assert config.node("worker").connect == ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5556")
+    coordinator = Coordinator.from_config(
+        str(Path(__file__).resolve().parents[2] / "configs" / "ha.yaml"), "coordinator-b"
+    )
+    assert coordinator.failover_timeout == 3.0
+    assert coordinator.name.startswith("coordinator-b@")
+
+
+def test_coordinators_on_separate_stores_are_not_mixed_for_clients(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "nodes:\n"
+        "  one: {kind: coordinator, bind: 'tcp://127.0.0.1:7001', store: memory}\n"
+        "  two: {kind: coordinator, bind: 'tcp://127.0.0.1:7002', store: memory,"
+        " advertise: 'tcp://db2:7002'}\n"
+    )
+    assert load_config(str(path)).client_addresses() == ("tcp://127.0.0.1:7001",)
