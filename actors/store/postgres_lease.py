@@ -113,13 +113,17 @@ class PostgresLease:
                     self._connection = connect(self._url, options=OPTIONS)
                     migrate(self._connection, self.path)
                 connection = self._connection
-                watchdog = threading.Timer(STATEMENT_BOUND_S, _cut, [connection])
+                cut = threading.Event()
+                watchdog = threading.Timer(STATEMENT_BOUND_S, _cut, [connection, cut])
                 watchdog.start()
                 try:
                     cursor = connection.execute(sql, parameters)
                     return cursor.fetchall() if cursor.description else []
                 finally:
                     watchdog.cancel()
+                    watchdog.join()
+                    if cut.is_set():  # even when the statement ended just in time
+                        self._drop()
             except psycopg.Error as exc:
                 self._drop()
                 raise StoreError(f"the lease in the store {self.path} failed: {exc}") from exc
@@ -134,9 +138,10 @@ class PostgresLease:
             self._connection = None
 
 
-def _cut(connection: psycopg.Connection[Any]) -> None:
+def _cut(connection: psycopg.Connection[Any], cut: threading.Event) -> None:
     """Shut the connection's socket down, so that a call waiting on a frozen server fails at
     once (closing the connection from this thread would wait for the call's own lock)."""
+    cut.set()
     with (
         contextlib.suppress(OSError, psycopg.Error),
         socket.socket(fileno=os.dup(connection.fileno())) as sock,

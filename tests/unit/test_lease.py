@@ -16,6 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from actors.clock import ManualClock
 from actors.store.lease import MEMBER_EXPIRY_S, Lease, MemoryLease
@@ -164,6 +167,65 @@ def test_of_eight_standbys_racing_for_a_lapsed_lease_exactly_one_wins_each_time(
         assert won[winners[0]] == round_
         assert racers[0].read().holder == f"c{winners[0]}"
         racers[winners[0]].release(f"c{winners[0]}", round_)
+
+
+# -- the lease's promise, over any schedule -------------------------------------------------------
+
+COORDINATORS = ("a", "b", "c")
+
+
+class LeaseModel(RuleBasedStateMachine):
+    """Coordinators acquire, renew, release and wait in any order. Each believes it leads
+    until the deadline its last successful acquire or renew gave it (by the lease's clock):
+    never do two believe it at once, and terms only grow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.lease = MemoryLease(self.clock)
+        self.belief: dict[str, tuple[int, float]] = {}  # who -> (term, leads until)
+        self.terms: list[int] = []
+
+    @rule(who=st.sampled_from(COORDINATORS), ttl=st.floats(0.1, 10.0))
+    def acquire(self, who: str, ttl: float) -> None:
+        term = self.lease.try_acquire(who, f"tcp://{who}", ttl)
+        if term is not None:
+            assert not self.terms or term == self.terms[-1] + 1
+            self.terms.append(term)
+            self.belief[who] = (term, self.clock.now() + ttl)
+
+    @rule(who=st.sampled_from(COORDINATORS), ttl=st.floats(0.1, 10.0))
+    def renew(self, who: str, ttl: float) -> None:
+        if who in self.belief:
+            term = self.belief[who][0]
+            if self.lease.renew(who, term, ttl):
+                self.belief[who] = (term, self.clock.now() + ttl)
+            else:
+                assert term != self.terms[-1]
+                del self.belief[who]
+
+    @rule(who=st.sampled_from(COORDINATORS))
+    def release(self, who: str) -> None:
+        if who in self.belief:
+            self.lease.release(who, self.belief.pop(who)[0])
+
+    @rule(seconds=st.floats(0.0, 6.0))
+    def wait(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @invariant()
+    def at_most_one_coordinator_believes_it_leads(self) -> None:
+        now = self.clock.now()
+        leading = [who for who, (_, until) in self.belief.items() if until > now]
+        assert len(leading) <= 1, leading
+
+    @invariant()
+    def the_lease_shows_the_last_term_granted(self) -> None:
+        assert self.lease.read().term == (self.terms[-1] if self.terms else 0)
+
+
+LeaseModel.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+test_no_two_coordinators_ever_believe_they_lead_at_once = LeaseModel.TestCase
 
 
 # -- PostgreSQL: calls end within their bound -----------------------------------------------------
