@@ -2,8 +2,8 @@
 private cluster) and the simulation's SharedStore. What every store gives back is what was last
 saved; a durable store (SQLite, PostgreSQL) also keeps it across a close or a killed process,
 releases a reply only once the change it announces is stored, and shares one commit among many
-requests. A store opened under a lease term (PostgreSQL, shared) lands nothing once another
-coordinator took the lease.
+requests. (A store opened under a lease term lands nothing once another coordinator took the
+lease: test_store_fencing.py.)
 
 Store-specific behaviour (memory's footprint, SQLite's files, PostgreSQL's connection and
 schema) stays in test_memory_store.py, test_sqlite_store.py and test_postgres_store.py.
@@ -28,7 +28,6 @@ from actors.store.sqlite import StoreError
 from tests.unit.store_jobs import (
     DURABLE,
     KINDS,
-    LEASE_TTL_S,
     T0,
     WAIT_S,
     StoreKinds,
@@ -57,11 +56,6 @@ def durable(request, tmp_path) -> Iterator[StoreKinds]:
 
 @pytest.fixture(params=(*DURABLE, "shared"))
 def reopenable(request, tmp_path) -> Iterator[StoreKinds]:
-    yield from open_kind(request, request.param, tmp_path)
-
-
-@pytest.fixture(params=("postgresql", "shared"))
-def fenced(request, tmp_path) -> Iterator[StoreKinds]:
     yield from open_kind(request, request.param, tmp_path)
 
 
@@ -312,63 +306,6 @@ def test_a_second_open_of_a_sqlite_file_in_use_is_refused_as_locked_until_the_fi
         sqlite.open()
     first.close()
     sqlite.open().close()
-
-
-# -- stores opened under a lease term: PostgreSQL and shared --------------------------------------
-
-
-def test_once_another_coordinator_took_the_lease_the_old_store_lands_nothing_and_says_so_once(
-    fenced, caplog
-):
-    deposed: list[str] = []
-    old = fenced.open(on_deposed=lambda: deposed.append(threading.current_thread().name))
-    job = make_job(1)
-    old.add([job])
-    assert old.flush(WAIT_S) and fenced.read_back(job.id) == states.AVAILABLE
-    old_term = fenced.term
-    take_over(fenced)
-    assert fenced.term == old_term + 1
-    new = fenced.open()
-
-    replied: list[int] = []
-    old.save(finish(job, states.ACTIVE, None))
-    old.after_commit(lambda: replied.append(1))
-    assert not old.flush(WAIT_S)  # what was pending never landed
-    old.add([make_job(2)])
-    old.after_commit(lambda: replied.append(2))
-    assert not old.flush(WAIT_S)
-    assert len(deposed) == 1 and replied == []
-    if fenced.kind == "postgresql":  # told from the writer thread, never from a caller's
-        assert deposed[0].endswith("-writer")
-    assert fenced.read_back(job.id) == states.AVAILABLE
-    assert fenced.read_back("job-00002") is None
-    assert f"deposed: term {old_term} is over, another coordinator leads" in caplog.text
-    closer = threading.Thread(target=old.close)
-    closer.start()
-    closer.join(WAIT_S)
-    assert not closer.is_alive()
-
-    new.save(finish(job, states.ACTIVE, None))  # the new leader writes as usual
-    done = threading.Event()
-    new.after_commit(done.set)
-    assert done.wait(WAIT_S) and fenced.read_back(job.id) == states.ACTIVE
-
-
-def take_over(kinds: StoreKinds) -> None:
-    """Another coordinator takes the lease: the holder steps down, a standby takes term + 1."""
-    if kinds.db is not None:
-        lease: Any = kinds.db.lease
-    else:
-        from actors.store.postgres_lease import PostgresLease
-
-        lease = PostgresLease(kinds.location)
-    try:
-        lease.release("tests", kinds.term)
-        term = lease.try_acquire("standby", "tcp://standby", LEASE_TTL_S)
-    finally:
-        lease.close()
-    assert term is not None
-    kinds.term = term
 
 
 def test_a_change_whose_reply_was_released_survives_the_process_being_killed(durable):
