@@ -133,7 +133,7 @@ class MemoryLease:
     @contextmanager
     def fenced(self, term: int) -> Iterator[bool]:
         """Hold the lease still while a write of `term` lands: yields whether `term` is the
-        current one (what PostgreSQL's `FOR SHARE` on the lease row gives a batch)."""
+        current one (what PostgreSQL's `FOR KEY SHARE` on the lease row gives a batch)."""
         with self._lock:
             yield term == self._term
 

@@ -58,11 +58,14 @@ MIGRATIONS = (
     )
     """,
     # 2: the lease (one row; see actors.store.lease) and the coordinators sharing the database.
-    # 'epoch' rather than '-infinity': it subtracts from now() into a finite interval.
+    # `term` is UNIQUE so that it is a key: a takeover, which changes it, locks the row FOR
+    # UPDATE and waits for a batch holding FOR KEY SHARE (postgres_writer.BATCH), while a
+    # renewal, which changes only `expires_at`, waits for no batch. 'epoch' rather than
+    # '-infinity': it subtracts from now() into a finite interval.
     """
     CREATE TABLE corral_lease (
         one boolean PRIMARY KEY DEFAULT true CHECK (one),
-        term bigint NOT NULL,
+        term bigint NOT NULL UNIQUE,
         holder text,
         endpoint text,
         expires_at timestamptz NOT NULL

@@ -8,13 +8,16 @@ whatever the batch size. Parameters go in binary (`%b`): text arrays escape ever
 through a regex, which cost ~10 us of commit time per row against ~7 us in binary (5,000-row
 batches).
 
-The fence: BATCH first takes `FOR SHARE` on the lease row if it still holds our term, and
-writes only when it does. A takeover (`UPDATE corral_lease SET term = term + 1`) therefore
-waits for a batch already holding the row, which lands before the new term begins; a batch
-that had to wait for a takeover re-reads the row when it commits (READ COMMITTED's recheck),
-finds another term, and writes nothing. Fenced out, the writer raises Fenced (see
-GroupCommitWriter). A lost connection is not a fence: it is reopened before the batch is
-retried, so a restarted server delays replies instead of stopping the coordinator.
+The fence: BATCH first takes `FOR KEY SHARE` on the lease row if it still holds our term, and
+writes only when it does. `term` being a key, a takeover (`UPDATE corral_lease SET term =
+term + 1`) locks the row FOR UPDATE, so it waits for a batch already holding the row, which
+lands before the new term begins; a batch that had to wait for a takeover re-reads the row
+(READ COMMITTED's recheck), finds another term, and writes nothing. A renewal changes no key,
+so batches and renewals never wait for each other (with FOR SHARE, a renewal would wait for
+the batch in flight, and a large one after an outage could outlast the lease's lock_timeout).
+Fenced out, the writer raises Fenced (see GroupCommitWriter). A lost connection is not a
+fence: it is reopened before the batch is retried, so a restarted server delays replies
+instead of stopping the coordinator.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = """
-WITH fence AS (SELECT 1 FROM corral_lease WHERE term = %b FOR SHARE),
+WITH fence AS (SELECT 1 FROM corral_lease WHERE term = %b FOR KEY SHARE),
 ins AS (
     INSERT INTO jobs (id, queue, state, unique_key, ended_at, wire)
     SELECT * FROM unnest(

@@ -14,10 +14,19 @@ import pytest
 from actors import states
 from actors.store import postgres_writer
 from actors.store.postgres import SCHEMA_VERSION, PostgresStore, redacted
+from actors.store.postgres_lease import PostgresLease
 from actors.store.sqlite import StoreError
 from nodes.stores import open_store
 from tests.conftest import wait_for
-from tests.unit.store_jobs import T0, WAIT_S, StoreKinds, finish, make_job, open_kind
+from tests.unit.store_jobs import (
+    LEASE_TTL_S,
+    T0,
+    WAIT_S,
+    StoreKinds,
+    finish,
+    make_job,
+    open_kind,
+)
 
 
 @pytest.fixture
@@ -109,6 +118,11 @@ def test_a_batch_holding_the_fence_when_a_takeover_comes_lands_before_the_new_te
         store.save(finish(job, states.ACTIVE, None))
         store.after_commit(replied.set)
         wait_for(lambda: lock_waiters(pg.location) == 1, WAIT_S, what="the batch waits")
+        lease = PostgresLease(pg.location)
+        try:  # a renewal changes no key: it does not wait for the batch (lock_timeout is 1 s)
+            assert lease.renew("tests", pg.term, LEASE_TTL_S)
+        finally:
+            lease.close()
         took: list[int] = []
         takeover = threading.Thread(
             target=lambda: took.append(
