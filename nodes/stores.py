@@ -1,14 +1,14 @@
 """Open a store from its URL: `memory`, `sqlite:///relative.db` / `sqlite:////abs.db`, or
-`postgresql://user:pass@host:port/db` (`postgres://` too).
+`postgresql://user:pass@host:port/db` (`postgres://` too), which the coordinator opens under
+its lease term instead.
 
-A SQLite or PostgreSQL URL may set retention in seconds, e.g.
-`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`; a PostgreSQL
-URL's other query options (sslmode, ...) go to libpq as they are.
+A SQLite URL may set retention in seconds, e.g.
+`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
@@ -27,15 +27,12 @@ def open_store(url: str) -> Store:
         path, _, query = url.removeprefix("sqlite:///").partition("?")
         return SqliteStore(path, **_retention(url, _options(query)))
     if url.startswith(POSTGRES_PREFIXES):
-        from actors.store.postgres import PostgresStore, redacted
+        from actors.store.postgres import redacted
 
-        base, _, query = url.partition("?")
-        shown = redacted(url)  # never the password in an error
-        ours, libpq = [], []
-        for option in _options(query):
-            (ours if option[0] in RETENTION_OPTIONS else libpq).append(option)
-        theirs = urlencode(libpq)
-        return PostgresStore(base + ("?" + theirs if theirs else ""), **_retention(shown, ours))
+        raise ValueError(
+            f"store {redacted(url)!r}: a PostgreSQL store is opened by the coordinator under "
+            "its lease term (actors.store.postgres.PostgresStore(url, term=...)), not by open_store"
+        )
     raise ValueError(
         f"unknown store {url!r}: use 'memory', 'sqlite:///path.db' or "
         "'postgresql://user:pass@host:port/db'"
