@@ -1,9 +1,9 @@
 """Open a store from its URL: `memory`, `sqlite:///relative.db` / `sqlite:////abs.db`, or
-`postgresql://user:pass@host:port/db` (`postgres://` too).
+`postgresql://user:pass@host:port/db` (`postgres://` too), which the coordinator opens under
+its lease term instead.
 
-A SQLite or PostgreSQL URL may set retention in seconds, e.g.
-`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`; a PostgreSQL
-URL's other query options (sslmode, ...) go to libpq as they are.
+A SQLite URL may set retention in seconds, e.g.
+`sqlite:///corral.db?completed_retention_s=3600&discarded_retention_s=604800`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def open_store(url: str) -> Store:
         return SqliteStore(path, **_retention(url, _options(query)))
     if url.startswith(POSTGRES_PREFIXES):
         raise ValueError(
-            f"store {redacted(url)!r}: a PostgreSQL store is shared by coordinators and opened "
-            "under their lease (Coordinator(store=url) does it; see docs/HA.md)"
+            f"store {redacted(url)!r}: a PostgreSQL store is opened by the coordinator under its "
+            "lease, shared with its standbys (Coordinator(store=url); docs/HA.md)"
         )
     raise ValueError(
         f"unknown store {url!r}: use 'memory', 'sqlite:///path.db' or "

@@ -96,14 +96,13 @@ class MemoryStore:
         """
         with self._lock:
             for blob in blobs:
-                compact, wire = record.read_row(blob)
-                job_id, state = wire["id"], sys.intern(wire["state"])
+                compact, row = record.read_row(blob)
+                state = sys.intern(row.state)
                 # Interned: msgpack gives each row its own copy of these few names.
-                entry = Entry(sys.intern(wire["queue"]), state, sys.intern(wire["type"]), compact)
-                self._put(job_id, entry, wire.get("completed_at") or wire["created_at"])
-                key = wire.get("unique_key")
-                if key and state not in states.TERMINAL_STATES:
-                    self._unique[key] = job_id
+                entry = Entry(sys.intern(row.queue), state, sys.intern(row.type), compact)
+                self._put(row.id, entry, row.completed_at or row.created_at)
+                if row.unique_key and state not in states.TERMINAL_STATES:
+                    self._unique[row.unique_key] = row.id
             for state, ended in self._ended.items():
                 self._ended[state] = deque(sorted(ended))
 

@@ -39,6 +39,11 @@ MAX_ROWS_PER_STATEMENT = 4096
 Row = tuple[str, str, str, str | None, float | None, bytes]
 
 
+class Fenced(Exception):
+    """A commit refused for good: another writer owns the store now (a PostgreSQL store whose
+    lease term is over). The message says so; the writer stops writing."""
+
+
 def row(job: Job, blob: bytes) -> Row:
     """The `jobs` row of `job`, whose record (actors.store.record) is `blob`: built by the
     saving actor, so the writer thread only binds ready values. `ended_at` is set only for
@@ -78,10 +83,18 @@ class GroupCommitWriter:
     With an `activity` (simulation), while anything is pending or being committed it counts
     as one unit of work, so a simulation run to quiescence waits for the commit and for the
     replies it releases.
+
+    Fenced out (a `_commit` raised Fenced), the writer logs it once, calls `on_fenced` once
+    from its thread, and stops: every pending and later change is dropped and no waiting or
+    later callback ever runs, since the change it would announce never landed.
     """
 
     def __init__(
-        self, connection: sqlite3.Connection, name: str, activity: Activity | None = None
+        self,
+        connection: sqlite3.Connection,
+        name: str,
+        activity: Activity | None = None,
+        on_fenced: Callable[[], None] | None = None,
     ) -> None:
         self._connection = connection
         self._cond = threading.Condition()
@@ -92,6 +105,8 @@ class GroupCommitWriter:
         self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()  # (changes needed, cb)
         self._busy = False  # the writer holds a taken batch or callbacks it is running
         self._closing = False
+        self._fenced = False
+        self._on_fenced = on_fenced
         self._activity = activity
         self._counted: Activity | None = None  # the activity our pending work was counted in
         self._wake = threading.Event()  # cuts the retry pause short on close
@@ -106,20 +121,27 @@ class GroupCommitWriter:
     def put(self, job_row: Row) -> None:
         """Persist this row (replacing any pending older one of the same job)."""
         with self._cond:
+            if self._fenced:
+                return
             self._upserts[job_row[0]] = job_row
             self._changes += 1
             self._pending()
 
     def delete(self, job_ids: list[str]) -> None:
         with self._cond:
+            if self._fenced:
+                return
             self._deletes.extend(job_ids)
             self._changes += 1
             self._pending()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once every change handed over so far is committed, in call order:
-        at once in the caller when that is already so and no earlier callback is waiting."""
+        at once in the caller when that is already so and no earlier callback is waiting.
+        Never, once fenced out."""
         with self._cond:
+            if self._fenced:
+                return
             if self._changes > self._committed or self._callbacks or self._busy:
                 self._callbacks.append((self._changes, callback))
                 self._pending()
@@ -140,9 +162,10 @@ class GroupCommitWriter:
         return self._closing or bool(self._upserts or self._deletes) or ready
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything handed over is committed and its callbacks ran."""
+        """Wait until everything handed over is committed and its callbacks ran; False when
+        `timeout` ran out or the writer was fenced out (what was pending never landed)."""
         with self._cond:
-            return self._cond.wait_for(self._idle, timeout)
+            return self._cond.wait_for(self._idle, timeout) and not self._fenced
 
     def close(self, timeout: float) -> None:
         """Commit what is pending, stop the thread and close the connection."""
@@ -164,7 +187,11 @@ class GroupCommitWriter:
                 upserts, deletes, covered = self._upserts, self._deletes, self._changes
                 self._upserts, self._deletes = {}, []
                 self._busy = True
-            committed = not (upserts or deletes) or self._commit(upserts, deletes)
+            try:
+                committed = not (upserts or deletes) or self._commit(upserts, deletes)
+            except Fenced as fenced:
+                self._stop_fenced(fenced)
+                return
             with self._cond:
                 if not committed:  # put the batch back in front of what arrived meanwhile
                     self._upserts = upserts | self._upserts
@@ -188,6 +215,24 @@ class GroupCommitWriter:
                     self._cond.notify_all()
             if not committed:
                 self._wake.wait(RETRY_AFTER_FAILURE_S)
+
+    def _stop_fenced(self, fenced: Fenced) -> None:
+        """Drop everything pending and every waiting callback, for good; tell the owner once."""
+        log.error("%s", fenced)
+        with self._cond:
+            self._fenced = True
+            self._upserts, self._deletes = {}, []
+            self._callbacks.clear()
+            self._busy = False
+            if self._counted is not None:
+                self._counted.end()
+                self._counted = None
+            self._cond.notify_all()
+        if self._on_fenced is not None:
+            try:
+                self._on_fenced()
+            except Exception:
+                log.exception("on_fenced callback failed")
 
     def _commit(self, upserts: dict[str, Row], deletes: list[str]) -> bool:
         """Write and commit one batch atomically; False (rolled back, logged) on failure."""

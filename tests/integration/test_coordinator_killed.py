@@ -116,6 +116,10 @@ def _enqueue_or_none(client: Client, kind: str, args: list[Any], **options: Any)
 # -- the durable stores: SQLite and PostgreSQL ----------------------------------------------------
 
 
+# The coordinator opens a PostgreSQL store under its lease (issue #16's coordinator side, in
+# progress on another branch); until it does, open_store refuses the URL.
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_after_a_durable_coordinator_is_killed_acked_jobs_survive_and_running_ones_resume(
     spawn, clients, tmp_path, request, kind

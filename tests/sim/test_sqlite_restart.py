@@ -10,20 +10,27 @@ import pytest
 
 from actors.base import Activity
 from actors.store.postgres import PostgresStore
+from actors.store.postgres_lease import PostgresLease
 from actors.store.sqlite import SqliteStore
+
+TERM = 1  # the lease term the fixture takes on a fresh database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path: Path) -> str:
-    """A SQLite file's path or a fresh PostgreSQL database's URL."""
+    """A SQLite file's path or a fresh PostgreSQL database's URL, its lease held at TERM."""
     if request.param == "postgresql":
-        return request.getfixturevalue("postgres").database()
+        url = request.getfixturevalue("postgres").database()
+        lease = PostgresLease(url)
+        assert lease.try_acquire("tests", "tcp://tests", 3600.0) == TERM
+        lease.close()
+        return url
     return str(tmp_path / "corral.db")
 
 
 def open_db(db: str, activity: Activity | None = None) -> SqliteStore:
     if db.startswith("postgresql://"):
-        return PostgresStore(db, activity=activity)
+        return PostgresStore(db, term=TERM, activity=activity)
     return SqliteStore(db, activity=activity)
 
 

@@ -1,5 +1,6 @@
 """Jobs for the store tests, and every store kind opened the same way (`StoreKinds`): memory,
-SQLite on a temporary file and PostgreSQL on a fresh database of the session's private cluster.
+SQLite on a temporary file, PostgreSQL on a fresh database of the session's private cluster and
+the simulation's SharedStore on a MemoryDatabase; the last two under a lease term taken first.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ from typing import Any
 import pytest
 
 from actors import lifecycle, states
+from actors.clock import ManualClock
 from actors.jobs import Job
+from actors.store import record
 from actors.store.memory import MemoryStore
 from actors.store.postgres import PostgresStore
+from actors.store.postgres_lease import PostgresLease
+from actors.store.shared import MemoryDatabase, SharedStore
 from actors.store.sqlite import SqliteStore
 from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo
 from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
 WAIT_S = 10.0
-KINDS = ("memory", "sqlite", "postgresql")
-DURABLE = ("sqlite", "postgresql")
+KINDS = ("memory", "sqlite", "postgresql", "shared")
+DURABLE = ("sqlite", "postgresql")  # a writer thread, commits, a file or server of their own
+LEASE_TTL_S = 3600.0  # the tests' lease outlives the test
 
 
 # -- jobs built from a spec and moved through the lifecycle ---------------------------------------
@@ -92,11 +98,27 @@ def finish(job: Job, state: str, at: float | None, **fields: Any) -> Job:
 
 class StoreKinds:
     """Opens stores of one kind, always over the same file or database; `open` may be called
-    again after `close` (a restart). Every store still open is closed at teardown."""
+    again after `close` (a restart). Every store still open is closed at teardown.
 
-    def __init__(self, kind: str, location: str) -> None:
-        self.kind, self.location = kind, location
+    A PostgreSQL or shared store is opened under `term`, which `hold_lease` takes."""
+
+    def __init__(self, kind: str, location: str, term: int = 0) -> None:
+        self.kind, self.location, self.term = kind, location, term
+        self.db = MemoryDatabase(ManualClock()) if kind == "shared" else None
         self.opened: list[Any] = []
+
+    def hold_lease(self) -> None:
+        """Take the lease of the database (as the coordinator opening the store would)."""
+        if self.db is not None:
+            term = self.db.lease.try_acquire("tests", "tcp://tests", LEASE_TTL_S)
+        else:
+            lease = PostgresLease(self.location)
+            try:
+                term = lease.try_acquire("tests", "tcp://tests", LEASE_TTL_S)
+            finally:
+                lease.close()
+        assert term is not None
+        self.term = term
 
     def open(self, **options: Any) -> Any:
         if self.kind == "memory":
@@ -104,13 +126,19 @@ class StoreKinds:
             store: Any = MemoryStore(**options)
         elif self.kind == "sqlite":
             store = SqliteStore(self.location, **options)
+        elif self.kind == "shared":
+            assert self.db is not None
+            store = SharedStore(self.db, term=self.term, **options)
         else:
-            store = PostgresStore(self.location, **options)
+            store = PostgresStore(self.location, term=self.term, **options)
         self.opened.append(store)
         return store
 
     def read_back(self, job_id: str) -> str | None:
         """The state as stored, through a connection of its own (what a restart would read)."""
+        if self.db is not None:
+            blob = self.db.rows.get(job_id)
+            return record.unpack(blob)["state"] if blob else None
         if self.kind == "sqlite":
             connection = sqlite3.connect(self.location)
             try:
@@ -138,5 +166,7 @@ def open_kind(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> Itera
     else:
         location = str(tmp_path / "corral.db")
     kinds = StoreKinds(kind, location)
+    if kind in ("postgresql", "shared"):
+        kinds.hold_lease()
     yield kinds
     kinds.close_all()

@@ -1,6 +1,7 @@
 """The PostgreSQL store on the session's private cluster (tests/pg.py): the schema is migrated
-at open and versioned, a lost connection delays replies instead of losing changes, and a store
-that cannot be used says which database and why, never showing the password."""
+at open and versioned, a lost connection delays replies instead of losing changes, a batch in
+flight during a takeover lands before the new term begins or not at all, and a store that
+cannot be used says which database and why, never showing the password."""
 
 from __future__ import annotations
 
@@ -13,9 +14,20 @@ import pytest
 from actors import states
 from actors.store import postgres_writer
 from actors.store.postgres import SCHEMA_VERSION, PostgresStore, redacted
+from actors.store.postgres_lease import PostgresLease
 from actors.store.sqlite import StoreError
-from nodes.stores import open_store
-from tests.unit.store_jobs import WAIT_S, StoreKinds, make_job, open_kind
+from nodes.leadership.database import Postgres
+from nodes.stores import open_store, shared_database
+from tests.conftest import wait_for
+from tests.unit.store_jobs import (
+    LEASE_TTL_S,
+    T0,
+    WAIT_S,
+    StoreKinds,
+    finish,
+    make_job,
+    open_kind,
+)
 
 
 @pytest.fixture
@@ -67,30 +79,98 @@ def test_a_commit_on_a_dropped_connection_holds_its_replies_and_succeeds_on_a_ne
     store.after_commit(replied.set)
     assert replied.wait(WAIT_S)
     assert pg.read_back(job.id) == states.AVAILABLE
-    with pytest.raises(StoreError, match="is locked"):  # the new connection holds the lock
-        pg.open()
 
 
 def test_an_unreachable_server_is_refused_naming_the_database_without_its_password(postgres):
     url = f"postgresql://corral:s3cret@127.0.0.1:{postgres.port + 1}/nowhere"
     with pytest.raises(StoreError) as refused:
-        PostgresStore(url)
+        PostgresStore(url, term=1)
     message = str(refused.value)
     assert "cannot connect to the store postgresql://corral:***@127.0.0.1" in message
     assert "s3cret" not in message
     assert redacted("postgres://db/x") == "postgres://db/x"
 
 
-def test_open_store_takes_retention_from_a_postgresql_url_and_passes_the_rest_to_libpq(pg):
-    url = pg.location.replace("postgresql://postgres@", "postgres://postgres:s3cret@")
-    store = open_store(f"{url}?completed_retention_s=60&application_name=corral-test")
-    try:
-        assert isinstance(store, PostgresStore)
-        assert store._index.retention_s[states.COMPLETED] == 60.0
-        names = query(pg.location, "SELECT application_name FROM pg_stat_activity")
-        assert ("corral-test",) in names
-    finally:
-        store.close()
+def test_open_store_refuses_a_postgresql_url_which_the_coordinator_opens_under_its_lease():
+    with pytest.raises(ValueError, match="opened by the coordinator under its lease") as refused:
+        open_store("postgres://corral:s3cret@db.example/corral")
+    assert "corral:***@" in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+def lock_waiters(url: str) -> int:
+    """Sessions of this database waiting for a lock held by another transaction."""
+    return query(
+        url,
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )[0][0]
+
+
+def test_a_batch_holding_the_fence_when_a_takeover_comes_lands_before_the_new_term_begins(pg):
+    deposed = threading.Event()
+    store = pg.open(on_deposed=deposed.set)
+    job = make_job(1)
+    store.add([job])
+    assert store.flush(WAIT_S)
+    with psycopg.connect(pg.location) as blocker, psycopg.connect(pg.location) as standby:
+        # The batch takes the fence, then waits for a job row the blocker holds.
+        blocker.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", [job.id])
+        replied = threading.Event()
+        store.save(finish(job, states.ACTIVE, None))
+        store.after_commit(replied.set)
+        wait_for(lambda: lock_waiters(pg.location) == 1, WAIT_S, what="the batch waits")
+        lease = PostgresLease(pg.location)
+        try:  # a renewal changes no key: it does not wait for the batch (lock_timeout is 1 s)
+            assert lease.renew("tests", pg.term, LEASE_TTL_S)
+        finally:
+            lease.close()
+        took: list[int] = []
+        takeover = threading.Thread(
+            target=lambda: took.append(
+                standby.execute("UPDATE corral_lease SET term = term + 1 RETURNING term")
+                .fetchone()[0]
+            )
+        )
+        takeover.start()
+        wait_for(lambda: lock_waiters(pg.location) == 2, WAIT_S, what="the takeover waits")
+        assert took == []  # the new term waits for the batch holding the old one
+        blocker.rollback()
+        assert replied.wait(WAIT_S)
+        takeover.join(WAIT_S)
+        standby.commit()
+    assert took == [pg.term + 1] and not deposed.is_set()
+    assert pg.read_back(job.id) == states.ACTIVE
+    store.save(finish(job, states.COMPLETED, T0))  # the next batch is of the old term
+    assert deposed.wait(WAIT_S) and pg.read_back(job.id) == states.ACTIVE
+
+
+def test_a_batch_that_waited_for_a_takeover_lands_nothing(pg):
+    deposed = threading.Event()
+    store = pg.open(on_deposed=deposed.set)
+    job = make_job(1)
+    store.add([job])
+    assert store.flush(WAIT_S)
+    with psycopg.connect(pg.location) as standby:
+        standby.execute("UPDATE corral_lease SET term = term + 1")  # not yet committed
+        replied = threading.Event()
+        store.save(finish(job, states.ACTIVE, None))
+        store.after_commit(replied.set)
+        wait_for(lambda: lock_waiters(pg.location) == 1, WAIT_S, what="the batch waits")
+        standby.commit()
+    assert deposed.wait(WAIT_S)
+    assert not store.flush(WAIT_S) and not replied.is_set()
+    assert pg.read_back(job.id) == states.AVAILABLE
+
+
+def test_a_postgresql_url_names_a_shared_database_with_retention_and_libpq_options():
+    database = shared_database(
+        "postgresql://corral:s3cret@db.example/corral?completed_retention_s=60&sslmode=require"
+    )
+    assert isinstance(database, Postgres)
+    assert database.retention == {"completed_retention_s": 60.0}
+    assert database.url == "postgresql://corral:s3cret@db.example/corral?sslmode=require"
+    assert database.name == "postgresql://corral:***@db.example/corral?sslmode=require"
     with pytest.raises(ValueError, match="completed_retention_s must be a number") as refused:
-        open_store(f"{url}?completed_retention_s=soon")
-    assert "postgres:***@" in str(refused.value) and "s3cret" not in str(refused.value)
+        shared_database("postgresql://corral:s3cret@db.example/corral?completed_retention_s=soon")
+    assert "s3cret" not in str(refused.value)
+    assert shared_database("memory") is None and shared_database("sqlite:///x.db") is None

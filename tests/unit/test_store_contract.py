@@ -1,7 +1,9 @@
-"""The Store contract, held by every store: memory, SQLite and PostgreSQL (tests/pg.py starts a
-private cluster). What every store gives back is what was last saved; a durable store (SQLite,
-PostgreSQL) also keeps it across a close or a killed process, releases a reply only once the
-change it announces is stored, and shares one commit among many requests.
+"""The Store contract, held by every store: memory, SQLite, PostgreSQL (tests/pg.py starts a
+private cluster) and the simulation's SharedStore. What every store gives back is what was last
+saved; a durable store (SQLite, PostgreSQL) also keeps it across a close or a killed process,
+releases a reply only once the change it announces is stored, and shares one commit among many
+requests. (A store opened under a lease term lands nothing once another coordinator took the
+lease: test_store_fencing.py.)
 
 Store-specific behaviour (memory's footprint, SQLite's files, PostgreSQL's connection and
 schema) stays in test_memory_store.py, test_sqlite_store.py and test_postgres_store.py.
@@ -49,6 +51,11 @@ def stores(request, tmp_path) -> Iterator[StoreKinds]:
 
 @pytest.fixture(params=DURABLE)
 def durable(request, tmp_path) -> Iterator[StoreKinds]:
+    yield from open_kind(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=(*DURABLE, "shared"))
+def reopenable(request, tmp_path) -> Iterator[StoreKinds]:
     yield from open_kind(request, request.param, tmp_path)
 
 
@@ -162,7 +169,7 @@ def test_completed_jobs_are_pruned_after_their_retention_and_discarded_ones_late
     assert store.prune(T0 + 10**6) == 0  # jobs not yet terminal are never pruned
     assert store.get(jobs[3].id) is not None
     assert store.counts()["default"] == {**dict.fromkeys(states.JOB_STATES, 0), "available": 1}
-    if stores.kind in DURABLE:
+    if stores.kind != "memory":
         store.close()
         assert [job.id for job in stores.open(**retention).unfinished()] == [jobs[3].id]
         assert stores.read_back(jobs[0].id) is None and stores.read_back(jobs[1].id) is None
@@ -183,7 +190,8 @@ def test_a_discarded_job_retried_by_hand_is_not_pruned_by_its_old_discard_time(s
 # -- durable stores: SQLite and PostgreSQL --------------------------------------------------------
 
 
-def test_jobs_states_counts_and_unique_keys_are_the_same_after_close_and_reopen(durable):
+def test_jobs_states_counts_and_unique_keys_are_the_same_after_close_and_reopen(reopenable):
+    durable = reopenable
     store = durable.open()
     jobs = [make_job(n, queue="a" if n % 2 else "b") for n in range(10)]
     jobs[9].unique_key = "nightly-report"
@@ -276,7 +284,8 @@ def test_free_running_request_reply_traffic_is_grouped_into_far_fewer_commits(du
     assert store.commits < requests / 2, f"{store.commits} commits for {requests} requests"
 
 
-def test_a_reopened_store_prunes_what_expired_while_it_was_closed(durable):
+def test_a_reopened_store_prunes_what_expired_while_it_was_closed(reopenable):
+    durable = reopenable
     store = durable.open(completed_retention_s=100.0)
     jobs = [make_job(n) for n in range(3)]
     store.add(jobs)
@@ -288,19 +297,22 @@ def test_a_reopened_store_prunes_what_expired_while_it_was_closed(durable):
     assert [reopened.get(job.id) is None for job in jobs] == [True, True, False]
 
 
-def test_a_second_open_of_a_store_in_use_is_refused_as_locked_until_the_first_closes(durable):
-    first = durable.open()
+def test_a_second_open_of_a_sqlite_file_in_use_is_refused_as_locked_until_the_first_closes(
+    tmp_path,
+):
+    sqlite = StoreKinds("sqlite", str(tmp_path / "corral.db"))
+    first = sqlite.open()
     with pytest.raises(StoreError, match="is locked"):
-        durable.open()
+        sqlite.open()
     first.close()
-    durable.open().close()
+    sqlite.open().close()
 
 
 def test_a_change_whose_reply_was_released_survives_the_process_being_killed(durable):
     script = f"""
 import os, signal, threading
 from tests.unit.store_jobs import StoreKinds, make_job
-store = StoreKinds({durable.kind!r}, {durable.location!r}).open()
+store = StoreKinds({durable.kind!r}, {durable.location!r}, {durable.term}).open()
 jobs = [make_job(n) for n in range(500)]
 store.add(jobs)
 for job in jobs[:250]:

@@ -1,0 +1,118 @@
+"""The simulation's stand-in for a database several coordinators share: `MemoryDatabase` holds
+a MemoryLease and the durable rows (job id -> record, actors.store.record), and `SharedStore`
+is a store over it, opened by a coordinator under its lease term.
+
+SharedStore is SqliteStore with another writer (SharedWriter): the same index, filled from the
+rows at open, and the same add/save/prune; but each change lands in the rows at once, fenced
+by the term as PostgreSQL's batches are (postgres_writer), and replies run at once. Fenced
+out, the store calls `on_deposed` once and from then on drops every change and every reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from actors.store.lease import MemoryLease
+from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
+from actors.store.sqlite import SqliteStore
+from actors.store.sqlite_writer import Row
+
+if TYPE_CHECKING:
+    from actors.base import Activity
+    from actors.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class MemoryDatabase:
+    """A lease and the job rows, shared by the coordinators of one simulation."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.lease = MemoryLease(clock)
+        self.rows: dict[str, bytes] = {}  # job id -> record; read under the lease's fence
+
+
+class SharedWriter:
+    """The writer of a SharedStore: each change lands in `db.rows` at once if `term` is
+    current (GroupCommitWriter's interface, with no thread: a commit per change)."""
+
+    def __init__(
+        self, db: MemoryDatabase, term: int, on_deposed: Callable[[], None] | None
+    ) -> None:
+        self._db = db
+        self.term = term
+        self._on_deposed = on_deposed
+        self._fenced = False
+        self._lock = threading.Lock()  # one change lands at a time; fencing is told once
+        self.commits = 0
+
+    def track(self, activity: Activity) -> None:
+        """Nothing to count: no change is ever pending."""
+
+    def put(self, job_row: Row) -> None:
+        self._land(lambda rows: rows.__setitem__(job_row[0], job_row[5]))
+
+    def delete(self, job_ids: list[str]) -> None:
+        def drop(rows: dict[str, bytes]) -> None:
+            for job_id in job_ids:
+                rows.pop(job_id, None)
+
+        self._land(drop)
+
+    def _land(self, change: Callable[[dict[str, bytes]], None]) -> None:
+        with self._lock:
+            if self._fenced:
+                return
+            with self._db.lease.fenced(self.term) as current:
+                if current:
+                    change(self._db.rows)
+                    self.commits += 1
+                    return
+            self._fenced = True
+        log.error("deposed: term %d is over, another coordinator leads", self.term)
+        if self._on_deposed is not None:
+            self._on_deposed()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` at once (every change landed already), never once fenced out."""
+        if not self._fenced:
+            callback()
+
+    def flush(self, timeout: float) -> bool:
+        return not self._fenced
+
+    def close(self, timeout: float) -> None:
+        """Nothing to finish: every change landed (or was dropped) when it was made."""
+
+
+class SharedStore(SqliteStore):
+    """A store over a MemoryDatabase, opened under lease `term` (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: MemoryDatabase,
+        *,
+        term: int,
+        on_deposed: Callable[[], None] | None = None,
+        completed_retention_s: float = COMPLETED_RETENTION_S,
+        discarded_retention_s: float = DISCARDED_RETENTION_S,
+        activity: Activity | None = None,
+    ) -> None:
+        self.path = f"shared:{id(db):x}"
+        self._index = MemoryStore(
+            completed_retention_s=completed_retention_s,
+            discarded_retention_s=discarded_retention_s,
+        )
+        with db.lease.fenced(term):  # a consistent snapshot, as a database's would be
+            rows = [db.rows[job_id] for job_id in sorted(db.rows)]
+        self._index.load(rows)
+        self._lock = threading.Lock()
+        self._lock_file = None
+        self._writer = SharedWriter(db, term, on_deposed)  # type: ignore[assignment]
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SharedStore({self.path!r})"
