@@ -48,14 +48,19 @@ def apply_common_options(socket: zmq.Socket[bytes]) -> None:
     socket.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
 
 
+LOST_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+
+
 class SocketLoop:
     """Own `socket` on a private thread: send what other threads queue, hand inbound to a callback.
 
     `on_message(parts)` runs on the loop thread with one multipart message (`bytes` parts, or
     `zmq.Frame` parts when `copy=False`, which is how ZAP metadata such as User-Id is read).
     When `owned_context` is given, the loop terminates it after closing the socket. With
-    `on_disconnected`, a socket monitor on the same thread calls it each time a connection
-    of the socket drops (the peer died, or missed its ZMTP heartbeats).
+    `on_disconnected`, a socket monitor on the same thread calls it once, when the connection
+    of the socket first drops (the peer died, or missed its ZMTP heartbeats) or cannot be made
+    (refused: nobody listens there, so a peer with other endpoints moves on at once instead
+    of waiting for its hello to time out).
     """
 
     def __init__(
@@ -70,9 +75,10 @@ class SocketLoop:
     ) -> None:
         self._socket = socket
         self._on_disconnected = on_disconnected
+        self._lost_told = False
         self._monitor: zmq.Socket[bytes] | None = None
         if on_disconnected is not None:
-            self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._monitor = socket.get_monitor_socket(LOST_EVENTS)
         self._on_message = on_message
         self._copy = copy
         self._owned_context = owned_context
@@ -178,7 +184,8 @@ class SocketLoop:
         assert self._monitor is not None and self._on_disconnected is not None
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
-            if event["event"] == zmq.EVENT_DISCONNECTED and not self._stopping:
+            if event["event"] & LOST_EVENTS and not (self._stopping or self._lost_told):
+                self._lost_told = True  # once: a dropped connection then retries, refused
                 try:
                     self._on_disconnected()
                 except Exception:

@@ -38,7 +38,7 @@ class Pair:
         self.starts += 1
         process, _ = start_coordinator(
             self.spawn, self.tmp_path, f"{name}-{self.starts}", bind=self.addresses[name],
-            store=self.url, failover_timeout=FAILOVER_TIMEOUT_S, name=name, **self.options,
+            store=self.url, failover_timeout=FAILOVER_TIMEOUT_S, lease_name=name, **self.options,
         )  # fmt: skip
         self.processes[name] = process
         return process

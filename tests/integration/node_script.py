@@ -110,7 +110,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout,
         reaper_interval=args.reaper_interval,
         failover_timeout=args.failover_timeout,
-        name=args.name,
+        name=args.lease_name,
     ).start()
     partial = f"{args.address_file}.partial"
     with open(partial, "w", encoding="utf-8") as file:
@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
     coordinator.add_argument("--heartbeat-timeout", type=float, default=1.5)
     coordinator.add_argument("--reaper-interval", type=float, default=0.05)
     coordinator.add_argument("--failover-timeout", type=float, default=3.0)
-    coordinator.add_argument("--name", help="the coordinator's name in the lease (PostgreSQL)")
+    coordinator.add_argument("--lease-name", help="its name in the lease (PostgreSQL)")
     worker = kinds.add_parser("worker")
     worker.add_argument("connect", help="comma-separated: several coordinators")
     worker.add_argument("--queues", default="default", help="comma-separated")

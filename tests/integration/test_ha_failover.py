@@ -17,13 +17,17 @@ from transport import codec
 # How long a takeover may take here: the lease lapses (1 s), the standby's next poll (0.2 s),
 # opening the store and starting the actors, on two cores busy with every process of the test.
 TAKEOVER_WITHIN_S = FAILOVER_TIMEOUT_S + 4.0
+# Workers re-register within this of a takeover or their running jobs are recovered, not
+# resumed: longer than real_cluster's 1.5 s, as a worker meets the standby and the dead leader
+# (refused at once) before the new leader serves, then backs off 1 s after a failed round.
+HEARTBEAT_TIMEOUT_S = 5.0
 
 
 def test_the_standby_takes_over_a_killed_leader_and_the_running_job_resumes(
     spawn, postgres, tmp_path
 ):
     # Given two coordinators on one database, a worker listing both, running a held job
-    pair = Pair(spawn, tmp_path, postgres.database())
+    pair = Pair(spawn, tmp_path, postgres.database(), heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
     first, term = pair.leader()
     client = pair.client()
     worker = start_worker(spawn, pair.connect, "w1", 2)
@@ -53,7 +57,7 @@ def test_a_frozen_leader_thawed_after_the_takeover_serves_nothing_and_writes_not
     spawn, postgres, tmp_path
 ):
     url = postgres.database()
-    pair = Pair(spawn, tmp_path, url)
+    pair = Pair(spawn, tmp_path, url, heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
     first, term = pair.leader()
     client = pair.client()
     start_worker(spawn, pair.connect, "w1", 2)
