@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from transport.base import ServerTransport
 
 log = logging.getLogger(__name__)
+SETTLE_TIMEOUT_S = 60.0  # start() waits this long at most for its first poll (and promotion)
 MEMBER_FRESH_TTLS = 3  # a standby unheard of for this many ttls is not listed in `stats`
 
 
@@ -90,6 +91,8 @@ class HighAvailability:
             activity=coordinator.activity,
         )
         self.keeper.start()  # only once set: a promotion's thread reads it
+        # Alone on the database it leads when start() returns; else it stands by at once.
+        self.keeper.settled.wait(SETTLE_TIMEOUT_S)
         log.info(
             "coordinator %s standing by on %s (database %s)",
             coordinator.name,

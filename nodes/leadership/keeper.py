@@ -39,6 +39,8 @@ from transport.errors import CorralError
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0
+SETTLING = frozenset({Event.NOT_ACQUIRED, Event.LEASE_ERROR, Event.PROMOTED,
+                      Event.PROMOTE_FAILED, Event.STOP})  # fmt: skip
 
 
 class Host(Protocol):
@@ -83,6 +85,9 @@ class LeaseKeeper:
         self._events: queue.SimpleQueue[tuple[Event, dict[str, object]]] = queue.SimpleQueue()
         self._timer: Timer | None = None
         self._release = True  # False: stop as a killed process would, keeping the lease
+        # Set once the first poll has been answered and, if it took the lease, the promotion
+        # ended: a coordinator that starts alone serves as soon as start() returns.
+        self.settled = threading.Event()
         self._promotions: set[threading.Thread] = set()
         self._thread = threading.Thread(target=self._run, name=f"lease-{name}", daemon=True)
 
@@ -132,6 +137,8 @@ class LeaseKeeper:
     def _apply(self, event: Event, **data: object) -> None:
         changes = len(self.core.changes)
         effects = self.core.handle(event, self.clock.now(), **data)
+        if event in SETTLING:
+            self.settled.set()
         for before, after, term, reason in self.core.changes[changes:]:
             self.host.changed(before, after, term, reason)
         for effect in effects:

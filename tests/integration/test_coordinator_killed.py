@@ -29,7 +29,7 @@ from tests.integration.real_cluster import (
     start_coordinator,
     start_worker,
 )
-from transport.errors import ConnectionLost, UnknownJob
+from transport.errors import ConnectionLost, NotLeader, UnknownJob
 
 # -- the memory store ----------------------------------------------------------------------------
 
@@ -116,8 +116,9 @@ def _enqueue_or_none(client: Client, kind: str, args: list[Any], **options: Any)
 # -- the durable stores: SQLite and PostgreSQL ----------------------------------------------------
 
 
-# The coordinator opens a PostgreSQL store under its lease (issue #16's coordinator side, in
-# progress on another branch); until it does, open_store refuses the URL.
+# On PostgreSQL the new coordinator serves once the dead one's lease has lapsed (docs/HA.md): a
+# short failover_timeout keeps that inside the time the worker takes to come back.
+LEASE_S = {"failover_timeout": 0.5}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -127,10 +128,10 @@ def test_after_a_durable_coordinator_is_killed_acked_jobs_survive_and_running_on
     # Given a coordinator on SQLite (a file) or PostgreSQL (a database of the session's private
     # cluster), a completed job, a waiting job, and two workers each running a job
     if kind == "sqlite":
-        store = f"sqlite:///{tmp_path / 'corral.db'}"
+        store, lease = f"sqlite:///{tmp_path / 'corral.db'}", {}
     else:
-        store = request.getfixturevalue("postgres").database()
-    first, address = start_coordinator(spawn, tmp_path, "coordinator-1", store=store)
+        store, lease = request.getfixturevalue("postgres").database(), LEASE_S
+    first, address = start_coordinator(spawn, tmp_path, "coordinator-1", store=store, **lease)
     before = clients(address)
     release = tmp_path / "release"
     keeper = start_worker(spawn, address, "keeper", concurrency=1)
@@ -153,9 +154,12 @@ def test_after_a_durable_coordinator_is_killed_acked_jobs_survive_and_running_on
     first.signal(signal.SIGKILL)
     first.wait()
     goner.wait()
-    _, again = start_coordinator(spawn, tmp_path, "coordinator-2", bind=address, store=store)
-    restarted_at = time.time()
+    _, again = start_coordinator(
+        spawn, tmp_path, "coordinator-2", bind=address, store=store, **lease
+    )
     after = clients(again)
+    wait_for(lambda: serves(after), timeout=10, what="the new coordinator serving")
+    restarted_at = time.time()
 
     # Then acknowledged and waiting jobs survived as they were
     kept = after.get(acked)
@@ -216,3 +220,12 @@ def test_after_a_coordinator_on_sqlite_stays_down_past_the_heartbeat_timeout_job
     release.touch()
     done = after.get(job, wait=10)
     assert (done.state, done.attempt, done.errors) == ("completed", 1, [])
+
+
+def serves(client: Client) -> bool:
+    """The coordinator answers `stats` (on PostgreSQL: it has taken the lease)."""
+    try:
+        client.stats()
+    except NotLeader:
+        return False
+    return True

@@ -43,9 +43,13 @@ def test_one_coordinator_leads_and_the_other_stands_by(make_cluster):
     cluster_view = cluster.client().stats()["cluster"]
     assert cluster_view["role"] == "leading" and cluster_view["term"] == 1
     assert cluster_view["leader"]["endpoint"] == leader.bind
-    assert [s["endpoint"] for s in cluster_view["standbys"]] == [
-        a for a in cluster.addresses if a != leader.bind
-    ]
+    [standby] = [a for a in cluster.addresses if a != leader.bind]
+    assert [s["endpoint"] for s in cluster_view["standbys"]] == [standby]
+    # a standby that dies changes nothing, and is no longer listed after 3 failover_timeouts
+    cluster.kill_coordinator(standby)
+    cluster.advance(3 * TTL + 1)
+    assert cluster.leader() is leader
+    assert cluster.client().stats()["cluster"]["standbys"] == []
 
 
 def test_when_the_leader_dies_the_standby_takes_over_and_running_jobs_resume(
