@@ -3,6 +3,7 @@ when its embedder configured no logging."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import subprocess
@@ -17,7 +18,7 @@ from actors.link.core import LinkCore
 from actors.link.session import Session
 from actors.worker_settings import WorkerSettings
 from nodes.observe.formatting import format_time
-from nodes.observe.logs import EventLog
+from nodes.observe.logs import EventLog, JsonFormatter
 from transport import messages as m
 from transport.endpoints import Endpoints
 
@@ -113,3 +114,27 @@ def test_an_embedded_cluster_prints_nothing_when_no_logging_is_configured():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
     assert done.stderr == ""
+
+
+def test_a_leadership_change_is_one_json_line_saying_who_what_term_and_why(caplog):
+    logger = logging.getLogger("test.corral.leadership")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        EventLog(logger)(
+            "leadership",
+            {"coordinator": "b@host:7", "role": "leading", "previous": "promoting", "term": 4,
+             "reason": "serving term 4", "endpoint": "tcp://10.0.0.2:5555"},
+        )  # fmt: skip
+        EventLog(logger)(
+            "leadership",
+            {"coordinator": "a@host:6", "role": "standby", "previous": "leading", "term": 3,
+             "reason": "another coordinator took the lease", "endpoint": "tcp://10.0.0.1:5555"},
+        )  # fmt: skip
+    serving, deposed = caplog.records
+    expected = "coordinator b@host:7: promoting -> leading, term 4: serving term 4"
+    assert serving.getMessage() == expected
+    assert deposed.levelno == logging.WARNING  # a leader losing its place is worth a look
+    line = json.loads(JsonFormatter({"node": "a"}).format(deposed))
+    assert (line["event"], line["role"], line["previous"], line["term"]) == (
+        "leadership", "standby", "leading", 3,
+    )  # fmt: skip
+    assert line["reason"] == "another coordinator took the lease"
