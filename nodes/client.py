@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -150,22 +151,30 @@ class Client:
         self,
         job_type: str | Callable[..., Any],
         args: list[Any] | tuple[Any, ...] = (),
+        *,
+        request_id: str | None = None,
         **options: Any,
     ) -> JobHandle:
         """Enqueue one job; options are JobSpec fields (queue, priority, scheduled_at, ...).
 
         `job_type` is a type name, or a handler function decorated with `@worker.handler`,
-        whose defaults apply unless overridden here.
+        whose defaults apply unless overridden here. The request carries `request_id` (a fresh
+        one unless given), so a resend of it after a lost reply gets this job, not a second.
         """
         kind: Any = getattr(job_type, "corral_job", None) or JobType(str(job_type))
         reply = self.request(
-            "enqueue", job=job_spec(kind.name, args, **{**kind.defaults, **options})
+            "enqueue",
+            job=job_spec(kind.name, args, **{**kind.defaults, **options}),
+            request_id=request_id or new_request_id(),
         )
         return JobHandle(reply["job_id"], self)
 
-    def enqueue_many(self, specs: list[dict[str, Any]]) -> list[JobHandle]:
-        """Enqueue a batch atomically: all accepted, or an error and none created."""
-        reply = self.request("enqueue", jobs=specs)
+    def enqueue_many(
+        self, specs: list[dict[str, Any]], *, request_id: str | None = None
+    ) -> list[JobHandle]:
+        """Enqueue a batch atomically: all accepted, or an error and none created. Its
+        `request_id` (fresh unless given) makes a resend answer with the same jobs."""
+        reply = self.request("enqueue", jobs=specs, request_id=request_id or new_request_id())
         return [JobHandle(job_id, self) for job_id in reply["job_ids"]]
 
     def get(self, job_id: str, wait: float = 0.0) -> Job:
@@ -225,6 +234,11 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def new_request_id() -> str:
+    """A fresh enqueue request id (docs/PROTOCOL.md extension): 32 hex characters."""
+    return uuid.uuid4().hex
 
 
 def job_spec(

@@ -13,7 +13,11 @@ unset, `retry` the DEFAULT_RETRY policy (else its map), `route`, `meta` and `err
 after the first HEAD are all defaults (a queued job without options) is packed as those HEAD
 values alone. A change of layout needs a new SQLite schema version
 (actors.store.sqlite.SCHEMA_VERSION); `unpack` also reads the rows of schema version 1, which
-hold the Job map itself.
+hold the Job map itself, and the full records of version 2, one field shorter (no `request_id`).
+
+`request_id` (the enqueue's request id, docs/PROTOCOL.md) is the store's, not the Job map's:
+`unpack` leaves it out and `read` returns it beside the map. It is last, so a job enqueued
+without one packs as before, and one with one costs its ~34 bytes of msgpack.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ FIELDS = (
     "next_attempt_at",
     "errors",
     "result",
+    "request_id",
 )
 HEAD = FIELDS.index("retry")
+_SIZES = (HEAD, len(FIELDS) - 1, len(FIELDS))  # head only; version 2's full record; version 3
 DEFAULT_TAIL = (None,) * (len(FIELDS) - HEAD)
 # Keys Job.to_wire always writes: what a schema version 1 row must hold to be a job.
 MAP_FIELDS = frozenset(
@@ -104,6 +110,7 @@ def pack(job: Job) -> bytes:
         job.next_attempt_at,
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
+        job.request_id,
     )
     return msgpack.packb(head if tail == DEFAULT_TAIL else head + tail, use_bin_type=True)
 
@@ -113,6 +120,11 @@ def unpack(blob: bytes) -> dict[str, Any]:
 
     Raises RecordError for anything else.
     """
+    return read(blob)[0]
+
+
+def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
+    """The Job map of a record (as `unpack`) and the request id it was enqueued with."""
     try:
         value = msgpack.unpackb(blob, raw=False)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
@@ -120,11 +132,10 @@ def unpack(blob: bytes) -> dict[str, Any]:
     if isinstance(value, dict):
         if not value.keys() >= MAP_FIELDS:
             raise RecordError(f"not a job map: {str(value)[:80]}")
-        return value
-    if not isinstance(value, list) or len(value) not in (HEAD, len(FIELDS)):
+        return value, None
+    if not isinstance(value, list) or len(value) not in _SIZES:
         raise RecordError(f"not a job record: {str(value)[:80]}")
-    if len(value) == HEAD:
-        value.extend(DEFAULT_TAIL)
+    value.extend(DEFAULT_TAIL[len(value) - HEAD :])
     (
         job_id,
         state,
@@ -147,8 +158,11 @@ def unpack(blob: bytes) -> dict[str, Any]:
         next_attempt_at,
         errors,
         result,
+        request_id,
     ) = value
-    if not all(isinstance(text, str) for text in (job_id, state, job_type, queue)):
+    if not all(isinstance(text, str) for text in (job_id, state, job_type, queue)) or not (
+        request_id is None or isinstance(request_id, str)
+    ):
         raise RecordError(f"not a job record: {str(value)[:80]}")
     wire: dict[str, Any] = {
         "id": job_id,
@@ -178,13 +192,13 @@ def unpack(blob: bytes) -> dict[str, Any]:
             wire[key] = optional
     if state == states.COMPLETED:
         wire["result"] = result
-    return wire
+    return wire, request_id
 
 
-def read_row(blob: bytes) -> tuple[bytes, dict[str, Any]]:
-    """A stored row's record and Job map. A schema version 1 row (a Job map) is packed anew,
-    so an index filled from an older file holds compact records too."""
-    wire = unpack(blob)
+def read_row(blob: bytes) -> tuple[bytes, dict[str, Any], str | None]:
+    """A stored row's record, Job map and request id. A schema version 1 row (a Job map) is
+    packed anew, so an index filled from an older file holds compact records too."""
+    wire, request_id = read(blob)
     if blob[0] not in _ARRAY_MARKERS:
         blob = pack(Job.from_wire(wire, 0))
-    return blob, wire
+    return blob, wire, request_id

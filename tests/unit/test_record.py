@@ -106,10 +106,36 @@ def test_a_schema_1_job_map_is_read_back_as_it_is_and_packed_anew_by_read_row():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     legacy = msgpack.packb(job.to_wire(), use_bin_type=True)  # a schema version 1 row
     assert record.unpack(legacy) == job.to_wire()
-    blob, wire = record.read_row(legacy)
-    assert (blob, wire) == (record.pack(job), job.to_wire())
+    assert record.read_row(legacy) == (record.pack(job), job.to_wire(), None)
     current = record.pack(job)
-    assert record.read_row(current) == (current, job.to_wire())
+    assert record.read_row(current) == (current, job.to_wire(), None)
+
+
+def test_a_request_id_is_kept_in_the_record_beside_the_job_map_not_in_it():
+    for job in (queued(), completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})):
+        job.request_id = "req-1"
+        blob = record.pack(job)
+        assert record.read(blob) == (job.to_wire(), "req-1")
+        assert record.unpack(blob) == job.to_wire() and "request_id" not in job.to_wire()
+        assert record.read_row(blob) == (blob, job.to_wire(), "req-1")
+
+
+def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
+    plain = queued()
+    with_id = queued()
+    with_id.request_id = "0" * 32
+    assert msgpack.unpackb(record.pack(plain)) == [
+        "job-1", "available", "noop", "default", T0, [], 0, 3, 0
+    ]
+    # the 12 nil fields before it, the string (2 + 32) and an array 16 header (+2)
+    assert len(record.pack(with_id)) - len(record.pack(plain)) == 12 + 34 + 2
+
+
+def test_a_schema_2_full_record_one_field_shorter_is_still_read():
+    job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
+    version_2 = msgpack.packb(msgpack.unpackb(record.pack(job))[:-1], use_bin_type=True)
+    assert len(msgpack.unpackb(version_2)) == len(record.FIELDS) - 1
+    assert record.read(version_2) == (job.to_wire(), None)
 
 
 @pytest.mark.parametrize(
@@ -122,8 +148,20 @@ def test_a_schema_1_job_map_is_read_back_as_it_is_and_packed_anew_by_read_row():
         (msgpack.packb([1, 2, 3]), "not a job record"),
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 12 + [7]), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 14), "record"),
     ],
-    ids=["bad byte", "empty", "trailing", "string", "short array", "nil fields", "partial map"],
+    ids=[
+        "bad byte",
+        "empty",
+        "trailing",
+        "string",
+        "short array",
+        "nil fields",
+        "partial map",
+        "request id not a string",
+        "a field too many",
+    ],
 )
 def test_bytes_that_are_not_a_job_record_are_refused_by_name(blob, problem):
     with pytest.raises(record.RecordError, match=problem):
@@ -183,6 +221,13 @@ def test_recording_an_error_makes_a_new_tuple_and_leaves_earlier_snapshots_alone
     assert before == () and wire["errors"] == []
     assert [error["message"] for error in job.errors] == ["first"]
     assert type(job.errors) is tuple
+
+
+def test_a_job_keeps_its_request_id_from_its_spec_or_as_rebuilt_from_a_record():
+    job = Job.from_spec(job_spec({"type": "noop"}), "job-1", T0, seq=1, request_id="req-1")
+    wire, request_id = record.read(record.pack(job))
+    assert Job.from_wire(wire, seq=1, request_id=request_id) == job
+    assert queued().request_id is None
 
 
 def test_a_job_rebuilt_from_a_wire_form_takes_the_compact_forms_too():
