@@ -127,15 +127,23 @@ def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
     assert msgpack.unpackb(record.pack(plain)) == [
         "job-1", "available", "noop", "default", T0, [], 0, 3, 0
     ]
-    # the 12 nil fields before it, the string (2 + 32) and an array 16 header (+2)
-    assert len(record.pack(with_id)) - len(record.pack(plain)) == 12 + 34 + 2
+    assert len(record.pack(with_id)) - len(record.pack(plain)) == 2 + 32  # the string alone
+    assert msgpack.unpackb(record.pack(with_id))[record.HEAD :] == ["0" * 32]
 
 
-def test_a_schema_2_full_record_one_field_shorter_is_still_read():
+def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
-    version_2 = msgpack.packb(msgpack.unpackb(record.pack(job))[:-1], use_bin_type=True)
-    assert len(msgpack.unpackb(version_2)) == len(record.FIELDS) - 1
+    fields = msgpack.unpackb(record.pack(job))
+    assert fields.pop(record.HEAD) is None  # version 2 had no request_id there
+    version_2 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_2) == (job.to_wire(), None)
+
+
+def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
+    for make in (queued, lambda **o: failed_once(queued(**o)), lambda **o: completed(queued(**o))):
+        job = make(**EVERY_OPTION)
+        job.request_id = "req-9"
+        assert record.read(record.pack(job)) == (job.to_wire(), "req-9")
 
 
 @pytest.mark.parametrize(
@@ -148,8 +156,9 @@ def test_a_schema_2_full_record_one_field_shorter_is_still_read():
         (msgpack.packb([1, 2, 3]), "not a job record"),
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
-        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 12 + [7]), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued())), 7]), "not a job record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 14), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 2), "record"),
     ],
     ids=[
         "bad byte",
@@ -161,6 +170,7 @@ def test_a_schema_2_full_record_one_field_shorter_is_still_read():
         "partial map",
         "request id not a string",
         "a field too many",
+        "eleven fields",
     ],
 )
 def test_bytes_that_are_not_a_job_record_are_refused_by_name(blob, problem):
