@@ -98,8 +98,8 @@ def pack(job: Job) -> bytes:
         job.priority,
         job.max_attempts,
         job.attempt,
+        job.request_id,
     )
-    request_id = job.request_id
     tail = (
         None if retry is DEFAULT_RETRY else retry.to_wire(),
         job.timeout,
@@ -114,10 +114,10 @@ def pack(job: Job) -> bytes:
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
     )
-    if tail != DEFAULT_TAIL:
-        values = (*head, request_id, *tail)
+    if tail == DEFAULT_TAIL:  # a queued job without options: its head, request id if any
+        values = head if job.request_id is not None else head[:HEAD]
     else:
-        values = head if request_id is None else (*head, request_id)
+        values = head + tail
     return msgpack.packb(values, use_bin_type=True)
 
 
