@@ -43,9 +43,14 @@ class Job:
     next_attempt_at: float | None = None
     deadline: float | None = None  # reservation deadline while active
     errors: tuple[dict[str, Any], ...] = ()
+    # The enqueue's request id (docs/PROTOCOL.md extension), kept in the store's record so a
+    # retried request finds the job; not part of the Job map.
+    request_id: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: JobSpec, job_id: str, now: float, seq: int) -> Job:
+    def from_spec(
+        cls, spec: JobSpec, job_id: str, now: float, seq: int, request_id: str | None = None
+    ) -> Job:
         due_later = spec.scheduled_at is not None and spec.scheduled_at > now
         return cls(
             id=job_id,
@@ -63,6 +68,7 @@ class Job:
             created_at=now,
             seq=seq,
             state=states.SCHEDULED if due_later else states.AVAILABLE,
+            request_id=request_id,
         )
 
     @property
@@ -116,7 +122,9 @@ class Job:
         return wire
 
     @classmethod
-    def from_wire(cls, wire: dict[str, Any], seq: int) -> Job:
+    def from_wire(
+        cls, wire: dict[str, Any], seq: int, request_id: str | None = None
+    ) -> Job:
         """Rebuild a job from its stored wire form, in the compact forms of `from_spec`."""
         retry = RetryPolicy(**(wire.get("retry") or {}))
         return cls(
@@ -142,6 +150,7 @@ class Job:
             result=wire.get("result"),
             next_attempt_at=wire.get("next_attempt_at"),
             errors=tuple(wire.get("errors", ())),
+            request_id=request_id,
         )
 
 

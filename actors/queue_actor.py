@@ -30,6 +30,7 @@ from actors.mail import (
 )
 from actors.queue import QueueCore
 from actors.routing import WorkerProfile
+from actors.store.base import Replay
 from transport import codec
 from transport.messages import Enqueue
 
@@ -79,13 +80,20 @@ class QueueActor(CorralActor):
         request: Enqueue = inbound.request  # type: ignore[assignment]
         ctx = self.ctx
         now = ctx.clock.now()
-        jobs = [Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq)) for spec in request.specs]
+        made_by = request.request_id
+        jobs = [
+            Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq), made_by)
+            for spec in request.specs
+        ]
         try:
             targets = {job.queue: ctx.queues.get(job.queue) for job in jobs}
         except LookupError as exc:
             ctx.outbox(inbound.peer, codec.error("bad_request", str(exc), request.rid))
             return
         duplicates = ctx.store.add(jobs)
+        if isinstance(duplicates, Replay):
+            ctx.outbox(inbound.peer, _replayed(request, duplicates))
+            return
         # Read before the jobs are handed on: from then on they are the queues' (and a job
         # served to a parked fetch at once is already active by the time this reply is built).
         ids = [
@@ -202,3 +210,15 @@ class QueueActor(CorralActor):
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)
         self._serve_standing()  # jobs no worker could take may now be routable
+
+
+def _replayed(request: Enqueue, replay: Replay) -> bytes:
+    """The reply to an enqueue whose request id made jobs already: the first reply's shape (the
+    shape this request asked for), their current states, `replayed: true`."""
+    ids = [wire["id"] for wire in replay.jobs]
+    job_states = [wire["state"] for wire in replay.jobs]
+    if request.batch:
+        return codec.reply(request.rid, job_ids=ids, states=job_states, replayed=True)
+    return codec.reply(
+        request.rid, job_id=ids[0], state=job_states[0], duplicate=False, replayed=True
+    )

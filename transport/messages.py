@@ -190,11 +190,16 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Enqueue:
-    """`batch` tells which reply shape the sender asked for (`job` vs `jobs`)."""
+    """`batch` tells which reply shape the sender asked for (`job` vs `jobs`).
+
+    `request_id` (extension, docs/PROTOCOL.md) names the request across retries: a second
+    enqueue with it is answered with the jobs the first one made instead of new ones.
+    """
 
     rid: Rid
     specs: tuple[JobSpec, ...]
     batch: bool
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

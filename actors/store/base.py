@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from actors.jobs import Job
 
 
+class Replay(NamedTuple):
+    """What `add` returns, adding nothing, for jobs whose request id it already holds: the Job
+    maps of the jobs that request made that the store still holds, in the order it made them."""
+
+    jobs: list[dict[str, Any]]
+
+
 class Store(Protocol):
-    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None]:
-        """Insert new jobs atomically.
+    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None] | Replay:
+        """Insert new jobs atomically (the jobs of one request, sharing its `request_id`).
 
         Returns, position by position, None when the job was stored, or the wire form of the
-        existing non-terminal job holding the same unique_key (a duplicate, not stored).
+        existing non-terminal job holding the same unique_key (a duplicate, not stored). When
+        the jobs carry a request id that jobs still held were stored with, stores nothing and
+        returns those jobs as a Replay: the check and the insert are one step under the lock.
         """
         ...
 

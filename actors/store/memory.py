@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from actors import states
 from actors.jobs import Job
 from actors.store import record
+from actors.store.base import Replay
 
 COMPLETED_RETENTION_S = 86_400.0  # a day of completed jobs stays readable through `get`
 DISCARDED_RETENTION_S = 7 * 86_400.0  # failures are kept a week: someone may want to look
@@ -20,12 +21,15 @@ LIST_LIMIT = 50  # jobs a listing returns unless asked for another number
 
 class Entry(NamedTuple):
     """What the store holds per job: its record (actors.store.record), and the fields that
-    counts and listings filter on, so that they unpack only the jobs they return."""
+    counts and listings filter on, so that they unpack only the jobs they return. The request
+    id (the string the request's jobs and the index share) is here so that forgetting a job
+    can drop its key without unpacking the record."""
 
     queue: str
     state: str
     type: str
     blob: bytes
+    request_id: str | None
 
 
 class MemoryStore:
@@ -37,6 +41,11 @@ class MemoryStore:
 
     Terminal jobs are forgotten `completed_retention_s` after they completed, or
     `discarded_retention_s` after they were discarded or cancelled, so memory stays bounded.
+
+    Request ids (the enqueue extension of docs/PROTOCOL.md) map to the jobs their request made:
+    one id string, or a tuple for a batch. A key lives while the store holds any of its jobs:
+    its retention is the dedup window. Per job enqueued alone it costs a dict slot (~40 bytes);
+    the id string is the one the job holds anyway; a batch shares one key.
     """
 
     def __init__(
@@ -51,6 +60,7 @@ class MemoryStore:
             lambda: dict.fromkeys(states.JOB_STATES, 0)
         )
         self._unique: dict[str, str] = {}
+        self._requests: dict[str, str | tuple[str, ...]] = {}
         self.retention_s = {
             states.COMPLETED: completed_retention_s,
             states.DISCARDED: discarded_retention_s,
@@ -62,9 +72,14 @@ class MemoryStore:
             state: deque() for state in self.retention_s
         }
 
-    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None]:
+    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None] | Replay:
         entries = [_entry(job) for job in jobs]  # packed before taking the lock
+        request_id = jobs[0].request_id if jobs else None
         with self._lock:
+            made = self._requests.get(request_id) if request_id is not None else None
+            if made is not None:
+                held = (made,) if isinstance(made, str) else made
+                return Replay([record.unpack(self._jobs[i].blob) for i in held if i in self._jobs])
             outcome: list[dict[str, Any] | None] = []
             for job, entry in zip(jobs, entries, strict=True):
                 holder = self._unique.get(job.unique_key) if job.unique_key else None
@@ -75,6 +90,10 @@ class MemoryStore:
                     self._unique[job.unique_key] = job.id
                 self._put(job.id, entry, job.completed_at or job.created_at)
                 outcome.append(None)
+            if request_id is not None:
+                created = [job.id for job, dup in zip(jobs, outcome, strict=True) if dup is None]
+                if created:  # a request that made no job has nothing to replay
+                    self._requests[request_id] = created[0] if len(created) == 1 else (*created,)
             return outcome
 
     def save(self, job: Job) -> None:
@@ -94,17 +113,27 @@ class MemoryStore:
 
         Raises RecordError for a row that is not a job.
         """
+        made: dict[str, list[str]] = {}  # request id -> its jobs, in id order: the order made
+        shared: dict[str, str] = {}  # one string per request id, as its live jobs had
         with self._lock:
             for blob in blobs:
                 compact, row = record.read_row(blob)
-                state = sys.intern(row.state)
+                job_id, state = row.id, sys.intern(row.state)
+                request_id = row.request_id
+                if request_id is not None:
+                    request_id = shared.setdefault(request_id, request_id)
+                    made.setdefault(request_id, []).append(job_id)
                 # Interned: msgpack gives each row its own copy of these few names.
-                entry = Entry(sys.intern(row.queue), state, sys.intern(row.type), compact)
-                self._put(row.id, entry, row.completed_at or row.created_at)
+                entry = Entry(
+                    sys.intern(row.queue), state, sys.intern(row.type), compact, request_id
+                )
+                self._put(job_id, entry, row.completed_at or row.created_at)
                 if row.unique_key and state not in states.TERMINAL_STATES:
-                    self._unique[row.unique_key] = row.id
+                    self._unique[row.unique_key] = job_id
             for state, ended in self._ended.items():
                 self._ended[state] = deque(sorted(ended))
+            for request_id, job_ids in made.items():
+                self._requests[request_id] = job_ids[0] if len(job_ids) == 1 else (*job_ids,)
 
     def _put(self, job_id: str, entry: Entry, ended_at: float) -> None:
         """Hold `entry` as the job's latest; `ended_at` matters only for terminal states."""
@@ -135,8 +164,11 @@ class MemoryStore:
     def unfinished(self) -> Iterable[Job]:
         terminal = states.TERMINAL_STATES
         with self._lock:
-            blobs = [entry.blob for entry in self._jobs.values() if entry.state not in terminal]
-        return [Job.from_wire(record.unpack(blob), seq) for seq, blob in enumerate(blobs)]
+            entries = [entry for entry in self._jobs.values() if entry.state not in terminal]
+        return [
+            Job.from_wire(record.unpack(entry.blob), seq, entry.request_id)
+            for seq, entry in enumerate(entries)
+        ]
 
     def prune(self, now: float) -> int:
         return len(self.expire(now))
@@ -155,8 +187,22 @@ class MemoryStore:
                         continue
                     del self._jobs[job_id]
                     self._counts[entry.queue][state] -= 1
+                    if entry.request_id is not None:
+                        self._forget_request(entry.request_id, job_id)
                     gone.append(job_id)
         return gone
+
+    def _forget_request(self, request_id: str, job_id: str) -> None:
+        """Drop the request id once the store holds none of the jobs it made (lock held)."""
+        made = self._requests.get(request_id)
+        if made == job_id or (
+            # From the end: a batch mostly ends in order, so its last jobs are the ones held
+            # and the scan stops at once; the whole tuple is read once, when its last job goes.
+            isinstance(made, tuple)
+            and not any(i in self._jobs for i in reversed(made))
+            and job_id in made
+        ):
+            del self._requests[request_id]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         callback()  # nothing is ever pending in memory
@@ -200,4 +246,4 @@ class MemoryStore:
 
 
 def _entry(job: Job) -> Entry:
-    return Entry(job.queue, job.state, job.type, record.pack(job))
+    return Entry(job.queue, job.state, job.type, record.pack(job), job.request_id)

@@ -78,6 +78,9 @@ MIGRATIONS = (
         seen_at timestamptz NOT NULL
     )
     """,
+    # 3: records may carry the enqueue's request id (actors/store/record.py), which a corral
+    # reading version 2 would take for a damaged row: it now refuses the database instead.
+    "SELECT 1",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,10 +10,15 @@ memory index and the disk, and the writer thread packs nothing.
 Layout: the values of FIELDS in that order. A nil stands for the default: an optional field
 unset, `retry` the DEFAULT_RETRY policy (else its map), `route`, `meta` and `errors` empty,
 `result` for any job not completed (the Job map has a `result` only then). A job whose fields
-after the first HEAD are all defaults (a queued job without options) is packed as those HEAD
-values alone. A change of layout needs a new SQLite schema version
-(actors.store.sqlite.SCHEMA_VERSION); `unpack` also reads the rows of schema version 1, which
-hold the Job map itself.
+after `request_id` are all defaults (a queued job without options) is packed as the first HEAD
+values alone, or with its request id as one more. A change of layout needs a new SQLite schema
+version (actors.store.sqlite.SCHEMA_VERSION); `unpack` also reads the rows of schema version 1,
+which hold the Job map itself, and the full records of version 2, which had no `request_id`.
+
+`request_id` (the enqueue's request id, docs/PROTOCOL.md) is the store's, not the Job map's:
+`unpack` leaves it out and `read` returns it beside the map. It follows the head so that a
+queued job with one costs its ~34 bytes and no more (at the end, the nils before it and an
+array 16 header made it 48: +65 MiB of RSS for a million queued jobs in bench/million.py).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ FIELDS = (
     "max_attempts",
     "attempt",
     # never nil above, defaults (nil) usual below
+    "request_id",
     "retry",
     "timeout",
     "route",
@@ -50,9 +56,12 @@ FIELDS = (
     "errors",
     "result",
 )
-HEAD = FIELDS.index("retry")
+HEAD = FIELDS.index("request_id")
+DEFAULT_TAIL = (None,) * (len(FIELDS) - HEAD - 1)  # every field after `request_id` a default
+_VERSION_2_FULL = len(FIELDS) - 1  # the same fields without `request_id`
+_SIZES = (HEAD, HEAD + 1, _VERSION_2_FULL, len(FIELDS))
+# Where the index's fields sit in a full record (in a version 2 one, one place earlier)
 UNIQUE_KEY, COMPLETED_AT = FIELDS.index("unique_key"), FIELDS.index("completed_at")
-DEFAULT_TAIL = (None,) * (len(FIELDS) - HEAD)
 # Keys Job.to_wire always writes: what a schema version 1 row must hold to be a job.
 MAP_FIELDS = frozenset(
     {
@@ -88,6 +97,7 @@ class Indexed(NamedTuple):
     created_at: float
     unique_key: str | None
     completed_at: float | None
+    request_id: str | None
 
 
 def pack(job: Job) -> bytes:
@@ -103,6 +113,7 @@ def pack(job: Job) -> bytes:
         job.priority,
         job.max_attempts,
         job.attempt,
+        job.request_id,
     )
     tail = (
         None if retry is DEFAULT_RETRY else retry.to_wire(),
@@ -118,7 +129,11 @@ def pack(job: Job) -> bytes:
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
     )
-    return msgpack.packb(head if tail == DEFAULT_TAIL else head + tail, use_bin_type=True)
+    if tail == DEFAULT_TAIL:  # a queued job without options: its head, request id if any
+        values = head if job.request_id is not None else head[:HEAD]
+    else:
+        values = head + tail
+    return msgpack.packb(values, use_bin_type=True)
 
 
 def unpack(blob: bytes) -> dict[str, Any]:
@@ -126,14 +141,21 @@ def unpack(blob: bytes) -> dict[str, Any]:
 
     Raises RecordError for anything else.
     """
+    return read(blob)[0]
+
+
+def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
+    """The Job map of a record (as `unpack`) and the request id it was enqueued with."""
     value = _decode(blob)
     if isinstance(value, dict):
         if not value.keys() >= MAP_FIELDS:
             raise RecordError(f"not a job map: {str(value)[:80]}")
-        return value
+        return value, None
     _check(value)
-    if len(value) == HEAD:
-        value.extend(DEFAULT_TAIL)
+    if len(value) == _VERSION_2_FULL:
+        value.insert(HEAD, None)
+    elif len(value) <= HEAD + 1:
+        value.extend((None,) * (HEAD + 1 - len(value)) + DEFAULT_TAIL)
     (
         job_id,
         state,
@@ -144,6 +166,7 @@ def unpack(blob: bytes) -> dict[str, Any]:
         priority,
         max_attempts,
         attempt,
+        request_id,
         retry,
         timeout,
         route,
@@ -185,7 +208,7 @@ def unpack(blob: bytes) -> dict[str, Any]:
             wire[key] = optional
     if state == states.COMPLETED:
         wire["result"] = result
-    return wire
+    return wire, request_id
 
 
 def read_row(blob: bytes) -> tuple[bytes, Indexed]:
@@ -196,13 +219,17 @@ def read_row(blob: bytes) -> tuple[bytes, Indexed]:
     if blob[:1] and blob[0] in _ARRAY_MARKERS:
         value = _decode(blob)
         _check(value)
-        long = len(value) > HEAD
+        size = len(value)
+        if size <= HEAD + 1:  # a queued job without options, its request id if any
+            return blob, Indexed(*value[:5], None, None, value[HEAD] if size > HEAD else None)
+        shift = 1 if size == _VERSION_2_FULL else 0  # version 2: no request_id before them
         return blob, Indexed(
             *value[:5],
-            value[UNIQUE_KEY] if long else None,
-            value[COMPLETED_AT] if long else None,
+            value[UNIQUE_KEY - shift],
+            value[COMPLETED_AT - shift],
+            None if shift else value[HEAD],
         )
-    wire = unpack(blob)
+    wire, request_id = read(blob)
     indexed = Indexed(
         wire["id"],
         wire["state"],
@@ -211,6 +238,7 @@ def read_row(blob: bytes) -> tuple[bytes, Indexed]:
         wire["created_at"],
         wire.get("unique_key"),
         wire.get("completed_at"),
+        request_id,
     )
     return pack(Job.from_wire(wire, 0)), indexed
 
@@ -223,14 +251,16 @@ def _decode(blob: bytes) -> Any:
 
 
 def _check(value: Any) -> None:
-    """Refuse what is not a record's array: its length, and its four names as text."""
+    """Refuse what is not a record's array: its length, its four names as text, and a request
+    id that is not text."""
     if not (
         isinstance(value, list)
-        and len(value) in (HEAD, len(FIELDS))
+        and len(value) in _SIZES
         # unrolled: a generator here cost ~1 us of the ~3 us a row takes to load
         and isinstance(value[0], str)
         and isinstance(value[1], str)
         and isinstance(value[2], str)
         and isinstance(value[3], str)
+        and (len(value) in (HEAD, _VERSION_2_FULL) or isinstance(value[HEAD], (str, type(None))))
     ):
         raise RecordError(f"not a job record: {str(value)[:80]}")

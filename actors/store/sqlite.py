@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from actors.jobs import Job
 from actors.store import sqlite_writer
+from actors.store.base import Replay
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.sqlite_writer import GroupCommitWriter
 from transport.errors import CorralError
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
     from actors.base import Activity
 
 # 2: `wire` holds a record (actors.store.record); version 1 rows hold the Job map, and are
-# still read. An older corral refuses a file of a newer version at open.
-SCHEMA_VERSION = 2
+# still read. 3: a record may end with the enqueue's request id; version 2 records are still
+# read. An older corral refuses a file of a newer version at open.
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
 LOCK_ATTEMPTS = 10  # one every LOCK_RETRY_S: a coordinator still stopping gets half a second
 LOCK_RETRY_S = 0.05
@@ -109,9 +111,11 @@ class SqliteStore:
         waits for the commit and for the replies it releases."""
         self._writer.track(activity)
 
-    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None]:
+    def add(self, jobs: list[Job]) -> list[dict[str, Any] | None] | Replay:
         with self._lock:
             outcome = self._index.add(jobs)
+            if isinstance(outcome, Replay):
+                return outcome  # nothing new to write
             for job, duplicate in zip(jobs, outcome, strict=True):
                 if duplicate is None:
                     self._writer.put(self._row(job))

@@ -184,6 +184,15 @@ hostile = st.one_of(
 )
 
 
+# The enqueue extension's request ids: a small pool, so later examples replay earlier requests,
+# fresh text up to and past the 64-character limit, and values of the wrong type.
+request_ids = st.one_of(
+    st.sampled_from(["req-a", "req-b", "r" * 64]),
+    st.text(st.characters(codec="utf-8"), min_size=0, max_size=70),
+    st.sampled_from([5, 1.5, True, b"req", ["req"], {"r": 1}]),
+)
+
+
 def job_specs() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"type": names, "queue": st.just(QUEUE)},
@@ -269,8 +278,11 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         "deregister": st.fixed_dictionaries({"worker_id": me}),
         "ping": st.fixed_dictionaries({}, optional={"identify": st.booleans()}),
         "enqueue": st.one_of(
-            st.fixed_dictionaries({"job": job_specs()}),
-            st.fixed_dictionaries({"jobs": st.lists(job_specs(), min_size=1, max_size=3)}),
+            st.fixed_dictionaries({"job": job_specs()}, optional={"request_id": request_ids}),
+            st.fixed_dictionaries(
+                {"jobs": st.lists(job_specs(), min_size=1, max_size=3)},
+                optional={"request_id": request_ids},
+            ),
         ),
         "get": st.fixed_dictionaries({"job_id": job}, optional={"wait": st.floats(0, 100)}),
         "cancel": st.fixed_dictionaries({"job_id": job}),
@@ -478,6 +490,10 @@ def test_a_mutated_frame_gets_one_answer_of_the_right_shape_and_changes_only_wha
         created = {row[0] for row in after[0]} - {row[0] for row in before[0]}
         named = set(answers[0].get("job_ids", [answers[0].get("job_id")])) if answers else set()
         assert created <= named, f"jobs {created - named} appeared from {frame!r}"
+        if answers and answers[0].get("replayed"):  # a request id seen before: nothing new
+            assert isinstance(expected.request, m.Enqueue) and expected.request.request_id
+            assert not created, f"a replay of {frame!r} created {created}"
+            event("enqueue replayed")
         workers = {row[0] for row in after[1]} - {row[0] for row in before[1]}
         assert workers <= {answers[0].get("worker_id")} if answers else not workers
     conn.close()

@@ -13,6 +13,7 @@ from actors import lifecycle, states
 from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.store.memory import MemoryStore
+from nodes.client import new_request_id
 from tests.unit.store_jobs import T0, end, make, nonzero
 from transport.validation.jobs import job_spec
 
@@ -50,25 +51,45 @@ def test_a_job_saved_again_after_it_ended_is_expired_by_its_last_end_only(store)
     assert sum(store.counts()["default"].values()) == 0
 
 
-def test_a_queued_no_op_job_with_its_store_record_and_queue_place_costs_under_800_bytes():
-    """The issue's budget: a million queued jobs in well under 1 GiB (was ~1,700 bytes)."""
-    count = 20_000
+def queued_cost(count: int, *, request_ids: bool = False) -> float:
+    """Bytes per queued no-op job, its store record and queue place; with `request_ids`, each
+    enqueued alone under a request id of its own, as Client makes them."""
     specs = [job_spec({"type": "noop", "args": []}) for _ in range(count)]
     store, core = MemoryStore(), QueueCore("default")
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
+        made_by = [new_request_id() if request_ids else None for _ in range(count)]
         jobs = [
-            Job.from_spec(spec, f"{n:08x}-aaaa-7bbb-8ccc-0123456789ab", T0 + n, n + 300)
-            for n, spec in enumerate(specs)
+            Job.from_spec(spec, f"{n:08x}-aaaa-7bbb-8ccc-0123456789ab", T0 + n, n + 300, rid)
+            for n, (spec, rid) in enumerate(zip(specs, made_by, strict=True))
         ]
-        store.add(jobs)
+        del made_by  # the request ids now live only as the jobs' (a decoded request's)
+        if request_ids:
+            for job in jobs:
+                store.add([job])
+        else:
+            store.add(jobs)
         for job in jobs:
             core.add(job)
         del jobs
         gc.collect()
-        per_job = (tracemalloc.get_traced_memory()[0] - before) / count
+        return (tracemalloc.get_traced_memory()[0] - before) / count
     finally:
         tracemalloc.stop()
+
+
+def test_a_queued_no_op_job_with_its_store_record_and_queue_place_costs_under_800_bytes():
+    """The issue's budget: a million queued jobs in well under 1 GiB (was ~1,700 bytes)."""
+    per_job = queued_cost(20_000)
     assert per_job < 800, f"{per_job:.0f} bytes per queued job"
+
+
+def test_a_request_id_per_job_costs_its_string_record_bytes_and_index_slot_only():
+    """The worst case, every job enqueued alone: ~120 bytes more. The id string (16 characters,
+    65 bytes) is held once, by the job, its entry and the index key alike; the record grows by
+    18 bytes; the rest is the index slot and a pointer each in Job and Entry. A batch shares one
+    id string and key; its jobs' records each hold the 18 bytes."""
+    plain, with_ids = queued_cost(20_000), queued_cost(20_000, request_ids=True)
+    assert with_ids - plain < 150, f"{plain:.0f} -> {with_ids:.0f} bytes per queued job"

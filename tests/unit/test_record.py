@@ -107,12 +107,54 @@ def test_a_schema_1_job_map_is_read_back_as_it_is_and_packed_anew_by_read_row():
     legacy = msgpack.packb(job.to_wire(), use_bin_type=True)  # a schema version 1 row
     assert record.unpack(legacy) == job.to_wire()
     indexed = record.Indexed(
-        job.id, job.state, job.type, job.queue, job.created_at, job.unique_key, job.completed_at
-    )
+        job.id, job.state, job.type, job.queue, job.created_at, job.unique_key, job.completed_at,
+        None,
+    )  # fmt: skip
     assert record.read_row(legacy) == (record.pack(job), indexed)
     current = record.pack(job)
     assert record.read_row(current) == (current, indexed)
-    assert record.read_row(record.pack(queued()))[1][5:] == (None, None)  # the first fields only
+    assert record.read_row(record.pack(queued()))[1][5:] == (None, None, None)  # the head only
+
+
+def test_a_request_id_is_kept_in_the_record_beside_the_job_map_not_in_it():
+    for job in (queued(), completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})):
+        job.request_id = "req-1"
+        blob = record.pack(job)
+        assert record.read(blob) == (job.to_wire(), "req-1")
+        assert record.unpack(blob) == job.to_wire() and "request_id" not in job.to_wire()
+        compact, indexed = record.read_row(blob)
+        assert (compact, indexed.request_id, indexed.unique_key) == (blob, "req-1", job.unique_key)
+        assert indexed.completed_at == job.completed_at
+
+
+def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
+    plain = queued()
+    with_id = queued()
+    with_id.request_id = "0" * 32
+    assert msgpack.unpackb(record.pack(plain)) == [
+        "job-1", "available", "noop", "default", T0, [], 0, 3, 0
+    ]
+    assert len(record.pack(with_id)) - len(record.pack(plain)) == 2 + 32  # the string alone
+    assert msgpack.unpackb(record.pack(with_id))[record.HEAD :] == ["0" * 32]
+
+
+def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
+    job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
+    fields = msgpack.unpackb(record.pack(job))
+    assert fields.pop(record.HEAD) is None  # version 2 had no request_id there
+    version_2 = msgpack.packb(fields, use_bin_type=True)
+    assert record.read(version_2) == (job.to_wire(), None)
+    _, indexed = record.read_row(version_2)
+    assert (indexed.unique_key, indexed.completed_at, indexed.request_id) == (
+        job.unique_key, job.completed_at, None,
+    )  # fmt: skip
+
+
+def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
+    for make in (queued, lambda **o: failed_once(queued(**o)), lambda **o: completed(queued(**o))):
+        job = make(**EVERY_OPTION)
+        job.request_id = "req-9"
+        assert record.read(record.pack(job)) == (job.to_wire(), "req-9")
 
 
 @pytest.mark.parametrize(
@@ -125,8 +167,22 @@ def test_a_schema_1_job_map_is_read_back_as_it_is_and_packed_anew_by_read_row():
         (msgpack.packb([1, 2, 3]), "not a job record"),
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued())), 7]), "not a job record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 14), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 2), "record"),
     ],
-    ids=["bad byte", "empty", "trailing", "string", "short array", "nil fields", "partial map"],
+    ids=[
+        "bad byte",
+        "empty",
+        "trailing",
+        "string",
+        "short array",
+        "nil fields",
+        "partial map",
+        "request id not a string",
+        "a field too many",
+        "eleven fields",
+    ],
 )
 def test_bytes_that_are_not_a_job_record_are_refused_by_name(blob, problem):
     with pytest.raises(record.RecordError, match=problem):
@@ -188,6 +244,13 @@ def test_recording_an_error_makes_a_new_tuple_and_leaves_earlier_snapshots_alone
     assert before == () and wire["errors"] == []
     assert [error["message"] for error in job.errors] == ["first"]
     assert type(job.errors) is tuple
+
+
+def test_a_job_keeps_its_request_id_from_its_spec_or_as_rebuilt_from_a_record():
+    job = Job.from_spec(job_spec({"type": "noop"}), "job-1", T0, seq=1, request_id="req-1")
+    wire, request_id = record.read(record.pack(job))
+    assert Job.from_wire(wire, seq=1, request_id=request_id) == job
+    assert queued().request_id is None
 
 
 def test_a_job_rebuilt_from_a_wire_form_takes_the_compact_forms_too():

@@ -398,6 +398,63 @@ def test_a_request_missing_a_required_field_raises_bad_request(kind, path):
         parse(_without(request(kind), path))
 
 
+# -- request_id (extension of docs/PROTOCOL.md) ---------------------------------------------------
+
+
+def test_an_enqueue_carries_its_request_id_for_one_job_or_a_batch():
+    one = parse(request("enqueue", request_id="req-1"))
+    assert one == m.Enqueue(1, (m.JobSpec(type="resize"),), batch=False, request_id="req-1")
+    batch = parse({"type": "enqueue", "rid": 2, "jobs": [{"type": "a"}], "request_id": "r"})
+    assert batch == m.Enqueue(2, (m.JobSpec(type="a"),), batch=True, request_id="r")
+
+
+@pytest.mark.parametrize("body", [{}, {"request_id": None}], ids=["absent", "null"])
+def test_an_enqueue_without_a_request_id_has_none(body):
+    assert parse(request("enqueue", **body)).request_id is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "request_id", ["x", "r" * 64, "é" * 64, "🦀" * 64, " ", "a\x00b", "0" * 32]
+)
+def test_a_request_id_of_1_to_64_characters_of_any_kind_is_kept_as_given(request_id):
+    assert parse(request("enqueue", request_id=request_id)).request_id == request_id  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "problem"),
+    [
+        ("", "must have 1 to 64 characters"),
+        ("r" * 65, "must have 1 to 64 characters"),
+        ("é" * 65, "must have 1 to 64 characters"),
+        (5, "must be a string"),
+        (1.5, "must be a string"),
+        (True, "must be a string"),
+        (b"bin", "must be a string"),
+        (["r"], "must be a string"),
+        ({"r": 1}, "must be a string"),
+    ],
+    ids=["empty", "65", "65-wide", "int", "float", "bool", "bin", "list", "map"],
+)
+def test_a_bad_request_id_is_refused_naming_the_field_for_one_job_or_a_batch(request_id, problem):
+    for body in (
+        request("enqueue", request_id=request_id),
+        {"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}], "request_id": request_id},
+    ):
+        with pytest.raises(BadRequest, match=f"field 'request_id' {problem}"):
+            parse(body)
+
+
+@given(st.text(min_size=1, max_size=90))
+@settings(max_examples=200, deadline=None)
+def test_any_text_is_a_request_id_exactly_when_it_has_at_most_64_characters(request_id):
+    body = request("enqueue", request_id=request_id)
+    if len(request_id) <= 64:
+        assert parse(body).request_id == request_id  # type: ignore[union-attr]
+    else:
+        with pytest.raises(BadRequest, match="request_id"):
+            parse(body)
+
+
 def test_an_enqueue_with_neither_job_nor_jobs_raises_bad_request():
     with pytest.raises(BadRequest):
         parse({"type": "enqueue", "rid": 1})

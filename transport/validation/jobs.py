@@ -11,6 +11,10 @@ from transport.errors import BadRequest, TooLarge
 from transport.validation.fields import Parser, batch, boolean, integer, mapping, number, string
 from transport.validation.limits import DEFAULT_LIMITS, Limits
 
+# A request id is a client's name for one enqueue (a uuid4 in hex is 32); fixed, not a limit
+# to configure: it is kept with every job the request made.
+REQUEST_ID_CHARS = 64
+
 
 def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
     base = m.DEFAULT_RETRY
@@ -87,12 +91,14 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
 
 def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqueue:
     check = size > limits.max_job_size
+    request_id = string(b, "request_id", None, limit=REQUEST_ID_CHARS)
     if b.get("job") is not None:
-        return m.Enqueue(rid, (job_spec(b["job"], check_size=check, limits=limits),), batch=False)
+        spec = job_spec(b["job"], check_size=check, limits=limits)
+        return m.Enqueue(rid, (spec,), batch=False, request_id=request_id)
     if not isinstance(b.get("jobs"), list):
         raise BadRequest("enqueue needs 'job' (a map) or 'jobs' (a non-empty list)")
     specs = batch(b, "jobs", limits, lambda raw: job_spec(raw, check_size=check, limits=limits))
-    return m.Enqueue(rid, specs, batch=True)
+    return m.Enqueue(rid, specs, batch=True, request_id=request_id)
 
 
 PARSERS: dict[str, Parser] = {"enqueue": _enqueue}
