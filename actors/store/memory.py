@@ -136,7 +136,7 @@ class MemoryStore:
         terminal = states.TERMINAL_STATES
         with self._lock:
             blobs = [entry.blob for entry in self._jobs.values() if entry.state not in terminal]
-        return [Job.from_wire(record.unpack(blob), seq) for seq, blob in enumerate(blobs)]
+        return [record.job(blob, seq) for seq, blob in enumerate(blobs)]
 
     def prune(self, now: float) -> int:
         return len(self.expire(now))
