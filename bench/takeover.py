@@ -7,10 +7,11 @@ no-op jobs written directly through the store's fenced batch (bench/pg_store.py)
 lease the bench takes and then releases. Coordinator `a` starts over it and leads (it loads
 every job: `leader_start_s`), `b` stands by, one worker process lists both and runs jobs on
 `a`. The bench SIGKILLs `a` and measures, from the signal: `takeover_s_1m_queued`, until `b`
-answers `stats` as leader (it has opened the store and put every job back in its queue), and
-`first_job_s_1m_queued`, until the first job `b` completes (the lowest `ended_at` in the
-table above the kill's wall-clock time, read once `b`'s completed count passed the count `a`
-had committed). The issue's target for the takeover is under 10 s.
+answers `stats` as leader (it has opened the store and put every job back in its queue);
+`lease_taken_s`, until `b` holds the lease (the lapse and its next poll: the rest is its
+promotion); and `first_job_s_1m_queued`, until the first job `b` completes (the lowest
+`ended_at` in the table above the kill's wall-clock time, read once `b`'s completed count
+passed the count `a` had committed). The issue's target for the takeover is under 10 s.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def fill(url: str, jobs: int, batch: int = FILL_BATCH) -> float:
     return time.perf_counter() - began
 
 
+def _holder(connection: Any) -> str | None:
+    [(holder,)] = connection.execute("SELECT holder FROM corral_lease").fetchall()
+    return holder
+
+
 def _completed(stats: dict[str, Any] | None) -> int:
     return common.state_totals(stats).get("completed", 0) if stats else 0
 
@@ -81,10 +87,14 @@ def run(jobs: int = DEFAULT_JOBS, failover_timeout: float = FAILOVER_TIMEOUT_S) 
         common.wait_until(
             lambda: _completed(pair.cluster_of("a")) > 0, common.START_TIMEOUT_S, "a job done"
         )
-        killed = pair.kill("a")
-        pair.leader(other_than="a")
-        takeover_s = time.time() - killed
         with connect(url) as connection:
+            killed = pair.kill("a")
+            common.wait_until(
+                lambda: _holder(connection) == "b", FIRST_JOB_TIMEOUT_S, "b to take the lease"
+            )
+            lease_s = time.time() - killed
+            pair.leader(other_than="a")
+            takeover_s = time.time() - killed
             [(committed,)] = connection.execute(
                 "SELECT count(*) FROM jobs WHERE state = 'completed' AND ended_at <= %s",
                 [killed],
@@ -103,6 +113,7 @@ def run(jobs: int = DEFAULT_JOBS, failover_timeout: float = FAILOVER_TIMEOUT_S) 
         "fill_s": fill_s,
         "leader_start_s": leader_start_s,
         "failover_timeout_s": failover_timeout,
+        "lease_taken_s": lease_s,  # the lapse and the standby's poll; the rest is promotion
         "takeover_s_1m_queued": takeover_s,
         "first_job_s_1m_queued": first - killed,
     }
@@ -117,7 +128,8 @@ def main() -> None:
     print(
         f"{args.jobs:,} jobs queued (filled in {result['fill_s']:.1f} s; the first leader served"
         f" after {result['leader_start_s']:.1f} s): after SIGKILL of the leader, the standby"
-        f" serves after {result['takeover_s_1m_queued']:.2f} s and completes a job after"
+        f" takes the lease after {result['lease_taken_s']:.2f} s, serves after"
+        f" {result['takeover_s_1m_queued']:.2f} s and completes a job after"
         f" {result['first_job_s_1m_queued']:.2f} s (failover_timeout {args.failover_timeout} s)",
         file=sys.stderr,
     )
