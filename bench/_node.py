@@ -2,7 +2,8 @@
 
     python bench/_node.py coordinator --bind tcp://127.0.0.1:* --store memory [--profile FILE]
         [--heartbeat-interval S] [--heartbeat-timeout S] [--reaper-interval S]
-    python bench/_node.py worker --connect tcp://127.0.0.1:PORT --concurrency 16
+        [--failover-timeout S] [--name NAME]
+    python bench/_node.py worker --connect tcp://127.0.0.1:PORT [tcp://...] --concurrency 16
     python bench/_node.py raw-workers --connect tcp://127.0.0.1:PORT --count 250
     python bench/_node.py zmq-echo --bind tcp://127.0.0.1:*
     python bench/_node.py floor-coordinator --bind tcp://127.0.0.1:*
@@ -10,6 +11,9 @@
 
 Each node prints one line `READY <address>` on stdout once it is up, then runs until SIGTERM or
 SIGINT (or until its stdin closes, so an orphan never outlives the bench), stops and exits 0.
+A coordinator given a PostgreSQL URL as store, with `--failover-timeout` and `--name`, shares
+that database with others (it prints READY once bound, leading or standing by); a worker given
+several endpoints follows whichever of them leads.
 With `--profile FILE` a coordinator or worker runs every one of its threads (actors, the ZeroMQ
 loop, handler pool) under cProfile and writes the merged stats to FILE on exit.
 `raw-workers` simulates idle workers with raw DEALER sockets (see many_workers.py); it prints
@@ -118,12 +122,14 @@ def run_coordinator(args: argparse.Namespace) -> None:
     from nodes import Coordinator
 
     stop = _stop_event()
-    timings = {
+    options = {
         name: getattr(args, name)
-        for name in ("heartbeat_interval", "heartbeat_timeout", "reaper_interval")
+        for name in (
+            "heartbeat_interval", "heartbeat_timeout", "reaper_interval", "failover_timeout", "name"
+        )
         if getattr(args, name) is not None
-    }
-    coordinator = Coordinator(bind=args.bind, store=args.store, **timings).start()
+    }  # fmt: skip
+    coordinator = Coordinator(bind=args.bind, store=args.store, **options).start()
     try:
         _ready(coordinator.address)
         _wait(stop)
@@ -140,7 +146,8 @@ def run_worker(args: argparse.Namespace) -> None:
     from nodes import WorkerNode
 
     stop = _stop_event()
-    worker = WorkerNode(connect=args.connect, queues=args.queues, concurrency=args.concurrency)
+    connect = args.connect[0] if len(args.connect) == 1 else args.connect
+    worker = WorkerNode(connect=connect, queues=args.queues, concurrency=args.concurrency)
 
     @worker.handler("noop")
     def noop(*args: Any) -> None:
@@ -156,7 +163,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
     worker.start()
     try:
-        _ready(args.connect)
+        _ready(",".join(args.connect))
         _wait(stop)
     finally:
         # kill, not stop: the bench is over and a graceful drain would only add seconds.
@@ -317,10 +324,13 @@ def main(argv: list[str] | None = None) -> None:
     coordinator.add_argument("--bind", default="tcp://127.0.0.1:*")
     coordinator.add_argument("--store", default="memory")
     coordinator.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
-    for timing in ("--heartbeat-interval", "--heartbeat-timeout", "--reaper-interval"):
+    for timing in (
+        "--heartbeat-interval", "--heartbeat-timeout", "--reaper-interval", "--failover-timeout"
+    ):  # fmt: skip
         coordinator.add_argument(timing, type=float, help="seconds (default: the coordinator's)")
+    coordinator.add_argument("--name", help="its name in the lease (a shared database)")
     worker = sub.add_parser("worker")
-    worker.add_argument("--connect", required=True)
+    worker.add_argument("--connect", nargs="+", required=True, help="one or more endpoints")
     worker.add_argument("--concurrency", type=int, default=16)
     worker.add_argument("--queues", nargs="+", default=["default"])
     worker.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")

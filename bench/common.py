@@ -10,6 +10,7 @@ import contextlib
 import os
 import platform
 import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -133,16 +134,28 @@ def _read_ready(proc: subprocess.Popen[bytes], timeout: float) -> str:
 
 
 def start_coordinator_process(
-    store: str = "memory", profile: str | None = None, **timings: float
+    store: str = "memory",
+    profile: str | None = None,
+    bind: str = LOOPBACK_ANY_PORT,
+    **options: float | str,
 ) -> NodeProcess:
-    """A coordinator in its own process on a free loopback port; `timings` are settings such
-    as `heartbeat_timeout=2` (the `_node.py coordinator` flags)."""
-    args = ["--bind", LOOPBACK_ANY_PORT, "--store", store]
+    """A coordinator in its own process (on a free loopback port unless `bind` names one);
+    `options` are settings such as `heartbeat_timeout=2` or `name="a"` (the `_node.py
+    coordinator` flags)."""
+    args = ["--bind", bind, "--store", store]
     if profile:
         args += ["--profile", profile]
-    for name, seconds in timings.items():
-        args += [f"--{name.replace('_', '-')}", str(seconds)]
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
     return spawn_node("coordinator", *args)
+
+
+def free_endpoint() -> str:
+    """A loopback endpoint on a port free right now: a coordinator restarted after SIGKILL
+    binds the same one again, so workers and clients can list it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @contextlib.contextmanager
@@ -158,14 +171,16 @@ def coordinator_in_process(store: str = "memory") -> Iterator[str]:
 
 
 def start_workers(
-    address: str, count: int, concurrency: int, profile: str | None = None
+    address: str | list[str], count: int, concurrency: int, profile: str | None = None
 ) -> list[NodeProcess]:
-    """`count` worker processes, each a WorkerNode with `noop` and `square` handlers; with
-    `profile`, the first one writes its cProfile stats there."""
+    """`count` worker processes, each a WorkerNode with `noop` and `square` handlers (following
+    the leader when given several coordinators); with `profile`, the first one writes its
+    cProfile stats there."""
+    addresses = [address] if isinstance(address, str) else address
     workers: list[NodeProcess] = []
     try:
         for i in range(count):
-            args = ["--connect", address, "--concurrency", str(concurrency)]
+            args = ["--connect", *addresses, "--concurrency", str(concurrency)]
             if profile and i == 0:
                 args += ["--profile", profile]
             workers.append(spawn_node("worker", *args))
@@ -252,7 +267,7 @@ def cluster(
             stop_all(nodes[::-1])
 
 
-def client(address: str) -> Any:
+def client(address: str | list[str]) -> Any:
     from nodes import Client
 
     return Client(address)
@@ -305,7 +320,9 @@ def live_workers(stats: dict[str, Any]) -> int:
     return sum(1 for w in stats["workers"] if w.get("state") != "terminated")
 
 
-def wait_for_workers(address: str, count: int, timeout: float = REGISTER_TIMEOUT_S) -> None:
+def wait_for_workers(
+    address: str | list[str], count: int, timeout: float = REGISTER_TIMEOUT_S
+) -> None:
     """Poll `stats()["workers"]` until `count` live workers are registered."""
     with contextlib.closing(client(address)) as c:
         c.timeout = timeout  # one stats() that never gets a reply must not outlast the deadline

@@ -1,15 +1,17 @@
 """Run every corral benchmark, print a table, then one JSON object as the last line.
 
-    .venv/bin/python bench/run.py            # full sizes (about three minutes on 2 cores)
+    .venv/bin/python bench/run.py            # full sizes (about seven minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
 
 The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_memory_2x16,
-jobs_per_s_sqlite, enqueue_batch_per_s, latency_p50_ms, latency_p99_ms,
-latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
+jobs_per_s_sqlite, jobs_per_s_postgresql, enqueue_batch_per_s, latency_p50_ms,
+latency_p99_ms, latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
 zmq_reqrep_window100_per_s; the full run adds coordinator_cpu_pct_1k_workers,
-workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m and
-recovery_s_after_sigkill, each from one run); a scenario that fails reports null and the exit
-status is 1.
+workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m,
+recovery_s_after_sigkill, failover_s_p50, failover_s_max, failover_timeout_s and
+takeover_s_1m_queued, each from one run); a scenario that fails reports null and the exit
+status is 1. The PostgreSQL runs use a private cluster (tests/pg.py: PostgreSQL's binaries
+must be installed) on the same cores as the nodes.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from collections.abc import Callable
 from typing import Any
 
 import common
+import failover
 import latency
 import latency_floor
 import many_workers
 import million
 import recovery
+import takeover
 import throughput
 import zmq_ceiling
 
@@ -100,10 +104,17 @@ def _floor_share(summary: dict[str, float | None]) -> str:
     return f"  (corral = {corral / floor:.1f}x the floor)" if corral and floor else ""
 
 
-def _ratio(summary: dict[str, float | None]) -> str:
-    """SQLite's rate as a share of the memory store's (the goal is at least 50%)."""
-    memory, sqlite = summary["jobs_per_s_memory"], summary["jobs_per_s_sqlite"]
-    return f"  = {sqlite / memory:.0%} of memory" if memory and sqlite else ""
+def _ratio(summary: dict[str, float | None], store: str) -> str:
+    """A durable store's rate as a share of the memory store's (the goals: at least 50% for
+    SQLite, 40% for PostgreSQL)."""
+    memory, durable = summary["jobs_per_s_memory"], summary[f"jobs_per_s_{store}"]
+    return f"  = {durable / memory:.0%} of memory" if memory and durable else ""
+
+
+def _over_timeout(summary: dict[str, float | None]) -> str:
+    """The failover's p50 as a multiple of failover_timeout (the goal is at most 2)."""
+    p50, timeout = summary.get("failover_s_p50"), summary.get("failover_timeout_s")
+    return f"  (= {p50 / timeout:.1f}x failover_timeout)" if p50 and timeout else ""
 
 
 def main() -> int:
@@ -126,10 +137,11 @@ def main() -> int:
     enqueue = _attempt(
         "batch enqueue", lambda: throughput.enqueue_only(size["jobs"]), repeat, failures
     )
-    # Memory and SQLite runs alternate, so a change in machine load hits both alike and the
-    # ratio between them stays meaningful.
+    # Memory, SQLite and PostgreSQL runs alternate, so a change in machine load hits them
+    # alike and the ratios between them stay meaningful.
     e2e: list[dict[str, Any]] = []
     e2e_sqlite: list[dict[str, Any]] = []
+    e2e_pg: list[dict[str, Any]] = []
     e2e_2x16: list[dict[str, Any]] = []  # the peers' layout (peers.py), for reference
     for _ in range(repeat):
         e2e += _attempt(
@@ -148,6 +160,14 @@ def main() -> int:
             1,
             failures,
         )
+        e2e_pg += _attempt(
+            "end-to-end throughput, postgresql store",
+            lambda: throughput.end_to_end(
+                size["jobs"], args.workers, args.concurrency, store="postgresql"
+            ),
+            1,
+            failures,
+        )
         e2e_2x16 += _attempt(
             "end-to-end throughput, 2 x 16",
             lambda: throughput.end_to_end(size["jobs"], 2, 16),
@@ -158,6 +178,10 @@ def main() -> int:
         failures.append("end-to-end throughput (timed out)")
     if any(r.get("timed_out") for r in e2e_sqlite):
         failures.append("end-to-end throughput, sqlite store (timed out)")
+    if any(r.get("timed_out") for r in e2e_pg):
+        failures.append("end-to-end throughput, postgresql store (timed out)")
+    if any(r.get("cluster_role") != "leading" for r in e2e_pg):
+        failures.append("end-to-end throughput, postgresql store (not served as leader)")
     # Each latency run is followed by the floor's (the same trips in bare pyzmq), so a change
     # in machine load hits both alike.
     lat: list[dict[str, Any]] = []
@@ -177,11 +201,16 @@ def main() -> int:
     crowd = _attempt("1,000 idle workers", many_workers.run, 1, failures) if scale else []
     queued = _attempt("1,000,000 queued jobs", million.run, 1, failures) if scale else []
     recovered = _attempt("recovery after SIGKILL", recovery.run, 1, failures) if scale else []
+    failovers = _attempt("failover after SIGKILL", failover.run, 1, failures) if scale else []
+    takeovers = (
+        _attempt("takeover, 1,000,000 queued", takeover.run, 1, failures) if scale else []
+    )
 
     summary = {
         "jobs_per_s_memory": _median(e2e, "jobs_per_s"),
         "jobs_per_s_memory_2x16": _median(e2e_2x16, "jobs_per_s"),
         "jobs_per_s_sqlite": _median(e2e_sqlite, "jobs_per_s"),
+        "jobs_per_s_postgresql": _median(e2e_pg, "jobs_per_s"),
         "enqueue_batch_per_s": _median(enqueue, "jobs_per_s"),
         "latency_p50_ms": _median(lat, "p50_ms"),
         "latency_p99_ms": _median(lat, "p99_ms"),
@@ -198,6 +227,10 @@ def main() -> int:
             "enqueue_jobs_per_s_1m": _median(queued, "enqueue_jobs_per_s_1m"),
             "fetch_head_ms_1m": _median(queued, "fetch_head_ms_1m"),
             "recovery_s_after_sigkill": _median(recovered, "recovery_s_after_sigkill"),
+            "failover_s_p50": _median(failovers, "failover_s_p50"),
+            "failover_s_max": _median(failovers, "failover_s_max"),
+            "failover_timeout_s": _median(failovers, "failover_timeout_s"),
+            "takeover_s_1m_queued": _median(takeovers, "takeover_s_1m_queued"),
         }
     jobs = f"{size['jobs']:,} jobs"
     rows = [
@@ -213,11 +246,19 @@ def main() -> int:
         (f"end-to-end no-op, memory ({jobs}, 2x16)", _cell(e2e_2x16, ("jobs_per_s",), "jobs/s")),
         (
             f"end-to-end no-op, sqlite ({jobs}, {args.workers}x{args.concurrency})",
-            _cell(e2e_sqlite, ("jobs_per_s",), "jobs/s") + _ratio(summary),
+            _cell(e2e_sqlite, ("jobs_per_s",), "jobs/s") + _ratio(summary, "sqlite"),
         ),
         (
             "  coordinator CPU per job (sqlite)",
             _cell(e2e_sqlite, ("coordinator_cpu_us_per_job",), "us"),
+        ),
+        (
+            f"end-to-end no-op, postgresql ({jobs}, {args.workers}x{args.concurrency})",
+            _cell(e2e_pg, ("jobs_per_s",), "jobs/s") + _ratio(summary, "postgresql"),
+        ),
+        (
+            "  coordinator CPU per job (postgresql)",
+            _cell(e2e_pg, ("coordinator_cpu_us_per_job",), "us"),
         ),
         (
             f"batch enqueue only ({jobs}, batches of 1,000)",
@@ -258,6 +299,16 @@ def main() -> int:
                 "job active again after SIGKILL (timeout 2 s, tick 0.1 s)",
                 _cell(recovered, ("recovery_s_after_sigkill",), "s"),
             ),
+            (
+                "failover after SIGKILL of the leader, p50 (5 kills, timeout 3 s)",
+                _cell(failovers, ("failover_s_p50",), "s") + _over_timeout(summary),
+            ),
+            ("  failover, max", _cell(failovers, ("failover_s_max",), "s")),
+            (
+                "takeover after SIGKILL, 1,000,000 queued: standby serving",
+                _cell(takeovers, ("takeover_s_1m_queued",), "s"),
+            ),
+            ("  first job completed", _cell(takeovers, ("first_job_s_1m_queued",), "s")),
         ]
     print(
         f"corral benchmarks ({'quick' if args.quick else 'full'}, median of {repeat})"

@@ -8,8 +8,9 @@ End to end: a coordinator process, `--workers` worker processes (concurrency 50 
 in flight, as the raw ZeroMQ ceiling keeps 100 requests in flight) and this process as the
 client. The clock starts at the first `enqueue_many` (batches of 1,000 `noop`
 jobs) and stops when `stats()` (polled every 50 ms, never `get` per job) counts every job
-completed. Enqueue only: a fresh coordinator with no workers; the clock runs from the first
-batch sent to the last batch acknowledged.
+completed (over PostgreSQL, the last `stats` also says the coordinator took the lease and
+serves: `cluster_role` leading). Enqueue only: a fresh coordinator with no workers; the clock
+runs from the first batch sent to the last batch acknowledged.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def end_to_end(
         deadline = started + timeout
         totals: dict[str, int] = {}
         while True:
-            totals = common.state_totals(client.stats())
+            stats = client.stats()
+            totals = common.state_totals(stats)
             finished = totals.get("completed", 0) + totals.get("discarded", 0)
             if finished >= jobs:
                 break
@@ -98,6 +100,8 @@ def end_to_end(
         "enqueue_s": enqueued - started,
         "elapsed_s": elapsed,
         "jobs_per_s": completed / elapsed if elapsed > 0 else float("nan"),
+        # over PostgreSQL the coordinator took the lease and serves: `leading` (else None)
+        "cluster_role": stats.get("cluster", {}).get("role"),
         **cpu_us,
     }
 

@@ -164,11 +164,8 @@ class MemoryStore:
     def unfinished(self) -> Iterable[Job]:
         terminal = states.TERMINAL_STATES
         with self._lock:
-            entries = [entry for entry in self._jobs.values() if entry.state not in terminal]
-        return [
-            Job.from_wire(record.unpack(entry.blob), seq, entry.request_id)
-            for seq, entry in enumerate(entries)
-        ]
+            blobs = [entry.blob for entry in self._jobs.values() if entry.state not in terminal]
+        return [record.job(blob, seq) for seq, blob in enumerate(blobs)]
 
     def prune(self, now: float) -> int:
         return len(self.expire(now))

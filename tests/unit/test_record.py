@@ -96,6 +96,23 @@ def test_a_job_rebuilt_from_its_wire_form_packs_to_the_same_record(make):
     assert record.pack(Job.from_wire(job.to_wire(), seq=9)) == record.pack(job)
 
 
+@pytest.mark.parametrize("make", JOBS.values(), ids=JOBS.keys())
+def test_the_job_of_a_record_is_the_job_its_wire_form_rebuilds(make):
+    job = make()
+    assert record.job(record.pack(job), 9) == Job.from_wire(job.to_wire(), seq=9)
+    job.request_id = "req-3"  # kept in the record, given back to the Job (later saves keep it)
+    rebuilt = record.job(record.pack(job), 9)
+    assert rebuilt == Job.from_wire(job.to_wire(), seq=9, request_id="req-3")
+    assert rebuilt.request_id == "req-3"
+
+
+def test_the_jobs_of_queued_records_without_options_share_the_compact_values():
+    blob = record.pack(queued())
+    first, second = record.job(blob, 1), record.job(blob, 2)
+    assert first.retry is DEFAULT_RETRY and first.route is EMPTY_MAP and first.meta is EMPTY_MAP
+    assert first.type is second.type and first.queue is second.queue  # msgpack made two copies
+
+
 def test_a_queued_job_without_options_packs_to_its_first_fields_alone():
     blob = record.pack(queued())
     assert msgpack.unpackb(blob) == ["job-1", "available", "noop", "default", T0, [], 0, 3, 0]
@@ -189,6 +206,8 @@ def test_bytes_that_are_not_a_job_record_are_refused_by_name(blob, problem):
         record.unpack(blob)
     with pytest.raises(record.RecordError, match=problem):
         record.read_row(blob)  # what a store's index reads at open
+    with pytest.raises(record.RecordError, match=problem):
+        record.job(blob, 0)  # what a coordinator restores
 
 
 def test_a_record_error_is_a_value_error_so_a_store_can_name_its_file():
