@@ -132,8 +132,10 @@ class Client:
         # Over ZeroMQ each calling thread gets a socket of its own and reads its reply itself
         # (transport/requesters.py); a `connector` (a simulation's network) is used as given.
         if connector is None:
+            addresses = addresses_of(connect)
+            watch = len(addresses) > 1  # a dead coordinator is passed at once, not waited out
             endpoints: Endpoints[Requester] = Endpoints.of(
-                addresses_of(connect), lambda address: ZmqRequester(address, curve=curve)
+                addresses, lambda address: ZmqRequester(address, curve=curve, watch=watch)
             )
         elif isinstance(connector, Endpoints):
             endpoints = connector.map(lambda _, each: ConnectorRequester(each, pump))

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from transport import codec
+from transport._zmq_loop import LOST_EVENTS
 from transport.base import ClientConnection, Connector
 from transport.errors import CorralError
 from transport.zmq import connected_dealer
@@ -40,6 +42,10 @@ class ZmqRequester:
     A request that times out closes its thread's socket (LINGER 0 drops what it still queues),
     so the request cannot run later and its late reply is never taken for a newer one. A
     thread's socket is closed when the thread ends, or by `close()`.
+
+    `watch` (a client of several coordinators, transport/failover.py): a request gives up at
+    once when its connection drops or is refused (a socket monitor polled with the socket), so
+    a dead coordinator costs a failover milliseconds, not a whole attempt's timeout.
     """
 
     def __init__(
@@ -48,8 +54,10 @@ class ZmqRequester:
         *,
         context: zmq.Context[Any] | None = None,
         curve: CurveClientConfig | None = None,
+        watch: bool = False,
     ) -> None:
         self._address = address
+        self._watch = watch
         self._curve = curve
         self._owns_context = context is None
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context()
@@ -75,7 +83,7 @@ class ZmqRequester:
             return None  # closed
         reply = None
         try:
-            reply = self._exchange(held.socket, body, timeout)
+            reply = self._exchange(held, body, timeout)
         finally:
             with self._lock:
                 held.in_use = False
@@ -84,16 +92,27 @@ class ZmqRequester:
                 self._discard(held)  # no reply: this request must never run later
         return reply
 
-    def _exchange(self, socket: zmq.Socket[bytes], body: Reply, timeout: float) -> Reply | None:
+    def _exchange(self, held: _ThreadSocket, body: Reply, timeout: float) -> Reply | None:
         rid = body["rid"]
+        socket, monitor = held.socket, held.monitor
+        poller = zmq.Poller()
+        poller.register(socket, zmq.POLLIN)
+        if monitor is not None:
+            _lost(monitor)  # what happened before this request says nothing of it
+            poller.register(monitor, zmq.POLLIN)
         try:
             socket.send(codec.encode(body), zmq.NOBLOCK)
             # A socket poll is I/O time, not a node's clock: nothing here is simulated.
             deadline = time.monotonic() + timeout  # noqa: TID251
             while True:
                 remaining = deadline - time.monotonic()  # noqa: TID251
-                if remaining <= 0 or not socket.poll(max(1, round(remaining * 1000))):
+                ready = dict(poller.poll(max(1, round(remaining * 1000)))) if remaining > 0 else {}
+                if not ready:
                     return None
+                if monitor is not None and monitor in ready and _lost(monitor):
+                    return None  # the connection dropped or was refused: nobody will answer
+                if socket not in ready:
+                    continue
                 reply = _decoded(socket.recv(zmq.NOBLOCK))
                 if reply is not None and reply.get("rid") == rid:
                     return reply
@@ -130,7 +149,9 @@ class ZmqRequester:
         return held
 
     def _open_socket(self) -> _ThreadSocket:
-        held = _ThreadSocket(connected_dealer(self._context, self._address, self._curve))
+        socket = connected_dealer(self._context, self._address, self._curve)
+        monitor = socket.get_monitor_socket(LOST_EVENTS) if self._watch else None
+        held = _ThreadSocket(socket, monitor)
         with self._lock:
             self._open.add(held)
         return held
@@ -138,6 +159,9 @@ class ZmqRequester:
     def _discard(self, held: _ThreadSocket) -> None:
         with self._lock:
             self._open.discard(held)
+        if held.monitor is not None and not held.monitor.closed:
+            held.socket.disable_monitor()
+            held.monitor.close(linger=0)
         if not held.socket.closed:
             held.socket.close(linger=0)
         held.in_use = False
@@ -158,11 +182,20 @@ class _Owner:
 class _ThreadSocket:
     """One thread's socket; `in_use` while that thread waits on it."""
 
-    __slots__ = ("in_use", "socket")
+    __slots__ = ("in_use", "monitor", "socket")
 
-    def __init__(self, socket: zmq.Socket[bytes]) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], monitor: zmq.Socket[bytes] | None) -> None:
         self.socket = socket
+        self.monitor = monitor  # with `watch`: the socket's drop and refusal events
         self.in_use = False
+
+
+def _lost(monitor: zmq.Socket[bytes]) -> bool:
+    """Read every pending event of `monitor`; True if one says the connection is gone."""
+    lost = False
+    while monitor.poll(0):
+        lost = bool(recv_monitor_message(monitor)["event"] & LOST_EVENTS) or lost
+    return lost
 
 
 class ConnectorRequester:

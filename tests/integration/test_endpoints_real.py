@@ -164,3 +164,16 @@ def test_corral_status_with_a_dead_endpoint_first_reaches_the_live_one(coordinat
     result = corral("status", "--connect", f"{dead},{live.address}", "--json")
     assert result.returncode == 0, result.stderr
     assert '"queues"' in result.stdout
+
+
+def test_a_client_passes_a_dead_coordinator_at_once_instead_of_waiting_out_its_attempt(
+    coordinator,
+):
+    # Given a client whose first endpoint has nobody listening, and a call timeout (2 s)
+    # shorter than one attempt's (3 s): waiting on the dead endpoint would spend it all
+    live = coordinator()
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    with Client([dead, live.address], timeout=2.0) as client:
+        # Then the refused connection ends that attempt, and the call reaches the live one
+        assert client.stats()["queues"] == {}
+        assert client.enqueue("noop").id
