@@ -210,9 +210,10 @@ class LinkCore:
     def _reconnect(self, reason: str, hint: str | None = None) -> None:
         self.out.append(Close())
         self._drop_session()
+        failed = self.endpoints.address
         if len(self.endpoints) > 1:
             self.endpoints.advance(hint)
-        delay = self.session.lost(reason, self.endpoints.address, len(self.endpoints))
+        delay = self.session.lost(reason, failed, self.endpoints.address, len(self.endpoints))
         self.out.append(Arm(TimerKind.CONNECT, delay))
 
     def _request(
@@ -255,6 +256,7 @@ class LinkCore:
         if error and body.get("code") in LOSS_ERRORS:
             hint = body.get("leader")  # a standby's: where the leader is
             reason = f"{kind} answered {body.get('code')}"
+            self.session.standby_seen |= body.get("code") == "not_leader"
             self._lost(reason, hint if isinstance(hint, str) else None)
         elif error and kind in ("hello", "register"):
             log.error("%s refused: %s %s", kind, body.get("code"), body.get("message"))

@@ -28,6 +28,7 @@ class Session:
         self.registered_as: str | None = None  # the last worker_id whose register succeeded
         self.sessions = 0  # how many times a worker_id was issued to us
         self.failures = 0  # consecutive failed connection attempts, for backoff
+        self.standby_seen = False  # a standby answered `not_leader` in this round of endpoints
         self._silence_told = False  # this connection's unanswered hello was reported
 
     def welcomed(self, worker_id: str) -> None:
@@ -90,25 +91,40 @@ class Session:
             },
         )
 
-    def lost(self, reason: str, address: str, endpoints: int = 1) -> float:
-        """The connection failed; the next goes to `address`, one of `endpoints`. The delay
-        before it: none after a session that had registered, nor while a round of the
-        endpoints is still untried; after each whole round failed, 1 s doubling to 32 s,
-        jittered (with one endpoint, every failure is a round)."""
+    def lost(self, reason: str, failed: str, address: str, endpoints: int = 1) -> float:
+        """The connection to `failed` failed; the next goes to `address`, one of `endpoints`.
+        The delay before it: none after a session that had registered, nor while a round of
+        the endpoints is still untried; after each whole round failed, 1 s doubling to 32 s,
+        jittered (with one endpoint, every failure is a round). A round in which a standby
+        answered (`standby_seen`: a takeover is under way, a leader comes within seconds)
+        waits the first delay again instead of doubling it."""
         delay = 0.0
         if self.failures and self.failures % endpoints == 0:
+            if self.standby_seen:
+                self.failures = endpoints  # the next round starts over at the first delay
             base = min(
                 self.settings.reconnect_initial * 2 ** (self.failures // endpoints - 1),
                 self.settings.reconnect_max,
             )
             delay = base * self.rng.uniform(0.5, 1.0)
+            self.standby_seen = False
         self.failures += 1
         self._silence_told = False
         address = address or "its address"
         when = f"in {delay:.1f} s" if delay else "now"
+        moved = bool(failed) and failed != address  # several endpoints: say which one failed
         if self.worker_id:
-            text, args = "worker %s: coordinator lost (%s); reconnecting to %s %s", (
+            lost = f"coordinator at {failed} lost" if moved else "coordinator lost"
+            text, args = "worker %s: %s (%s); reconnecting to %s %s", (
                 self.worker_id,
+                lost,
+                reason,
+                address,
+                when,
+            )
+        elif moved:
+            text, args = "cannot reach the coordinator at %s (%s); trying %s %s", (
+                failed,
                 reason,
                 address,
                 when,

@@ -499,6 +499,29 @@ def test_failures_back_off_only_after_a_whole_round_of_endpoints_failed():
     assert connect_delay(link.take(link.core.dropped(link.core.link_id, link.now))) == 0.0
 
 
+def test_rounds_in_which_a_standby_answered_keep_the_first_delay_while_a_takeover_runs():
+    # Given two endpoints: A silent (its leader died), B a standby answering not_leader
+    link = Link(addresses=(A, B))
+    delays = []
+    for _ in range(8):
+        link.connect()
+        if link.endpoints.address == A:
+            delays.append(connect_delay(link.beat(after=SETTINGS.hello_timeout)))
+        else:
+            delays.append(connect_delay(link.refuse(link.last("hello"), "not_leader")))
+    # Then each round that met the standby waits about the first delay, never doubling it
+    # (a takeover is under way: the worker must be back within the resume window)
+    # (the delay comes after each whole round, before its first endpoint is tried again)
+    assert delays[0] == 0.0 and delays[1::2] == [0.0] * 4
+    assert all(0.5 <= d <= 1.0 for d in delays[2::2]), delays
+    # And rounds where nobody answered double it as before
+    silent = Link(addresses=(A, B))
+    for _ in range(5):
+        silent.connect()
+        last = connect_delay(silent.beat(after=SETTINGS.hello_timeout))
+    assert 1.0 <= last <= 2.0  # the second round's delay: twice the first
+
+
 def test_a_single_endpoint_waits_heartbeat_timeout_for_its_hello_as_before():
     link = in_state(S.GREETING)
     assert not [e for e in link.effects if e == Arm(TimerKind.BEAT, SETTINGS.hello_timeout)]

@@ -45,8 +45,8 @@ def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retri
     settings = WorkerSettings(reconnect_initial=2.0)
     session = Session(settings, random.Random(1))
     with caplog.at_level(logging.WARNING, logger="actors.link.session"):
-        session.lost("no reply to hello", ADDRESS)
-        delay = session.lost("no reply to hello", ADDRESS)
+        session.lost("no reply to hello", ADDRESS, ADDRESS)
+        delay = session.lost("no reply to hello", ADDRESS, ADDRESS)
     first, second = (record.getMessage() for record in caplog.records)
     assert first == f"cannot reach the coordinator at {ADDRESS} (no reply to hello); retrying now"
     assert second == (
@@ -77,10 +77,14 @@ def test_a_worker_that_loses_its_session_names_it_and_reconnects(caplog):
     session = Session(WorkerSettings(), random.Random(1))
     session.welcomed("w-1")
     with caplog.at_level(logging.WARNING, logger="actors.link.session"):
-        session.lost("no reply for 30.0 s", ADDRESS)
-    assert caplog.records[0].getMessage() == (
-        f"worker w-1: coordinator lost (no reply for 30.0 s); reconnecting to {ADDRESS} now"
-    )
+        session.lost("no reply for 30.0 s", ADDRESS, ADDRESS)
+        session.welcomed("w-2")
+        session.lost("hello answered not_leader", ADDRESS, "tcp://10.0.0.2:5555", endpoints=2)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"worker w-1: coordinator lost (no reply for 30.0 s); reconnecting to {ADDRESS} now",
+        f"worker w-2: coordinator at {ADDRESS} lost (hello answered not_leader); "
+        "reconnecting to tcp://10.0.0.2:5555 now",
+    ]
 
 
 EMBEDDED = textwrap.dedent(
