@@ -170,3 +170,15 @@ def open_kind(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> Itera
         kinds.hold_lease()
     yield kinds
     kinds.close_all()
+
+
+@pytest.fixture(params=KINDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StoreKinds]:
+    """Each kind of store in turn (test modules import this fixture)."""
+    yield from open_kind(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=DURABLE)
+def durable(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[StoreKinds]:
+    """Each durable kind of store in turn, for tests that reopen it."""
+    yield from open_kind(request, request.param, tmp_path)

@@ -27,7 +27,6 @@ from actors.store import record
 from actors.store.sqlite import StoreError
 from tests.unit.store_jobs import (
     DURABLE,
-    KINDS,
     T0,
     WAIT_S,
     StoreKinds,
@@ -42,16 +41,6 @@ from tests.unit.store_jobs import (
 from transport.messages import EMPTY_MAP
 
 RETENTION_S = 100.0
-
-
-@pytest.fixture(params=KINDS)
-def stores(request, tmp_path) -> Iterator[StoreKinds]:
-    yield from open_kind(request, request.param, tmp_path)
-
-
-@pytest.fixture(params=DURABLE)
-def durable(request, tmp_path) -> Iterator[StoreKinds]:
-    yield from open_kind(request, request.param, tmp_path)
 
 
 @pytest.fixture(params=(*DURABLE, "shared"))

@@ -6,25 +6,12 @@ too (the id is in each job's record); it is forgotten with its last job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from actors import states
 from actors.jobs import Job
 from actors.store.base import Replay
-from tests.unit.store_jobs import DURABLE, KINDS, T0, StoreKinds, end, make, open_kind
-
-
-@pytest.fixture(params=KINDS)
-def stores(request, tmp_path) -> Iterator[StoreKinds]:
-    yield from open_kind(request, request.param, tmp_path)
-
-
-@pytest.fixture(params=DURABLE)
-def durable(request, tmp_path) -> Iterator[StoreKinds]:
-    yield from open_kind(request, request.param, tmp_path)
+from tests.unit.store_jobs import T0, end, make
 
 
 def request(request_id: str, *numbers: int, **spec: Any) -> list[Job]:
