@@ -1,8 +1,9 @@
 """One corral node in its own process, for the real-failure tests (see real_cluster.py).
 
     python node_script.py coordinator ADDRESS_FILE [--bind B] [--store URL] [--heartbeat-interval S]
+                                                  [--failover-timeout S] [--lease-name NAME]
     python node_script.py worker CONNECT[,CONNECT...] [--queues Q1,Q2] [--concurrency N]
-                                         [--hostname H] [--shutdown-grace S] [--hello-timeout S]
+                                         [--hostname H] [--shutdown-grace S]
 
 A coordinator writes the address it bound to ADDRESS_FILE (atomically) once it listens, then
 serves until killed. A worker serves until SIGTERM/SIGINT, which runs the graceful
@@ -126,7 +127,6 @@ def run_worker(args: argparse.Namespace) -> int:
         queues=args.queues.split(","),
         concurrency=args.concurrency,
         shutdown_grace=args.shutdown_grace,
-        **({"hello_timeout": args.hello_timeout} if args.hello_timeout else {}),
         hostname=args.hostname,
         handlers={
             "sleep": sleep,
@@ -170,7 +170,6 @@ def main(argv: list[str]) -> int:
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--hostname", default="node-script")
     worker.add_argument("--shutdown-grace", type=float, default=25.0)
-    worker.add_argument("--hello-timeout", type=float, help="with several endpoints")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
