@@ -85,6 +85,7 @@ class LeaseKeeper:
         self._events: queue.SimpleQueue[tuple[Event, dict[str, object]]] = queue.SimpleQueue()
         self._timer: Timer | None = None
         self._release = True  # False: stop as a killed process would, keeping the lease
+        self._trouble: str | None = None  # the last lease failure logged, until a call works
         # Set once the first poll has been answered and, if it took the lease, the promotion
         # ended: a coordinator that starts alone serves as soon as start() returns.
         self.settled = threading.Event()
@@ -172,8 +173,9 @@ class LeaseKeeper:
             if term is None:
                 self.view, self.view_read_at = self.lease.read(), sent
         except CorralError as exc:
-            self._apply(Event.LEASE_ERROR, reason=exc.message)
+            self._unreachable(exc)
             return
+        self._reachable()
         if term is not None:
             self._apply(Event.ACQUIRED, term=term, sent=sent)
         else:
@@ -188,9 +190,23 @@ class LeaseKeeper:
                 self.lease.heartbeat(self.name, self.endpoint, "leader")
                 self.view, self.view_read_at = self.lease.read(), sent
         except CorralError as exc:
-            self._apply(Event.LEASE_ERROR, reason=exc.message)
+            self._unreachable(exc)
             return
+        self._reachable()
         self._apply(Event.RENEWED if renewed else Event.REFUSED, term=term, sent=sent)
+
+    def _unreachable(self, exc: CorralError) -> None:
+        """A lease call failed: said once per distinct reason (a standby polls five times per
+        failover_timeout), then handed to the rules."""
+        if exc.message != self._trouble:
+            log.warning("leadership: %s; retrying", exc.message)
+            self._trouble = exc.message
+        self._apply(Event.LEASE_ERROR, reason=exc.message)
+
+    def _reachable(self) -> None:
+        if self._trouble is not None:
+            log.info("leadership: the lease is reachable again")
+            self._trouble = None
 
     def _promote(self, term: int) -> None:
         """Load the store of `term` on a thread of its own; report back through the queue."""

@@ -162,3 +162,36 @@ def test_role_changes_are_recorded_with_their_reason_for_the_log():
         ("promoting", "leading"),
     ]
     assert core.changes[0][3] == "took the lease (term 1)"
+
+
+def test_a_keeper_says_once_why_the_lease_is_unreachable_and_when_it_is_back(caplog):
+    from actors.clock import ManualClock
+    from actors.store.lease import MemoryLease
+    from actors.store.sqlite import StoreError
+    from nodes.leadership.keeper import LeaseKeeper
+
+    class Flaky(MemoryLease):
+        down = True
+
+        def heartbeat(self, name: str, endpoint: str, role: str) -> None:
+            if self.down:
+                raise StoreError("cannot connect to the store postgresql://db: refused")
+            super().heartbeat(name, endpoint, role)
+
+    class Host:
+        def __getattr__(self, name: str):
+            return lambda *args: None
+
+    clock = ManualClock()
+    lease = Flaky(clock)
+    keeper = LeaseKeeper(lease, Host(), name="a", endpoint="tcp://a", ttl=TTL, clock=clock)
+    with caplog.at_level("INFO", logger="nodes.leadership.keeper"):
+        for _ in range(3):
+            keeper._poll()
+        lease.down = False
+        keeper._poll()
+    assert [r.getMessage() for r in caplog.records] == [
+        "leadership: cannot connect to the store postgresql://db: refused; retrying",
+        "leadership: the lease is reachable again",
+    ]
+    assert keeper.core.role is R.PROMOTING  # the poll that worked took the free lease
