@@ -75,6 +75,17 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class Restore:
+    """Coordinator -> queue, at a restart: hold the waiting jobs of these records (oldest
+    first, `records[i]` numbered `first_seq + i` in the queue's order), from `start` on. The
+    queue unpacks them itself, a batch at a time (queue_actor.RESTORE_BATCH_JOBS)."""
+
+    records: list[bytes]
+    first_seq: int
+    start: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Promote:
     """Reaper -> queue: make due scheduled and retryable jobs available."""
 

@@ -78,13 +78,15 @@ class Pair:
         return found[0]
 
     def wait_standby(self, leader: str, timeout: float) -> None:
-        """Wait (bounded) until the leader lists a standby."""
+        """Wait (bounded) until the leader lists a standby ready to take over (its copy of the
+        jobs loaded), as a standby that has run for a while is."""
 
         def listed() -> bool:
             stats = self.cluster_of(leader)
-            return bool(stats and stats["cluster"].get("standbys"))
+            standbys = stats["cluster"].get("standbys") if stats else None
+            return bool(standbys) and all(standby["ready"] for standby in standbys)
 
-        common.wait_until(listed, timeout, f"{leader} to list a standby")
+        common.wait_until(listed, timeout, f"{leader} to list a ready standby")
 
     def stop(self) -> None:
         common.stop_all(list(self.nodes.values()))

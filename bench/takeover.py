@@ -5,9 +5,11 @@
 A fresh database of a private PostgreSQL cluster (tests/pg.py) is filled with `--jobs` queued
 no-op jobs written directly through the store's fenced batch (bench/pg_store.py), under a
 lease the bench takes and then releases. Coordinator `a` starts over it and leads (it loads
-every job: `leader_start_s`), `b` stands by, one worker process lists both and runs jobs on
+every job: `leader_start_s`), `b` stands by and loads its copy of the jobs (`a` lists it as
+ready: `standby_ready_s` after it started), one worker process lists both and runs jobs on
 `a`. The bench SIGKILLs `a` and measures, from the signal: `takeover_s_1m_queued`, until `b`
-answers `stats` as leader (it has opened the store and put every job back in its queue);
+answers `stats` as leader (it caught its copy up and handed every waiting job to its queue,
+which puts them back a batch at a time while it serves);
 `lease_taken_s`, until `b` holds the lease (the lapse and its next poll: the rest is its
 promotion); and `first_job_s_1m_queued`, until the first job `b` completes (the lowest
 `ended_at` in the table above the kill's wall-clock time, read once `b`'s completed count
@@ -80,8 +82,10 @@ def run(jobs: int = DEFAULT_JOBS, failover_timeout: float = FAILOVER_TIMEOUT_S) 
         pair.start("a")
         pair.leader()
         leader_start_s = time.perf_counter() - started
+        began = time.perf_counter()
         pair.start("b")
-        pair.wait_standby("a", common.START_TIMEOUT_S)
+        pair.wait_standby("a", FIRST_JOB_TIMEOUT_S)
+        standby_ready_s = time.perf_counter() - began
         workers = common.start_workers(pair.addresses, 1, WORKER_CONCURRENCY)
         stack.callback(common.stop_all, workers)
         common.wait_until(
@@ -112,6 +116,7 @@ def run(jobs: int = DEFAULT_JOBS, failover_timeout: float = FAILOVER_TIMEOUT_S) 
         "jobs": jobs,
         "fill_s": fill_s,
         "leader_start_s": leader_start_s,
+        "standby_ready_s": standby_ready_s,
         "failover_timeout_s": failover_timeout,
         "lease_taken_s": lease_s,  # the lapse and the standby's poll; the rest is promotion
         "takeover_s_1m_queued": takeover_s,

@@ -7,8 +7,10 @@ import os
 import random
 import socket
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from actors import base, states
@@ -19,7 +21,7 @@ from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.leadership import FAILOVER_TIMEOUT_S
 from actors.listing import ListingActor
-from actors.mail import Hold, Orphans
+from actors.mail import Orphans, Restore
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.routing import WorkerProfile
@@ -41,12 +43,10 @@ from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.validation.limits import Limits
 
 if TYPE_CHECKING:
-    from actors.jobs import Job
     from transport.auth import SecuritySettings
 
 log = logging.getLogger(__name__)
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
-RESTORE_BATCH_JOBS = 10_000  # waiting jobs per Hold at a restore: ~15 ms of a queue's time
 
 
 class Coordinator:
@@ -246,23 +246,24 @@ class Coordinator:
 
     def _restore(self, store: Store) -> None:
         """Restart over a durable store: waiting jobs go back to their queues, active ones
-        wait (as orphans) for their workers to reconnect and resume them."""
+        wait (as orphans) for their workers to reconnect and resume them.
+
+        The store lists its jobs oldest first, as records: each queue unpacks its own, a
+        batch at a time between its other messages, once the coordinator serves (mail.Restore).
+        Unpacking a million queued jobs here kept a new leader from serving for ~5 s, and a
+        Hold per job kept its queue busy for ~7 s more (bench/takeover.py)."""
         assert self.ctx is not None
+        seq = self.ctx.seq
         active = []
-        waiting: dict[str, list[Job]] = {}
-        for job in sorted(store.unfinished(), key=lambda job: (job.created_at, job.seq)):
-            job.seq = next(self.ctx.seq)
-            if job.state == states.ACTIVE:
-                active.append(job)
+        waiting: dict[str, list[bytes]] = {}
+        for entry in store.unfinished():
+            if entry.state == states.ACTIVE:
+                active.append(entry.job(next(seq)))
             else:
-                waiting.setdefault(job.queue, []).append(job)
-        # A Hold per RESTORE_BATCH_JOBS jobs, not per job: a million tells kept a new leader's
-        # queue busy ~7 s after it served (bench/takeover.py), and a batch no longer blocks
-        # a queue's other messages than a few milliseconds.
-        for queue, jobs in waiting.items():
-            mailbox = self.ctx.queues.get(queue)
-            for first in range(0, len(jobs), RESTORE_BATCH_JOBS):
-                mailbox.tell(Hold(jobs[first : first + RESTORE_BATCH_JOBS]))
+                waiting.setdefault(entry.queue, []).append(entry.blob)
+        for queue, records in waiting.items():
+            self.ctx.queues.get(queue).post(Restore(records, next(seq)))  # on its own thread
+            deque(islice(seq, len(records) - 1), maxlen=0)  # its jobs take the next numbers
         if active:
             self.ctx.supervisor.tell(Orphans(active))
 

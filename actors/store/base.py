@@ -9,10 +9,11 @@ queued jobs); what `add`, `get` and `list` return is the wire form, a fresh dict
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from actors.jobs import Job
+from actors.store import record
 
 
 class Replay(NamedTuple):
@@ -20,6 +21,23 @@ class Replay(NamedTuple):
     maps of the jobs that request made that the store still holds, in the order it made them."""
 
     jobs: list[dict[str, Any]]
+
+
+class Entry(NamedTuple):
+    """What the store holds per job: its record (actors.store.record), and the fields that
+    counts and listings filter on, so that they unpack only the jobs they return. The request
+    id (the string the request's jobs and the index share) is here so that forgetting a job
+    can drop its key without unpacking the record."""
+
+    queue: str
+    state: str
+    type: str
+    blob: bytes
+    request_id: str | None
+
+    def job(self, seq: int) -> Job:
+        """The job the record holds, with this queue sequence number."""
+        return record.job(self.blob, seq)
 
 
 class Store(Protocol):
@@ -49,8 +67,10 @@ class Store(Protocol):
         """queue -> state -> number of jobs."""
         ...
 
-    def unfinished(self) -> Iterable[Job]:
-        """Every non-terminal job, for a coordinator restarting over this store."""
+    def unfinished(self) -> list[Entry]:
+        """Every non-terminal job, oldest first, for a coordinator restarting over this store.
+        Records, not Jobs: unpacking a million queued jobs takes seconds, which the queues
+        spend after the coordinator serves (nodes.coordinator, mail.Restore)."""
         ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 MEMBER_EXPIRY_S = 60.0  # a member unseen this long is dropped from the member rows
 LEADER, STANDBY = "leader", "standby"
+LOADING = "loading"  # a standby still loading its copy of the jobs: a takeover would be slower
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Member:
 
     name: str
     endpoint: str
-    role: str  # LEADER | STANDBY
+    role: str  # LEADER | STANDBY | LOADING
     seen_ago: float  # seconds since it last wrote its heartbeat, by the database's clock
 
 

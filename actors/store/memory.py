@@ -7,29 +7,17 @@ import sys
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from itertools import islice
+from typing import Any
 
 from actors import states
 from actors.jobs import Job
 from actors.store import record
-from actors.store.base import Replay
+from actors.store.base import Entry, Replay
 
 COMPLETED_RETENTION_S = 86_400.0  # a day of completed jobs stays readable through `get`
 DISCARDED_RETENTION_S = 7 * 86_400.0  # failures are kept a week: someone may want to look
 LIST_LIMIT = 50  # jobs a listing returns unless asked for another number
-
-
-class Entry(NamedTuple):
-    """What the store holds per job: its record (actors.store.record), and the fields that
-    counts and listings filter on, so that they unpack only the jobs they return. The request
-    id (the string the request's jobs and the index share) is here so that forgetting a job
-    can drop its key without unpacking the record."""
-
-    queue: str
-    state: str
-    type: str
-    blob: bytes
-    request_id: str | None
 
 
 class MemoryStore:
@@ -109,30 +97,42 @@ class MemoryStore:
                     self._unique[job.unique_key] = job.id  # a retried dead job takes it back
 
     def load(self, blobs: Iterable[bytes]) -> None:
-        """Fill the index from a durable store's rows (at open, before any other call).
+        """Take in a durable store's rows: every row at open, or (a standby following the
+        leader, actors.store.follower) the rows changed since, in the order they were written.
+        A row replaces what the index held of its job.
 
         Raises RecordError for a row that is not a job.
         """
-        made: dict[str, list[str]] = {}  # request id -> its jobs, in id order: the order made
+        made: dict[str, list[str]] = {}  # request id -> its new jobs, in the order made
         shared: dict[str, str] = {}  # one string per request id, as its live jobs had
+        terminal = states.TERMINAL_STATES
         with self._lock:
+            ended_before = {state: len(ended) for state, ended in self._ended.items()}
             for blob in blobs:
                 compact, row = record.read_row(blob)
                 job_id, state = row.id, sys.intern(row.state)
                 request_id = row.request_id
                 if request_id is not None:
                     request_id = shared.setdefault(request_id, request_id)
-                    made.setdefault(request_id, []).append(job_id)
+                    if job_id not in self._jobs:
+                        made.setdefault(request_id, []).append(job_id)
                 # Interned: msgpack gives each row its own copy of these few names.
                 entry = Entry(
                     sys.intern(row.queue), state, sys.intern(row.type), compact, request_id
                 )
                 self._put(job_id, entry, row.completed_at or row.created_at)
-                if row.unique_key and state not in states.TERMINAL_STATES:
-                    self._unique[row.unique_key] = job_id
+                if row.unique_key:
+                    if state not in terminal:
+                        self._unique[row.unique_key] = job_id
+                    elif self._unique.get(row.unique_key) == job_id:
+                        del self._unique[row.unique_key]
             for state, ended in self._ended.items():
-                self._ended[state] = deque(sorted(ended))
+                if not _in_order(ended, ended_before[state]):
+                    self._ended[state] = deque(sorted(ended))
             for request_id, job_ids in made.items():
+                held = self._requests.get(request_id)  # a request's jobs in two batches
+                if held is not None:
+                    job_ids = [*((held,) if isinstance(held, str) else held), *job_ids]
                 self._requests[request_id] = job_ids[0] if len(job_ids) == 1 else (*job_ids,)
 
     def _put(self, job_id: str, entry: Entry, ended_at: float) -> None:
@@ -161,11 +161,10 @@ class MemoryStore:
         with self._lock:
             return {queue: dict(by_state) for queue, by_state in self._counts.items()}
 
-    def unfinished(self) -> Iterable[Job]:
+    def unfinished(self) -> list[Entry]:
         terminal = states.TERMINAL_STATES
-        with self._lock:
-            blobs = [entry.blob for entry in self._jobs.values() if entry.state not in terminal]
-        return [record.job(blob, seq) for seq, blob in enumerate(blobs)]
+        with self._lock:  # the dict keeps jobs in the order they were first added: creation
+            return [entry for entry in self._jobs.values() if entry.state not in terminal]
 
     def prune(self, now: float) -> int:
         return len(self.expire(now))
@@ -244,3 +243,15 @@ class MemoryStore:
 
 def _entry(job: Job) -> Entry:
     return Entry(job.queue, job.state, job.type, record.pack(job), job.request_id)
+
+
+def _in_order(ended: deque[tuple[float, str, Entry]], start: int) -> bool:
+    """Whether the entries from `start` on keep `ended` sorted (a standby's changes do,
+    mostly: the deque is then not sorted anew at every catch-up). Reads only those entries,
+    from the right end."""
+    later = float("inf")
+    for at, _, _ in islice(reversed(ended), len(ended) - start + (1 if start else 0)):
+        if at > later:
+            return False
+        later = at
+    return True

@@ -18,6 +18,7 @@ advisory lock so that coordinators starting together migrate once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from actors.store.follower import Follower
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.postgres_writer import PostgresWriter
 from actors.store.sqlite import SqliteStore, StoreError
@@ -81,6 +83,13 @@ MIGRATIONS = (
     # 3: records may carry the enqueue's request id (actors/store/record.py), which a corral
     # reading version 2 would take for a damaged row: it now refuses the database instead.
     "SELECT 1",
+    # 4: each row's version, drawn from one sequence as it is written, so that a standby reads
+    # only the rows written since its last read (actors.store.follower). Not indexed: an index
+    # would make every update of a job a non-HOT update; a standby scans instead.
+    """
+    CREATE SEQUENCE jobs_version;
+    ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 0
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -92,6 +101,9 @@ class PostgresStore(SqliteStore):
     the current term. Fenced out, the store logs it once, calls `on_deposed` once from its
     writer thread (it must not block), drops every pending and later change and never runs
     the replies waiting on them.
+
+    A standby hands over the `follower` it kept current (caught up under `term`); without
+    one, the store loads every job from the database.
     """
 
     def __init__(
@@ -103,24 +115,25 @@ class PostgresStore(SqliteStore):
         completed_retention_s: float = COMPLETED_RETENTION_S,
         discarded_retention_s: float = DISCARDED_RETENTION_S,
         activity: Activity | None = None,
+        follower: Follower | None = None,
     ) -> None:
         self.path = redacted(url)  # what messages and repr name: never the password
-        self._index = MemoryStore(
-            completed_retention_s=completed_retention_s,
-            discarded_retention_s=discarded_retention_s,
-        )
+        if follower is None:  # a cold start: load every job now
+            index = MemoryStore(
+                completed_retention_s=completed_retention_s,
+                discarded_retention_s=discarded_retention_s,
+            )
+            follower = Follower(PostgresFeed(url), index)
+        assert isinstance(follower.feed, PostgresFeed)
+        connection = follower.feed.connection
+        self._index, leftover = follower.take()
         self._lock = threading.Lock()
         self._lock_file = None  # no lock file: the lease decides who writes
-        connection = connect(url)
-        try:
-            migrate(connection, self.path)
-            load(connection, self._index, self.path)
-        except BaseException:
-            connection.close()
-            raise
         self._writer = PostgresWriter(
             connection, reconnect(url), f"store:{self.path}", term, on_deposed, activity
         )
+        if leftover:
+            self._writer.delete(leftover)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -176,25 +189,71 @@ def migrate(connection: psycopg.Connection[Any], name: str) -> None:
         raise StoreError(f"cannot prepare the store {name}: {exc}") from exc
 
 
-def _blobs(cursor: psycopg.ServerCursor[Any]) -> Iterator[bytes]:
-    """The `wire` column of every row, LOAD_BATCH rows a round trip."""
-    while rows := cursor.fetchmany(LOAD_BATCH):
-        for (blob,) in rows:
-            yield blob
+class PostgresFeed:
+    """The `jobs` table as a Follower reads it, on a connection of its own (which the store
+    taking the follower over writes on). The schema is migrated when the feed connects."""
 
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = redacted(url)
+        self.connection = connect(url)
+        try:
+            migrate(self.connection, self.name)
+        except BaseException:
+            self.connection.close()
+            raise
 
-def load(connection: psycopg.Connection[Any], index: MemoryStore, name: str) -> None:
-    """Stream every job row into `index`, oldest first, through a server-side cursor. In
-    binary, bytea comes as bytes with no unescaping; with record.read_row not unpacking each
-    record, a million queued jobs load in ~5 s (bench/pg_store.py), half the time of before."""
-    try:
+    def load(self, index: MemoryStore) -> int:
+        """Stream every row into `index`, oldest first, through a server-side cursor. In
+        binary, bytea comes as bytes with no unescaping; with record.read_row not unpacking
+        each record, a million queued jobs load in ~4 s (bench/pg_store.py)."""
+        highest = 0
+
+        def blobs(cursor: psycopg.ServerCursor[Any]) -> Iterator[bytes]:
+            nonlocal highest
+            while rows := cursor.fetchmany(LOAD_BATCH):
+                for blob, version in rows:
+                    highest = max(highest, version)
+                    yield blob
+
         with (
-            connection.transaction(),
-            connection.cursor(name="corral_load", binary=True) as cursor,
+            self._reading("read"),
+            self.connection.transaction(),
+            self.connection.cursor(name="corral_load", binary=True) as cursor,
         ):
-            cursor.execute("SELECT wire FROM jobs ORDER BY id")
-            index.load(_blobs(cursor))
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot read the store {name}: {exc}") from exc
-    except (ValueError, TypeError, KeyError) as exc:  # RecordError is a ValueError
-        raise StoreError(f"the store {name} holds an unreadable job row: {exc}") from exc
+            cursor.execute("SELECT wire, version FROM jobs ORDER BY id")
+            index.load(blobs(cursor))
+        return highest
+
+    def changes(self, since: int) -> tuple[list[bytes], int]:
+        with self._reading("follow"):
+            rows = self._open().execute(CHANGES, [since], binary=True).fetchall()
+        return [blob for blob, _ in rows], rows[-1][1] if rows else since
+
+    def existing(self, job_ids: list[str]) -> list[str]:
+        with self._reading("follow"):
+            rows = self._open().execute(EXISTING, [job_ids]).fetchall()
+        return [job_id for (job_id,) in rows]
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        """The connection, reopened if the last call lost it (the copy stays valid: versions
+        are the database's)."""
+        if self.connection.closed or self.connection.broken:
+            self.connection = connect(self.url)
+        return self.connection
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot {what} the store {self.name}: {exc}") from exc
+        except (ValueError, TypeError, KeyError) as exc:  # RecordError is a ValueError
+            raise StoreError(f"the store {self.name} holds an unreadable job row: {exc}") from exc
+
+
+CHANGES = "SELECT wire, version FROM jobs WHERE version > %s ORDER BY version"
+EXISTING = "SELECT id FROM jobs WHERE id = ANY(%s)"

@@ -15,6 +15,8 @@ lands before the new term begins; a batch that had to wait for a takeover re-rea
 (READ COMMITTED's recheck), finds another term, and writes nothing. A renewal changes no key,
 so batches and renewals never wait for each other (with FOR SHARE, a renewal would wait for
 the batch in flight, and a large one after an outage could outlast the lease's lock_timeout).
+Every row written takes the next `jobs_version`: one writer, one batch after another, so a
+standby reads the rows written since its last read by their version (actors.store.follower).
 Fenced out, the writer raises Fenced (see GroupCommitWriter). A lost connection is not a
 fence: it is reopened before the batch is retried, so a restarted server delays replies
 instead of stopping the coordinator.
@@ -40,12 +42,13 @@ log = logging.getLogger(__name__)
 BATCH = """
 WITH fence AS (SELECT 1 FROM corral_lease WHERE term = %b FOR KEY SHARE),
 ins AS (
-    INSERT INTO jobs (id, queue, state, unique_key, ended_at, wire)
-    SELECT * FROM unnest(
+    INSERT INTO jobs (id, queue, state, unique_key, ended_at, wire, version)
+    SELECT batch.*, nextval('jobs_version') FROM unnest(
         %b::text[], %b::text[], %b::text[], %b::text[], %b::float8[], %b::bytea[]
-    ) WHERE EXISTS (SELECT 1 FROM fence)
+    ) AS batch WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, state = excluded.state,
-        unique_key = excluded.unique_key, ended_at = excluded.ended_at, wire = excluded.wire
+        unique_key = excluded.unique_key, ended_at = excluded.ended_at, wire = excluded.wire,
+        version = excluded.version
 ),
 del AS (DELETE FROM jobs WHERE id = ANY(%b::text[]) AND EXISTS (SELECT 1 FROM fence))
 SELECT count(*) FROM fence

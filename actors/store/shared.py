@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from actors.store.follower import Follower
 from actors.store.lease import MemoryLease
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
-from actors.store.sqlite import SqliteStore
+from actors.store.sqlite import SqliteStore, StoreError
 from actors.store.sqlite_writer import Row
 
 if TYPE_CHECKING:
@@ -33,6 +34,56 @@ class MemoryDatabase:
     def __init__(self, clock: Clock) -> None:
         self.lease = MemoryLease(clock)
         self.rows: dict[str, bytes] = {}  # job id -> record; read under the lease's fence
+        self.versions: dict[str, int] = {}  # job id -> the version its row was written at
+        self.version = 0  # the last version drawn (PostgreSQL's `jobs_version` sequence)
+
+    def write(self, job_id: str, blob: bytes) -> None:
+        """Put a row, at the next version (the lease held still by the caller)."""
+        self.version += 1
+        self.rows[job_id] = blob
+        self.versions[job_id] = self.version
+
+    def delete(self, job_id: str) -> None:
+        self.rows.pop(job_id, None)
+        self.versions.pop(job_id, None)
+
+
+class MemoryFeed:
+    """A MemoryDatabase's rows as a Follower reads them (actors.store.follower); every call
+    fails with StoreError while `cut()` holds, as if the database could not be reached."""
+
+    def __init__(self, db: MemoryDatabase, cut: Callable[[], bool] = lambda: False) -> None:
+        self.db = db
+        self.cut = cut
+        self.name = "memory"
+
+    def load(self, index: MemoryStore) -> int:
+        self._reach()
+        db = self.db
+        with db.lease.fenced(0):  # held still: a consistent snapshot, as a database's is
+            rows = [db.rows[job_id] for job_id in sorted(db.rows)]
+            version = db.version
+        index.load(rows)
+        return version
+
+    def changes(self, since: int) -> tuple[list[bytes], int]:
+        self._reach()
+        db = self.db
+        with db.lease.fenced(0):
+            changed = sorted((v, job_id) for job_id, v in db.versions.items() if v > since)
+            return [db.rows[job_id] for _, job_id in changed], db.version
+
+    def existing(self, job_ids: list[str]) -> list[str]:
+        self._reach()
+        with self.db.lease.fenced(0):
+            return [job_id for job_id in job_ids if job_id in self.db.rows]
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def _reach(self) -> None:
+        if self.cut():
+            raise StoreError("the database cannot be reached (simulated cut)")
 
 
 class SharedWriter:
@@ -53,22 +104,22 @@ class SharedWriter:
         """Nothing to count: no change is ever pending."""
 
     def put(self, job_row: Row) -> None:
-        self._land(lambda rows: rows.__setitem__(job_row[0], job_row[5]))
+        self._land(lambda db: db.write(job_row[0], job_row[5]))
 
     def delete(self, job_ids: list[str]) -> None:
-        def drop(rows: dict[str, bytes]) -> None:
+        def drop(db: MemoryDatabase) -> None:
             for job_id in job_ids:
-                rows.pop(job_id, None)
+                db.delete(job_id)
 
         self._land(drop)
 
-    def _land(self, change: Callable[[dict[str, bytes]], None]) -> None:
+    def _land(self, change: Callable[[MemoryDatabase], None]) -> None:
         with self._lock:
             if self._fenced:
                 return
             with self._db.lease.fenced(self.term) as current:
                 if current:
-                    change(self._db.rows)
+                    change(self._db)
                     self.commits += 1
                     return
             self._fenced = True
@@ -89,7 +140,8 @@ class SharedWriter:
 
 
 class SharedStore(SqliteStore):
-    """A store over a MemoryDatabase, opened under lease `term` (see the module docstring)."""
+    """A store over a MemoryDatabase, opened under lease `term` (see the module docstring),
+    from a standby's `follower` (caught up under `term`) or loaded anew."""
 
     def __init__(
         self,
@@ -100,18 +152,21 @@ class SharedStore(SqliteStore):
         completed_retention_s: float = COMPLETED_RETENTION_S,
         discarded_retention_s: float = DISCARDED_RETENTION_S,
         activity: Activity | None = None,
+        follower: Follower | None = None,
     ) -> None:
         self.path = f"shared:{id(db):x}"
-        self._index = MemoryStore(
-            completed_retention_s=completed_retention_s,
-            discarded_retention_s=discarded_retention_s,
-        )
-        with db.lease.fenced(term):  # a consistent snapshot, as a database's would be
-            rows = [db.rows[job_id] for job_id in sorted(db.rows)]
-        self._index.load(rows)
+        if follower is None:  # a cold start: load every job now
+            index = MemoryStore(
+                completed_retention_s=completed_retention_s,
+                discarded_retention_s=discarded_retention_s,
+            )
+            follower = Follower(MemoryFeed(db), index)
+        self._index, leftover = follower.take()
         self._lock = threading.Lock()
         self._lock_file = None
         self._writer = SharedWriter(db, term, on_deposed)  # type: ignore[assignment]
+        if leftover:
+            self._writer.delete(leftover)
         self._closed = False
 
     def __repr__(self) -> str:

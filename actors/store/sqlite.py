@@ -16,13 +16,13 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from actors.jobs import Job
 from actors.store import sqlite_writer
-from actors.store.base import Replay
+from actors.store.base import Entry, Replay
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.sqlite_writer import GroupCommitWriter
 from transport.errors import CorralError
@@ -150,7 +150,7 @@ class SqliteStore:
     ) -> builtins.list[dict[str, Any]]:
         return self._index.list(queue, state, type, limit)
 
-    def unfinished(self) -> Iterable[Job]:
+    def unfinished(self) -> list[Entry]:
         return self._index.unfinished()
 
     def after_commit(self, callback: Callable[[], None]) -> None:

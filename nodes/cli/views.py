@@ -178,7 +178,10 @@ def series_table(series: dict[str, Any]) -> RenderableType:
 def cluster_line(cluster: dict[str, Any]) -> RenderableType:
     """Coordinators sharing a database: who leads under which term, who stands by."""
     leader = cluster.get("leader") or {}
-    standbys = ", ".join(f"{s['name']} ({s['endpoint']})" for s in cluster["standbys"])
+    standbys = ", ".join(
+        f"{s['name']} ({s['endpoint']}{'' if s.get('ready', True) else ', loading its copy'})"
+        for s in cluster["standbys"]
+    )
     return Text(
         f"Leader {leader.get('name', '?')} ({leader.get('endpoint', '?')}), "
         f"term {cluster['term']}; standbys: {standbys or 'none'}",

@@ -1,7 +1,8 @@
 """SharedDatabase: a database several coordinators share, as leadership needs it.
 
-It gives each coordinator a lease handle (actors/store/lease.py) and opens the job store
-under a term, fenced so that a batch of an earlier term never lands. PostgreSQL is the real
+It gives each coordinator a lease handle (actors/store/lease.py), a copy of the jobs for a
+standby to keep current (actors/store/follower.py), and opens the job store under a term,
+fenced so that a batch of an earlier term never lands. PostgreSQL is the real
 one; a MemoryDatabase (actors/store/shared.py) stands in for it in simulations and tests.
 """
 
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from actors.store.base import Store
+from actors.store.follower import Follower
 from actors.store.lease import Lease
-from actors.store.shared import MemoryDatabase, SharedStore
+from actors.store.memory import MemoryStore
+from actors.store.shared import MemoryDatabase, MemoryFeed, SharedStore
 from actors.store.sqlite import StoreError
 
 
@@ -21,9 +24,17 @@ class SharedDatabase(Protocol):
 
     def lease(self) -> Lease: ...
 
-    def open(self, term: int, on_deposed: Callable[[], None]) -> Store:
-        """The job store, loaded, writing under `term`; `on_deposed` runs (once, on the
-        writer's thread) when a batch is refused because another term began."""
+    def follow(self) -> Follower:
+        """A copy of the jobs, loaded now, that a standby keeps current (seconds per million
+        jobs). Raises StoreError when the database cannot be read."""
+        ...
+
+    def open(
+        self, term: int, on_deposed: Callable[[], None], follower: Follower | None = None
+    ) -> Store:
+        """The job store writing under `term`, over `follower` (caught up under `term`) or
+        loaded anew; `on_deposed` runs (once, on the writer's thread) when a batch is refused
+        because another term began."""
         ...
 
 
@@ -39,8 +50,13 @@ class InMemory:
     def lease(self) -> Lease:
         return _Reachable(self.database.lease, self.cut)
 
-    def open(self, term: int, on_deposed: Callable[[], None]) -> Store:
-        return SharedStore(self.database, term=term, on_deposed=on_deposed)
+    def follow(self) -> Follower:
+        return Follower(MemoryFeed(self.database, self.cut), MemoryStore())
+
+    def open(
+        self, term: int, on_deposed: Callable[[], None], follower: Follower | None = None
+    ) -> Store:
+        return SharedStore(self.database, term=term, on_deposed=on_deposed, follower=follower)
 
 
 class _Reachable:
@@ -78,7 +94,17 @@ class Postgres:
 
         return PostgresLease(self.url)
 
-    def open(self, term: int, on_deposed: Callable[[], None]) -> Store:
+    def follow(self) -> Follower:
+        from actors.store.postgres import PostgresFeed
+
+        index = MemoryStore(**self.retention)
+        return Follower(PostgresFeed(self.url), index)
+
+    def open(
+        self, term: int, on_deposed: Callable[[], None], follower: Follower | None = None
+    ) -> Store:
         from actors.store.postgres import PostgresStore
 
-        return PostgresStore(self.url, term=term, on_deposed=on_deposed, **self.retention)
+        return PostgresStore(
+            self.url, term=term, on_deposed=on_deposed, follower=follower, **self.retention
+        )

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from actors import events
 from actors.leadership import Event, Role
+from actors.store.lease import LOADING, STANDBY
 from nodes.config.kinds import connect_address
 from nodes.leadership.database import SharedDatabase
 from nodes.leadership.keeper import LeaseKeeper
 from nodes.leadership.standby import StandbyResponder, Switchboard
+from nodes.leadership.warm import WarmStandby
 
 if TYPE_CHECKING:
     from actors.base import Activity
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 60.0  # start() waits this long at most for its first poll (and promotion)
 MEMBER_FRESH_TTLS = 3  # a standby unheard of for this many ttls is not listed in `stats`
+CATCH_UP_TTLS = 1.0  # a standby reads the rows written since, every this many ttls
 
 
 class Servable(Protocol):
@@ -67,6 +70,7 @@ class HighAvailability:
         self.database = database
         self.endpoint = ""  # what peers are told to connect to: set once the socket is bound
         self.keeper: LeaseKeeper | None = None
+        self.warm: WarmStandby | None = None
         self._stores: dict[int, Store] = {}  # term -> its store, while promoting or serving
         self._lock = threading.Lock()  # serializes promote / dismantle against each other
 
@@ -90,6 +94,13 @@ class HighAvailability:
             clock=clock,
             activity=coordinator.activity,
         )
+        self.warm = WarmStandby(
+            self.database,
+            clock=clock,
+            interval=coordinator.failover_timeout * CATCH_UP_TTLS,
+            name=coordinator.name,
+            activity=coordinator.activity,
+        ).start()
         self.keeper.start()  # only once set: a promotion's thread reads it
         # Alone on the database it leads when start() returns; else it stands by at once.
         self.keeper.settled.wait(SETTLE_TIMEOUT_S)
@@ -103,6 +114,8 @@ class HighAvailability:
     def stop(self, release: bool = True) -> None:
         if self.keeper is not None:
             self.keeper.stop(release=release)
+        if self.warm is not None:
+            self.warm.stop()
 
     # -- what peers and observers read -------------------------------------------------------
 
@@ -134,9 +147,14 @@ class HighAvailability:
             "term": core.term,
             "leader": leader,
             "standbys": [
-                {"name": m.name, "endpoint": m.endpoint, "seen_ago": round(m.seen_ago, 3)}
+                {
+                    "name": m.name,
+                    "endpoint": m.endpoint,
+                    "seen_ago": round(m.seen_ago, 3),
+                    "ready": m.role == STANDBY,
+                }
                 for m in (view.members if view is not None else ())
-                if m.role == "standby" and m.name != name and m.seen_ago <= fresh
+                if m.role in (STANDBY, LOADING) and m.name != name and m.seen_ago <= fresh
             ],
             "failover_timeout": core.ttl,
         }
@@ -144,15 +162,34 @@ class HighAvailability:
     # -- the keeper's Host ---------------------------------------------------------------------
 
     def promote(self, term: int) -> None:
-        keeper = self.keeper
-        assert keeper is not None
-        store = self.database.open(term, lambda: keeper.post(Event.DEPOSED, term=term))
+        """Open the store of `term` over the standby's copy, caught up now that the term is
+        ours (every batch of the term before has landed or never will), or loaded anew."""
+        keeper, warm = self.keeper, self.warm
+        assert keeper is not None and warm is not None
+        follower = warm.take()
+        try:
+            if follower is None:
+                log.info("term %d: no standby copy yet; loading every job", term)
+            else:
+                read = follower.catch_up(self.coordinator.clock.now())
+                log.info("term %d: taking over the standby copy (%d rows read since)", term, read)
+            store = self.database.open(
+                term, lambda: keeper.post(Event.DEPOSED, term=term), follower
+            )
+        except BaseException:
+            if follower is not None:
+                follower.close()
+            warm.resume()
+            raise
         with self._lock:
             self._stores[term] = store
             self.coordinator.serve(store)
 
     def serve(self, term: int) -> None:
         self.switchboard.dispatcher = self.coordinator.dispatcher
+
+    def ready(self) -> bool:
+        return self.warm is not None and self.warm.ready()
 
     def step_down(self, term: int, reason: str) -> None:
         self.switchboard.dispatcher = None
@@ -167,6 +204,8 @@ class HighAvailability:
                 self.coordinator.unserve()
             else:
                 store.close()
+        if self.warm is not None:
+            self.warm.resume()
 
     def changed(self, before: Role, after: Role, term: int, reason: str) -> None:
         """A role change: logged (JSON logs carry the fields) and published as an event."""

@@ -34,7 +34,7 @@ from actors.leadership import (
     Serve,
     StepDown,
 )
-from actors.store.lease import Lease, LeaseView
+from actors.store.lease import LOADING, STANDBY, Lease, LeaseView
 from transport.errors import CorralError
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,10 @@ class Host(Protocol):
         ...
 
     def serve(self, term: int) -> None: ...
+
+    def ready(self) -> bool:
+        """Whether a promotion now would be quick (a standby's copy of the jobs is loaded)."""
+        ...
 
     def step_down(self, term: int, reason: str) -> None: ...
 
@@ -168,7 +172,8 @@ class LeaseKeeper:
     def _poll(self) -> None:
         sent = self.clock.now()
         try:
-            self.lease.heartbeat(self.name, self.endpoint, "standby")
+            role = STANDBY if self.host.ready() else LOADING
+            self.lease.heartbeat(self.name, self.endpoint, role)
             term = self.lease.try_acquire(self.name, self.endpoint, self.core.ttl)
             if term is None:
                 self.view, self.view_read_at = self.lease.read(), sent

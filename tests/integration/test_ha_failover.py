@@ -40,6 +40,8 @@ def test_the_standby_takes_over_a_killed_leader_and_the_running_job_resumes(
     assert took <= TAKEOVER_WITHIN_S
     second, new_term = pair.leader()
     assert (second, new_term) != (first, term) and new_term > term
+    # over the copy of the jobs it kept while standing by, not a load of every job
+    assert f"term {new_term}: taking over the standby copy" in pair.processes[second].output
     # Then the worker follows, resumes its job (attempt 1, no error), and finishes it there
     wait_for(lambda: worker_of(client, held) != before, timeout=10, what="the job resumed")
     release.touch()

@@ -43,6 +43,12 @@ def test_metrics_and_status_name_the_leader_its_term_and_the_standby(pair) -> No
     assert a.cluster()["role"] == "leading" and b.cluster()["role"] == "standby"
     wait_for(lambda: b.cluster()["leader"] is not None, timeout=10, what="b seeing a lead")
     wait_for(lambda: a.cluster()["standbys"], timeout=10, what="a seeing b stand by")
+    # b loads its copy of the jobs at once (none here): it then says it is ready
+    wait_for(
+        lambda: [s["ready"] for s in a.cluster()["standbys"]] == [True],
+        timeout=10,
+        what="b ready to take over",
+    )
     assert {
         'corral_leader{coordinator="a",leader="a"} 1.0',
         "corral_leadership_term 1.0",

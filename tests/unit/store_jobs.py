@@ -16,10 +16,11 @@ from actors import lifecycle, states
 from actors.clock import ManualClock
 from actors.jobs import Job
 from actors.store import record
+from actors.store.follower import Follower
 from actors.store.memory import MemoryStore
-from actors.store.postgres import PostgresStore
+from actors.store.postgres import PostgresFeed, PostgresStore
 from actors.store.postgres_lease import PostgresLease
-from actors.store.shared import MemoryDatabase, SharedStore
+from actors.store.shared import MemoryDatabase, MemoryFeed, SharedStore
 from actors.store.sqlite import SqliteStore
 from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo
 from transport.validation.jobs import job_spec
@@ -134,6 +135,16 @@ class StoreKinds:
         self.opened.append(store)
         return store
 
+    def follow(self, **retention: float) -> Follower:
+        """A standby's copy of the shared database's jobs (PostgreSQL or shared kinds)."""
+        if self.db is not None:
+            feed: Any = MemoryFeed(self.db)
+        else:
+            feed = PostgresFeed(self.location)
+        follower = Follower(feed, MemoryStore(**retention))
+        self.opened.append(follower)
+        return follower
+
     def read_back(self, job_id: str) -> str | None:
         """The state as stored, through a connection of its own (what a restart would read)."""
         if self.db is not None:
@@ -158,6 +169,21 @@ class StoreKinds:
         for store in self.opened:
             if hasattr(store, "close"):
                 store.close()
+
+
+def take_over(kinds: StoreKinds) -> None:
+    """Another coordinator takes the lease: the holder steps down, a standby takes term + 1."""
+    if kinds.db is not None:
+        lease: Any = kinds.db.lease
+    else:
+        lease = PostgresLease(kinds.location)
+    try:
+        lease.release("tests", kinds.term)
+        term = lease.try_acquire("standby", "tcp://standby", LEASE_TTL_S)
+    finally:
+        lease.close()
+    assert term is not None
+    kinds.term = term
 
 
 def open_kind(request: pytest.FixtureRequest, kind: str, tmp_path: Any) -> Iterator[StoreKinds]:

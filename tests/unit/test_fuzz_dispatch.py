@@ -140,7 +140,7 @@ class Harness:
         stats = self.request(self.observer, "stats")
         jobs = sorted(
             (job.id, job.state, job.attempt, job.worker_id, len(job.errors))
-            for job in store.unfinished()
+            for job in (entry.job(0) for entry in store.unfinished())
         )
         workers = sorted(
             (w["worker_id"], w["state"], tuple(w["queues"]), w["concurrency"], w["active"])

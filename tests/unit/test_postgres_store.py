@@ -51,8 +51,26 @@ def test_a_new_database_is_migrated_to_the_current_schema_version_once(pg):
         "ORDER BY ordinal_position",
     )
     assert [name for (name,) in columns] == [
-        "id", "queue", "state", "unique_key", "ended_at", "wire"
+        "id", "queue", "state", "unique_key", "ended_at", "wire", "version"
     ]
+
+
+def test_a_version_3_database_gets_row_versions_and_keeps_its_jobs(pg):
+    store = pg.open()
+    store.add([make_job(1), make_job(2)])
+    store.close()
+    query(  # as corral 3 left it: no row versions
+        pg.location,
+        "ALTER TABLE jobs DROP COLUMN version; DROP SEQUENCE jobs_version; "
+        "UPDATE schema_version SET version = 3",
+    )
+    follower = pg.follow()  # migrates, then loads: the old rows are version 0
+    store = pg.open()
+    assert store.get("job-00001")["state"] == states.AVAILABLE
+    store.save(finish(make_job(2), states.ACTIVE, None, worker_id="w-1"))
+    assert store.flush(WAIT_S)
+    assert follower.catch_up(T0) == 1 and follower.index.get("job-00002")["state"] == "active"
+    assert query(pg.location, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_a_database_of_a_newer_schema_version_is_refused_and_kept_as_it_is(pg):

@@ -271,7 +271,7 @@ def test_a_schema_version_1_file_opens_with_every_job_count_and_unique_key(path,
     }
     assert store.unique_holder("nightly-report") == jobs[5].id
     assert [wire["id"] for wire in store.list(state=states.DISCARDED)] == [jobs[2].id]
-    unfinished = {job.id: job for job in store.unfinished()}
+    unfinished = {job.id: job for job in (entry.job(0) for entry in store.unfinished())}
     assert set(unfinished) == {jobs[n].id for n in (1, 3, 4, 5)}
     assert unfinished[jobs[3].id].worker_id == "w-1"
     assert unfinished[jobs[1].id].meta == {"owner": "ops"}

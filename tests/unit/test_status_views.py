@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from nodes.cli.status import render
+from nodes.cli.views import cluster_line
 from nodes.observe import charts
 
 NOW = 1_000_000.0
@@ -94,3 +95,18 @@ def test_latency_is_drawn_on_a_log_scale_clamped_to_its_range():
     scale = charts.logarithmic(1.0, 1000.0)
     assert [round(scale(v), 3) for v in (0.1, 1, 10, 1000, 5000)] == [0, 0, 0.333, 1, 1]
     assert charts.linear(10)(20) == 1 and charts.linear(10)(-1) == 0
+
+
+def test_the_status_line_says_when_a_standby_still_loads_its_copy():
+    cluster = {
+        "term": 3,
+        "leader": {"name": "a", "endpoint": "tcp://a:5555"},
+        "standbys": [
+            {"name": "b", "endpoint": "tcp://b:5555", "seen_ago": 0.1, "ready": True},
+            {"name": "c", "endpoint": "tcp://c:5555", "seen_ago": 0.2, "ready": False},
+        ],
+    }
+    assert cluster_line(cluster).plain == (
+        "Leader a (tcp://a:5555), term 3; standbys: b (tcp://b:5555), "
+        "c (tcp://c:5555, loading its copy)"
+    )

@@ -127,7 +127,7 @@ def test_unfinished_gives_the_non_terminal_jobs_as_compact_jobs(stores):
     store.add(jobs)
     store.save(run(jobs[1], T0 + 1))
     store.save(end(jobs[2], states.COMPLETED, T0 + 2))
-    found = {job.id: job for job in store.unfinished()}
+    found = {job.id: job for job in (entry.job(0) for entry in store.unfinished())}
     assert set(found) == {jobs[0].id, jobs[1].id}
     assert found[jobs[1].id].to_wire() == jobs[1].to_wire()
     assert found[jobs[0].id].route is EMPTY_MAP and found[jobs[0].id].args == ()
@@ -160,7 +160,7 @@ def test_completed_jobs_are_pruned_after_their_retention_and_discarded_ones_late
     assert store.counts()["default"] == {**dict.fromkeys(states.JOB_STATES, 0), "available": 1}
     if stores.kind != "memory":
         store.close()
-        assert [job.id for job in stores.open(**retention).unfinished()] == [jobs[3].id]
+        assert [entry.job(0).id for entry in stores.open(**retention).unfinished()] == [jobs[3].id]
         assert stores.read_back(jobs[0].id) is None and stores.read_back(jobs[1].id) is None
 
 
@@ -200,7 +200,7 @@ def test_jobs_states_counts_and_unique_keys_are_the_same_after_close_and_reopen(
     assert [wire["id"] for wire in reopened.list(limit=2)] == ["job-00009", "job-00008"]
     duplicate = reopened.add([make_job(99, unique_key="nightly-report")])
     assert duplicate[0]["id"] == "job-00009"
-    unfinished = {job.id: job for job in reopened.unfinished()}
+    unfinished = {job.id: job for job in (entry.job(0) for entry in reopened.unfinished())}
     assert set(unfinished) == {job.id for job in jobs} - {"job-00000", "job-00002"}
     assert unfinished["job-00001"].state == states.ACTIVE
     assert unfinished["job-00001"].worker_id == "w-1"

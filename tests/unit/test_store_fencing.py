@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from actors import states
-from tests.unit.store_jobs import LEASE_TTL_S, WAIT_S, StoreKinds, finish, make_job, open_kind
+from tests.unit.store_jobs import WAIT_S, StoreKinds, finish, make_job, open_kind, take_over
 
 
 @pytest.fixture(params=("postgresql", "shared"))
@@ -56,18 +55,3 @@ def test_once_another_coordinator_took_the_lease_the_old_store_lands_nothing_and
     assert done.wait(WAIT_S) and fenced.read_back(job.id) == states.ACTIVE
 
 
-def take_over(kinds: StoreKinds) -> None:
-    """Another coordinator takes the lease: the holder steps down, a standby takes term + 1."""
-    if kinds.db is not None:
-        lease: Any = kinds.db.lease
-    else:
-        from actors.store.postgres_lease import PostgresLease
-
-        lease = PostgresLease(kinds.location)
-    try:
-        lease.release("tests", kinds.term)
-        term = lease.try_acquire("standby", "tcp://standby", LEASE_TTL_S)
-    finally:
-        lease.close()
-    assert term is not None
-    kinds.term = term

@@ -115,7 +115,7 @@ def test_a_request_id_is_kept_across_close_and_reopen_and_later_saves(durable):
     assert ids(reopened.add(request("req-1", 9))) == [single.id]
     assert ids(reopened.add(request("req-b", 10))) == [job.id for job in batch]
     # a job rebuilt at a restart keeps its request id, so its later saves keep it too
-    rebuilt = {job.id: job for job in reopened.unfinished()}
+    rebuilt = {job.id: job for job in (entry.job(0) for entry in reopened.unfinished())}
     assert rebuilt[single.id].request_id == "req-1"
     reopened.save(end(rebuilt[single.id], states.COMPLETED, T0 + 5, result=1))
     reopened.close()
