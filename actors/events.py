@@ -29,6 +29,7 @@ WORKER_DIRECTED = "worker_directed"  # worker_id, state
 FETCH_ANSWERED = "fetch_answered"  # worker_id, jobs (how many), waited (s the fetch was parked)
 # coordinator, role, previous, term, reason, endpoint: a coordinator sharing a database changed role
 LEADERSHIP = "leadership"
+QUEUE_PAUSED = "queue_paused"  # queue, paused: a queue was paused (True) or resumed (False)
 EVENTS = (
     JOB_ENQUEUED,
     JOB_STARTED,
@@ -40,6 +41,7 @@ EVENTS = (
     WORKER_DIRECTED,
     FETCH_ANSWERED,
     LEADERSHIP,
+    QUEUE_PAUSED,
 )
 
 

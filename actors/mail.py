@@ -86,6 +86,15 @@ class Restore:
 
 
 @dataclass(frozen=True, slots=True)
+class SetPaused:
+    """Dispatcher -> queue: pause or resume the queue (actors.pauses), then reply to `peer`."""
+
+    paused: bool
+    peer: bytes
+    rid: Rid
+
+
+@dataclass(frozen=True, slots=True)
 class Promote:
     """Reaper -> queue: make due scheduled and retryable jobs available."""
 

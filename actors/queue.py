@@ -31,6 +31,7 @@ class QueueCore:
         self._ready: dict[RouteClass, list[HeapEntry]] = defaultdict(list)
         self._available: Counter[RouteClass] = Counter()  # live available jobs per class
         self._timed: list[tuple[float, int, str]] = []
+        self.paused = False  # a paused queue holds its jobs but hands none out (actors.pauses)
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -40,7 +41,7 @@ class QueueCore:
 
     def has_ready(self) -> bool:
         """True when some job could be handed out now (to a worker allowed to take it)."""
-        return bool(self._available)
+        return bool(self._available) and not self.paused
 
     def add(self, job: Job) -> bool:
         """Hold a waiting job; True when it can be handed out now."""
@@ -97,7 +98,10 @@ class QueueCore:
         return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
-        """Pop up to `count` jobs this worker may take, best first (priority, then age)."""
+        """Pop up to `count` jobs this worker may take, best first (priority, then age); none
+        while the queue is paused."""
+        if self.paused:
+            return []
         classes = [
             c for c, heap in self._ready.items() if heap and self.routing.may_take(worker, c)
         ]

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from actors import events, lifecycle, states
+from actors import events, lifecycle, pauses, states
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
 from actors.jobs import Job
@@ -26,6 +26,7 @@ from actors.mail import (
     Restore,
     Revive,
     RoutingUpdate,
+    SetPaused,
     Stand,
     Withdraw,
 )
@@ -54,6 +55,7 @@ class QueueActor(CorralActor):
         self.ctx = ctx
         self.core = QueueCore(name)
         self.core.update_workers(workers)  # the live profiles when it started; then RoutingUpdate
+        self.core.paused = pauses.key(name) in ctx.store.settings()  # a pause outlives a restart
         self.standing: dict[str, Stand] = {}  # worker_id -> its parked fetch's standing claim
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -66,6 +68,7 @@ class QueueActor(CorralActor):
             CancelJob: self._cancel,
             RoutingUpdate: self._routing,
             Revive: self._revive,
+            SetPaused: self._set_paused,
             Stand: self._stand,
             Withdraw: self._withdraw,
         }
@@ -146,6 +149,19 @@ class QueueActor(CorralActor):
         if stop < len(records):  # posted: never handled inline, on a sender's thread
             self.mailbox().post(Restore(records, first_seq, stop))
         self._hold(Hold([record.job(records[i], first_seq + i) for i in range(start, stop)]))
+
+    def _set_paused(self, message: SetPaused) -> None:
+        """Pause or resume; the reply leaves once the change is durable. Resumed, the queue
+        serves the fetches parked on it at once."""
+        core, ctx = self.core, self.ctx
+        if core.paused != message.paused:
+            core.paused = message.paused
+            ctx.store.put_setting(pauses.key(core.name), pauses.PAUSED if core.paused else None)
+            ctx.events.emit(events.QUEUE_PAUSED, queue=core.name, paused=core.paused)
+        frame = codec.reply(message.rid, queue=core.name, paused=core.paused)
+        ctx.store.after_commit(lambda: ctx.outbox(message.peer, frame))
+        if not core.paused:
+            self._serve_standing()
 
     def _claim(self, message: Claim) -> None:
         jobs = self.core.claim(message.worker, message.count)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from actors import states
+from actors import pauses, states
 from actors.base import CorralActor
 from actors.clock import Timer
 from actors.context import CoordinatorContext
@@ -89,7 +89,8 @@ class WorkerSupervisor(CorralActor):
         ctx = self.ctx
         self.core.touch(self.clock.now(), peer)
         counts = ctx.store.counts()
-        for name in ctx.queues.names():
+        paused = pauses.paused_queues(ctx.store.settings())
+        for name in (*ctx.queues.names(), *paused):  # a paused queue is listed even if empty
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
         unroutable = {name: n for name, n in sorted(ctx.unroutable.items()) if n}
         workers = self.core.sessions.stats(ctx.settings.heartbeat_interval)
@@ -99,7 +100,12 @@ class WorkerSupervisor(CorralActor):
         if ctx.cluster is not None:
             extra["cluster"] = ctx.cluster()
         frame = codec.reply(
-            request.rid, queues=counts, workers=workers, unroutable=unroutable, **extra
+            request.rid,
+            queues=counts,
+            workers=workers,
+            unroutable=unroutable,
+            paused=paused,
+            **extra,
         )
         ctx.outbox(peer, frame)
 

@@ -68,6 +68,7 @@ from transport.validation.limits import Limits  # noqa: E402
 KINDS = sorted(REQUEST_TYPES)
 CREATING = ("enqueue", "hello")  # the requests whose success adds state (jobs, sessions)
 QUEUE = "fuzz"
+PAUSABLE = ["fuzz-paused", "default"]
 MAX_MESSAGE_SIZE = codec.MAX_MESSAGE_SIZE_BYTES
 LIMITS = Limits()
 BATCH = 64  # frames sent before a peer collects the answers
@@ -246,6 +247,8 @@ class Mutator:
             "retry": {"job_id": job},
             "stats": r.choice([{}, {"series": True}, {"series": False}]),
             "direct": {"worker_id": me, "state": r.choice(m.WORKER_STATES)},
+            "pause_queue": {"queue": r.choice(PAUSABLE)},  # never QUEUE: jobs must still run
+            "resume_queue": {"queue": r.choice(PAUSABLE)},
         }.get(kind, {})  # a newer type: its defaults, then the mutations
 
     def frame(self, kind: str, rid: int) -> tuple[bytes, bool]:

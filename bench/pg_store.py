@@ -44,13 +44,13 @@ def rows_of(ids: list[str], state: str) -> list[Any]:
 
 def commit_all(connection: Any, term: int, rows: list[Any], batch: int) -> float:
     """Commit `rows` in fenced batches of `batch`; seconds spent committing."""
-    from actors.store.postgres_writer import BATCH, columns
+    from actors.store.postgres_writer import BATCH, parameters
 
     spent = 0.0
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         began = time.perf_counter()
-        landed = connection.execute(BATCH, [term, *columns(chunk), []]).fetchone()
+        landed = connection.execute(BATCH, parameters(term, chunk, [])).fetchone()
         spent += time.perf_counter() - began
         assert landed and landed[0] == 1, "fenced out"
     return spent

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from transport import messages as m
 from transport.base import Connector, Requester
 from transport.endpoints import Endpoints, addresses_of
 from transport.errors import ConnectionLost, CorralError, error_for_code
@@ -211,20 +212,12 @@ class Client:
         return self.request("retry", job_id=str(job_id))["state"]
 
     def stats(self, *, series: bool = False) -> dict[str, Any]:
-        """Counts per queue and state, the workers, and per queue the jobs no worker may take;
-        with `series`, also throughput and latency per second (`series`, when the coordinator
-        has that extension); from coordinators sharing a database, `cluster` (leader, term,
-        standbys)."""
+        """Counts per queue and state, the workers, per queue the jobs no worker may take, and
+        the paused queues; with `series`, also throughput and latency per second (`series`,
+        when the coordinator has that extension); from coordinators sharing a database,
+        `cluster` (leader, term, standbys)."""
         reply = self.request("stats", series=True) if series else self.request("stats")
-        stats = {
-            "queues": reply["queues"],
-            "workers": reply["workers"],
-            "unroutable": reply.get("unroutable", {}),
-        }
-        for extension in ("series", "cluster"):  # docs/PROTOCOL.md, Extensions
-            if extension in reply:
-                stats[extension] = reply[extension]
-        return stats
+        return m.stats_view(reply)
 
     def jobs(
         self,
@@ -241,6 +234,14 @@ class Client:
     def direct(self, worker_id: str, state: str) -> None:
         """Tell a worker to go `running`, `quiet` or `terminate` on its next beat."""
         self.request("direct", worker_id=worker_id, state=state)
+
+    def pause_queue(self, queue: str) -> bool:
+        """Stop handing out the queue's jobs (enqueues still land); durable. Returns True."""
+        return self.request("pause_queue", queue=queue)["paused"]
+
+    def resume_queue(self, queue: str) -> bool:
+        """Hand out the queue's jobs again. Returns False (not paused)."""
+        return self.request("resume_queue", queue=queue)["paused"]
 
     def ping(self) -> None:
         self.request("ping")

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 
 from actors import states
+from actors.base import Mailbox
 from actors.context import CoordinatorContext
-from actors.mail import Inbound, Revive, Touch
+from actors.mail import Inbound, Revive, SetPaused, Touch
 from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
@@ -76,17 +77,15 @@ class Dispatcher:
     def _route(self, peer: bytes, request: m.Request) -> None:
         ctx = self.ctx
         if isinstance(request, m.Enqueue):
-            try:
-                queue = ctx.queues.get(request.specs[0].queue)
-            except LookupError as exc:
-                raise BadRequest(str(exc)) from None
-            queue.tell(Inbound(peer, request))
+            self._queue(request.specs[0].queue).tell(Inbound(peer, request))
         elif isinstance(request, m.Get):
             self._get(peer, request)
         elif isinstance(request, m.Cancel):
             self._cancel(peer, request)
         elif isinstance(request, m.Retry):
             self._retry(peer, request)
+        elif isinstance(request, m.PauseQueue):  # extension
+            self._queue(request.queue).tell(SetPaused(request.paused, peer, request.rid))
         elif isinstance(request, m.Jobs):  # extension: a store walk, kept off this thread
             ctx.listing.tell(Inbound(peer, request))
         elif isinstance(request, m.Ping):
@@ -100,6 +99,13 @@ class Dispatcher:
             if isinstance(request, m.Hello):
                 self.greeted.add(peer)
             ctx.supervisor.tell(Inbound(peer, request))
+
+    def _queue(self, name: str) -> Mailbox:
+        """The queue's actor (started on first use); BadRequest past the queue limit."""
+        try:
+            return self.ctx.queues.get(name)
+        except LookupError as exc:
+            raise BadRequest(str(exc)) from None
 
     def _get(self, peer: bytes, request: m.Get) -> None:
         stored = self.ctx.store.get(request.job_id)

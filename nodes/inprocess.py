@@ -88,14 +88,7 @@ class InProcessClient:
             lambda rid: supervisor.tell(Inbound(self._peer, m.Stats(rid, series))),
             timeout,
         )
-        stats = {
-            "queues": body["queues"],
-            "workers": body["workers"],
-            "unroutable": body.get("unroutable", {}),
-        }
-        if "series" in body:
-            stats["series"] = body["series"]
-        return stats
+        return m.stats_view(body)
 
     def retry(self, job_id: str, timeout: float | None = None) -> str:
         """Put a discarded job back in its queue (the `retry` extension); its new state."""

@@ -44,6 +44,8 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "retry": CLIENT,
     "jobs": CLIENT,
     "direct": ADMIN,
+    "pause_queue": ADMIN,
+    "resume_queue": ADMIN,
     "ping": ANY_ALLOWED_KEY,
 }
 # Denied keys are logged at WARNING once each, up to this many, then at DEBUG: a peer retrying

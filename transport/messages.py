@@ -247,8 +247,32 @@ class Direct:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class PauseQueue:
+    """Extension (docs/PROTOCOL.md): `pause_queue` (paused) or `resume_queue` (not paused)."""
+
+    rid: Rid
+    queue: str
+    paused: bool
+
+
+def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
+    """What a `stats` reply says, as clients hand it on: queues, workers, unroutable and
+    paused queues, and the extensions present (`series`, `cluster`; docs/PROTOCOL.md)."""
+    view = {
+        "queues": reply["queues"],
+        "workers": reply["workers"],
+        "unroutable": reply.get("unroutable", {}),
+        "paused": reply.get("paused", []),
+    }
+    for extension in ("series", "cluster"):
+        if extension in reply:
+            view[extension] = reply[extension]
+    return view
+
+
 WorkerRequest = Register | Beat | Fetch | Ack | Fail | Outcomes | Deregister
-ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct
+ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct | PauseQueue
 Request = Hello | WorkerRequest | ClientRequest | Ping
 
 WORKER_REQUEST_TYPES = frozenset(

@@ -67,6 +67,16 @@ class Store(Protocol):
         """queue -> state -> number of jobs."""
         ...
 
+    def settings(self) -> dict[str, bytes]:
+        """The coordinator's durable settings that are not jobs (a paused queue, ...): key ->
+        value, as last put."""
+        ...
+
+    def put_setting(self, key: str, value: bytes | None) -> None:
+        """Keep `value` under `key` (None: drop the key); durable like a job's save, so a reply
+        about it goes through `after_commit`."""
+        ...
+
     def unfinished(self) -> list[Entry]:
         """Every non-terminal job, oldest first, for a coordinator restarting over this store.
         Records, not Jobs: unpacking a million queued jobs takes seconds, which the queues

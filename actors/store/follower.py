@@ -29,7 +29,7 @@ class Feed(Protocol):
     name: str  # for messages: never a password
 
     def load(self, index: MemoryStore) -> int:
-        """Every row into `index`; the highest version read."""
+        """Every row and every setting into `index`; the highest version read."""
         ...
 
     def changes(self, since: int) -> tuple[list[bytes], int]:
@@ -39,6 +39,10 @@ class Feed(Protocol):
 
     def existing(self, job_ids: list[str]) -> list[str]:
         """Those of `job_ids` whose rows the database still holds."""
+        ...
+
+    def settings(self) -> dict[str, bytes]:
+        """Every setting (actors.store.base.Store.settings): a small table, read whole."""
         ...
 
     def close(self) -> None: ...
@@ -77,6 +81,7 @@ class Follower:
                     f"the store {self.feed.name} holds an unreadable job row: {exc}"
                 ) from exc
             self.seen = seen
+            self.index.load_settings(self.feed.settings())
             forgotten = self.leftover + self.index.expire(now)
             self.leftover = self.feed.existing(forgotten) if forgotten else []
             return len(rows)

@@ -48,6 +48,7 @@ class MemoryStore:
             lambda: dict.fromkeys(states.JOB_STATES, 0)
         )
         self._unique: dict[str, str] = {}
+        self._settings: dict[str, bytes] = {}
         self._requests: dict[str, str | tuple[str, ...]] = {}
         self.retention_s = {
             states.COMPLETED: completed_retention_s,
@@ -148,6 +149,22 @@ class MemoryStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         entry = self._jobs.get(job_id)
         return None if entry is None else record.unpack(entry.blob)
+
+    def settings(self) -> dict[str, bytes]:
+        with self._lock:
+            return dict(self._settings)
+
+    def put_setting(self, key: str, value: bytes | None) -> None:
+        with self._lock:
+            if value is None:
+                self._settings.pop(key, None)
+            else:
+                self._settings[key] = value
+
+    def load_settings(self, settings: dict[str, bytes]) -> None:
+        """Hold exactly these settings (a durable store's, read at open or by a standby)."""
+        with self._lock:
+            self._settings = dict(settings)
 
     def packed(self, job_id: str) -> bytes | None:
         """The job's last saved record (what a durable store writes)."""

@@ -90,6 +90,9 @@ MIGRATIONS = (
     CREATE SEQUENCE jobs_version;
     ALTER TABLE jobs ADD COLUMN version bigint NOT NULL DEFAULT 0
     """,
+    # 5: the coordinator's settings that are not jobs (a paused queue, ...), written by the
+    # fenced batch like the jobs.
+    "CREATE TABLE corral_settings (key text PRIMARY KEY, value bytea NOT NULL)",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -223,7 +226,12 @@ class PostgresFeed:
         ):
             cursor.execute("SELECT wire, version FROM jobs ORDER BY id")
             index.load(blobs(cursor))
+        index.load_settings(self.settings())
         return highest
+
+    def settings(self) -> dict[str, bytes]:
+        with self._reading("read"):
+            return dict(self._open().execute(SETTINGS, binary=True).fetchall())
 
     def changes(self, since: int) -> tuple[list[bytes], int]:
         with self._reading("follow"):
@@ -257,3 +265,4 @@ class PostgresFeed:
 
 CHANGES = "SELECT wire, version FROM jobs WHERE version > %s ORDER BY version"
 EXISTING = "SELECT id FROM jobs WHERE id = ANY(%s)"
+SETTINGS = "SELECT key, value FROM corral_settings"

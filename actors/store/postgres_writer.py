@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from actors.store.sqlite_writer import RETRY_AFTER_FAILURE_S, Fenced, GroupCommitWriter, Row
+from actors.store.sqlite_writer import (
+    RETRY_AFTER_FAILURE_S,
+    Fenced,
+    GroupCommitWriter,
+    Row,
+    Settings,
+)
 from transport.errors import CorralError
 
 if TYPE_CHECKING:
@@ -50,10 +56,27 @@ ins AS (
         unique_key = excluded.unique_key, ended_at = excluded.ended_at, wire = excluded.wire,
         version = excluded.version
 ),
-del AS (DELETE FROM jobs WHERE id = ANY(%b::text[]) AND EXISTS (SELECT 1 FROM fence))
+del AS (DELETE FROM jobs WHERE id = ANY(%b::text[]) AND EXISTS (SELECT 1 FROM fence)),
+put AS (
+    INSERT INTO corral_settings (key, value)
+    SELECT * FROM unnest(%b::text[], %b::bytea[]) WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+),
+drop AS (DELETE FROM corral_settings WHERE key = ANY(%b::text[]) AND EXISTS (SELECT 1 FROM fence))
 SELECT count(*) FROM fence
 """
 COLUMNS = 6  # of a Row
+
+
+
+def parameters(
+    term: int, rows: list[Row], deletes: list[str], settings: Settings | None = None
+) -> list[Any]:
+    """BATCH's parameters: the fence's term, the rows as arrays, the deletions, the settings
+    to put (keys, values) and to drop (keys)."""
+    put = {key: value for key, value in (settings or {}).items() if value is not None}
+    dropped = [key for key, value in (settings or {}).items() if value is None]
+    return [term, *columns(rows), deletes, list(put), list(put.values()), dropped]
 
 
 def columns(rows: list[Row]) -> list[list[Any]]:
@@ -79,7 +102,7 @@ class PostgresWriter(GroupCommitWriter):
         self.term = term
         super().__init__(connection, name, activity, on_deposed)  # type: ignore[arg-type]
 
-    def _commit(self, upserts: dict[str, Row], deletes: list[str]) -> bool:
+    def _commit(self, upserts: dict[str, Row], deletes: list[str], settings: Settings) -> bool:
         """Write and commit one batch atomically; False (rolled back, logged) on failure;
         Fenced when our term is over."""
         connection: Any = self._connection
@@ -91,7 +114,8 @@ class PostgresWriter(GroupCommitWriter):
         try:
             if connection.closed:
                 connection = self._connection = self._reconnect()
-            row = connection.execute(BATCH, [self.term, *columns(rows), deletes]).fetchone()
+            batch = parameters(self.term, rows, deletes, settings)
+            row = connection.execute(BATCH, batch).fetchone()
         except (psycopg.Error, CorralError):
             log.exception(
                 "store commit of %d jobs failed; replies wait, retrying in %.0f s",

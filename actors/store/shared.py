@@ -36,6 +36,7 @@ class MemoryDatabase:
         self.rows: dict[str, bytes] = {}  # job id -> record; read under the lease's fence
         self.versions: dict[str, int] = {}  # job id -> the version its row was written at
         self.version = 0  # the last version drawn (PostgreSQL's `jobs_version` sequence)
+        self.settings: dict[str, bytes] = {}  # the `corral_settings` table
 
     def write(self, job_id: str, blob: bytes) -> None:
         """Put a row, at the next version (the lease held still by the caller)."""
@@ -63,7 +64,9 @@ class MemoryFeed:
         with db.lease.fenced(0):  # held still: a consistent snapshot, as a database's is
             rows = [db.rows[job_id] for job_id in sorted(db.rows)]
             version = db.version
+            settings = dict(db.settings)
         index.load(rows)
+        index.load_settings(settings)
         return version
 
     def changes(self, since: int) -> tuple[list[bytes], int]:
@@ -77,6 +80,11 @@ class MemoryFeed:
         self._reach()
         with self.db.lease.fenced(0):
             return [job_id for job_id in job_ids if job_id in self.db.rows]
+
+    def settings(self) -> dict[str, bytes]:
+        self._reach()
+        with self.db.lease.fenced(0):
+            return dict(self.db.settings)
 
     def close(self) -> None:
         """Nothing to close."""
@@ -105,6 +113,15 @@ class SharedWriter:
 
     def put(self, job_row: Row) -> None:
         self._land(lambda db: db.write(job_row[0], job_row[5]))
+
+    def put_setting(self, key: str, value: bytes | None) -> None:
+        def put(db: MemoryDatabase) -> None:
+            if value is None:
+                db.settings.pop(key, None)
+            else:
+                db.settings[key] = value
+
+        self._land(put)
 
     def delete(self, job_ids: list[str]) -> None:
         def drop(db: MemoryDatabase) -> None:

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 # 2: `wire` holds a record (actors.store.record); version 1 rows hold the Job map, and are
 # still read. 3: a record may end with the enqueue's request id; version 2 records are still
-# read. An older corral refuses a file of a newer version at open.
-SCHEMA_VERSION = 3
+# read. 4: the `settings` table (a paused queue, ...). An older corral refuses a file of a
+# newer version at open.
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
 LOCK_ATTEMPTS = 10  # one every LOCK_RETRY_S: a coordinator still stopping gets half a second
 LOCK_RETRY_S = 0.05
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     unique_key TEXT,
     ended_at REAL,          -- completed_at of a terminal job: what retention goes by
     wire BLOB NOT NULL      -- the job's record (actors.store.record); a Job map in version 1
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID
 """
 # WITHOUT ROWID: one B-tree keyed by id instead of a rowid table plus an index on id, so each
 # snapshot rewrites one tree: ~20% less writer CPU per job and a 17% smaller file, measured with
@@ -134,6 +136,14 @@ class SqliteStore:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return self._index.get(job_id)
+
+    def settings(self) -> dict[str, bytes]:
+        return self._index.settings()
+
+    def put_setting(self, key: str, value: bytes | None) -> None:
+        with self._lock:
+            self._index.put_setting(key, value)
+            self._writer.put_setting(key, value)
 
     def unique_holder(self, unique_key: str) -> str | None:
         return self._index.unique_holder(unique_key)
@@ -230,9 +240,10 @@ def _open(path: str, index: MemoryStore) -> sqlite3.Connection:
                 f"the store {path} has schema version {version}; this corral reads up to "
                 f"{SCHEMA_VERSION} (written by a newer corral?)"
             )
-        connection.execute(SCHEMA)
+        connection.executescript(SCHEMA)
         # Ids are UUID7 (time-ordered): the index gets the jobs oldest first, as when enqueued.
         index.load(blob for (blob,) in connection.execute("SELECT wire FROM jobs ORDER BY id"))
+        index.load_settings(dict(connection.execute("SELECT key, value FROM settings")))
         # Only once every row was read: a refused file keeps its version for the corral that
         # wrote it.
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

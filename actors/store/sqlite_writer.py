@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from actors.base import Activity
@@ -28,6 +28,8 @@ T = TypeVar("T")
 RETRY_AFTER_FAILURE_S = 1.0  # a failed commit (disk full, I/O error) is retried this often
 UPSERT = "INSERT OR REPLACE INTO jobs (id, queue, state, unique_key, ended_at, wire) VALUES "
 DELETE = "DELETE FROM jobs WHERE id IN "
+PUT_SETTING = "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)"
+DROP_SETTING = "DELETE FROM settings WHERE key = ?"
 # Few statements per batch, because each statement is one sqlite3_step, which drops the GIL and
 # must win it back from the busy actor threads (up to the 5 ms switch interval each time).
 # With `executemany` (one step per row) a row cost ~30 us of writer time in the end-to-end bench
@@ -37,6 +39,7 @@ DELETE = "DELETE FROM jobs WHERE id IN "
 MAX_ROWS_PER_STATEMENT = 4096
 # A `jobs` row, in the order of UPSERT's columns.
 Row = tuple[str, str, str, str | None, float | None, bytes]
+Settings = dict[str, bytes | None]  # pending settings: key -> value, None to drop the key
 
 
 class Fenced(Exception):
@@ -100,6 +103,7 @@ class GroupCommitWriter:
         self._cond = threading.Condition()
         self._upserts: dict[str, Row] = {}  # latest row per job id
         self._deletes: list[str] = []
+        self._settings: Settings = {}  # latest value per key (None: drop it)
         self._changes = 0  # changes handed over so far
         self._committed = 0  # changes durable so far
         self._callbacks: deque[tuple[int, Callable[[], None]]] = deque()  # (changes needed, cb)
@@ -135,6 +139,15 @@ class GroupCommitWriter:
             self._changes += 1
             self._pending()
 
+    def put_setting(self, key: str, value: bytes | None) -> None:
+        """Persist a setting (None: drop it), replacing any pending value of the key."""
+        with self._cond:
+            if self._fenced:
+                return
+            self._settings[key] = value
+            self._changes += 1
+            self._pending()
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once every change handed over so far is committed, in call order:
         at once in the caller when that is already so and no earlier callback is waiting.
@@ -155,11 +168,14 @@ class GroupCommitWriter:
         self._cond.notify_all()  # notify() might wake a flush() waiter instead of the writer
 
     def _idle(self) -> bool:
-        return not (self._busy or self._upserts or self._deletes or self._callbacks)
+        return not (self._busy or self._changed() or self._callbacks)
+
+    def _changed(self) -> bool:
+        return bool(self._upserts or self._deletes or self._settings)
 
     def _work(self) -> bool:
         ready = bool(self._callbacks) and self._callbacks[0][0] <= self._committed
-        return self._closing or bool(self._upserts or self._deletes) or ready
+        return self._closing or self._changed() or ready
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything handed over is committed and its callbacks ran; False when
@@ -185,10 +201,12 @@ class GroupCommitWriter:
                 if self._closing:
                     return
                 upserts, deletes, covered = self._upserts, self._deletes, self._changes
-                self._upserts, self._deletes = {}, []
+                settings = self._settings
+                self._upserts, self._deletes, self._settings = {}, [], {}
                 self._busy = True
             try:
-                committed = not (upserts or deletes) or self._commit(upserts, deletes)
+                changed = upserts or deletes or settings
+                committed = not changed or self._commit(upserts, deletes, settings)
             except Fenced as fenced:
                 self._stop_fenced(fenced)
                 return
@@ -196,6 +214,7 @@ class GroupCommitWriter:
                 if not committed:  # put the batch back in front of what arrived meanwhile
                     self._upserts = upserts | self._upserts
                     self._deletes = deletes + self._deletes
+                    self._settings = settings | self._settings
                 else:
                     self._committed = max(self._committed, covered)
                 ready = []
@@ -221,7 +240,7 @@ class GroupCommitWriter:
         log.error("%s", fenced)
         with self._cond:
             self._fenced = True
-            self._upserts, self._deletes = {}, []
+            self._upserts, self._deletes, self._settings = {}, [], {}
             self._callbacks.clear()
             self._busy = False
             if self._counted is not None:
@@ -234,13 +253,17 @@ class GroupCommitWriter:
             except Exception:
                 log.exception("on_fenced callback failed")
 
-    def _commit(self, upserts: dict[str, Row], deletes: list[str]) -> bool:
+    def _commit(self, upserts: dict[str, Row], deletes: list[str], settings: Settings) -> bool:
         """Write and commit one batch atomically; False (rolled back, logged) on failure."""
-        statements = [
+        statements: list[tuple[str, list[Any]]] = [
             (upsert_sql(len(rows)), [value for r in rows for value in r])
             for rows in chunks(list(upserts.values()))
         ]
         statements += [(delete_sql(len(job_ids)), job_ids) for job_ids in chunks(deletes)]
+        statements += [
+            (DROP_SETTING, [key]) if value is None else (PUT_SETTING, [key, value])
+            for key, value in settings.items()
+        ]
         connection = self._connection
         try:
             if len(statements) == 1:  # autocommit: one statement is one transaction

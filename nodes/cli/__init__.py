@@ -22,7 +22,8 @@ from transport.errors import ConnectionLost, CorralError
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_WATCH_INTERVAL_S = 2.0
-DIRECT_COMMANDS = ("quiet", "terminate", "resume")  # `direct` needs the admin role
+# `direct`, `pause_queue` and `resume_queue` need the admin role
+ADMIN_COMMANDS = ("quiet", "terminate", "resume", "queue")
 DEBUG_HELP = "on an unexpected error, print its traceback"
 STILL_WAITING_HELP = enqueue.STILL_WAITING.replace("`get --wait`", "`enqueue --wait`")
 DISTRIBUTION = "corral"
@@ -123,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         )
         direct.set_defaults(state=state)
 
+    queue = sub.add_parser("queue", help="pause or resume a queue (admin role)")
+    queue_sub = queue.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
+    for action, says in (
+        ("pause", "stop handing out the queue's jobs (enqueues still land); durable"),
+        ("resume", "hand out the queue's jobs again"),
+    ):
+        queue_sub.add_parser(action, parents=[client], help=says).add_argument(
+            "queue", metavar="QUEUE"
+        )
+
     keys = sub.add_parser("keys", help="CURVE key pairs")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     generate = keys_sub.add_parser(
@@ -179,7 +190,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return commands.generate_keys(args.directory, force=args.force)
     connect = flags.endpoints(args.connect) if args.connect else None
     args.address = commands.resolve_address(connect, args.config, DEFAULT_CONNECT)
-    role = "admin" if args.command in DIRECT_COMMANDS else "client"
+    role = "admin" if args.command in ADMIN_COMMANDS else "client"
     args.curve = commands.resolve_curve(args, role)
     handler = {
         "enqueue": enqueue.enqueue,
@@ -191,5 +202,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "quiet": commands.direct,
         "terminate": commands.direct,
         "resume": commands.direct,
+        "queue": commands.queue,
     }[args.command]
     return handler(args)

@@ -92,6 +92,18 @@ def retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def queue(args: argparse.Namespace) -> int:
+    """`corral queue pause|resume QUEUE` (admin role)."""
+    with _client(args) as client:
+        if args.queue_command == "pause":
+            client.pause_queue(args.queue)
+            print(f"queue {args.queue} paused: it takes enqueues and hands out no job")
+        else:
+            client.resume_queue(args.queue)
+            print(f"queue {args.queue} resumed")
+    return 0
+
+
 def direct(args: argparse.Namespace) -> int:
     with _client(args) as client:
         try:

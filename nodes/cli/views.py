@@ -89,10 +89,11 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
     for state in QUEUE_STATES:
         table.add_column(state.upper(), justify="right")
     table.add_column("NO WORKER", justify="right")
+    paused = set(stats.get("paused", ()))
     for name, counts in sorted(queues.items()):
         stuck = unroutable.get(name, 0)
         table.add_row(
-            name,
+            Text.assemble(name, (" (paused)", "bold yellow")) if name in paused else name,
             *(str(counts.get(state, 0)) for state in QUEUE_STATES),
             Text(str(stuck), style="bold yellow" if stuck else ""),
         )

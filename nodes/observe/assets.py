@@ -37,6 +37,7 @@ td.id { font-family: ui-monospace, monospace; font-size: 12px; white-space: nowr
 td.error { color: var(--bad); font-family: ui-monospace, monospace; font-size: 12px;
   word-break: break-word; }
 td.warn { color: var(--warn); font-weight: 600; }
+span.paused { color: var(--warn); font-weight: 600; margin-left: 0.4em; }
 tr.terminated td { color: var(--muted); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
   background: #edf2f7; }

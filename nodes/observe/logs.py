@@ -188,8 +188,17 @@ class EventLog:
             extra={"event": events.LEADERSHIP, **p},
         )
 
+    def _paused(self, p: dict[str, Any]) -> None:
+        self.log.warning(
+            "queue %s %s",
+            p["queue"],
+            "paused: it takes enqueues and hands out no job" if p["paused"] else "resumed",
+            extra={"event": events.QUEUE_PAUSED, **p},
+        )
+
     _handlers = {
         events.LEADERSHIP: _leadership,
+        events.QUEUE_PAUSED: _paused,
         events.WORKER_JOINED: _joined,
         events.WORKER_LOST: _lost,
         events.WORKER_DIRECTED: _directed,

@@ -42,7 +42,7 @@ def overview(client: InProcessClient, *, admin: bool) -> dict[str, Any]:
             counts = client.ctx.store.counts()
         except CorralError:  # a standby serves no store: the leader's dashboard has them
             counts = {}
-        stats = {"queues": counts, "workers": [], "unroutable": {}}
+        stats = {"queues": counts, "workers": [], "unroutable": {}, "paused": []}
     view.update(stats)
 
     def held(state: str, most: int) -> list[dict[str, Any]]:

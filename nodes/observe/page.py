@@ -68,13 +68,16 @@ def _summary(view: dict[str, Any]) -> str:
 
 def _queues(view: dict[str, Any]) -> str:
     unroutable = view.get("unroutable", {})
+    paused = set(view.get("paused", ()))
     rows = []
     for name, counts in sorted(view["queues"].items()):
         cells = "".join(f'<td class="num">{counts.get(s, 0)}</td>' for s in QUEUE_STATES)
         stuck = unroutable.get(name, 0)
         warn = ' class="warn"' if stuck else ""
+        mark = ' <span class="paused">paused</span>' if name in paused else ""
         rows.append(
-            f'<tr><td class="name">{_e(name)}</td>{cells}<td class="num"{warn}>{stuck}</td></tr>'
+            f'<tr><td class="name">{_e(name)}{mark}</td>{cells}'
+            f'<td class="num"{warn}>{stuck}</td></tr>'
         )
     headers = [("Queue", "name"), *((s.capitalize(), "num") for s in QUEUE_STATES)]
     headers.append(("No worker", "num"))

@@ -67,6 +67,7 @@ def test_the_metrics_endpoint_shows_jobs_workers_rates_and_refused_requests(
         for x in range(3):
             assert client.enqueue("square", [x]).result(timeout=10) == x * x
         run_a_failing_job(client)
+        client.pause_queue("images")
     raw_peer(node.address).send({"type": "nonsense", "rid": 1})
 
     def scraped() -> str:
@@ -86,6 +87,8 @@ def test_the_metrics_endpoint_shows_jobs_workers_rates_and_refused_requests(
         "corral_worker_slots 2.0",
         "corral_workers_joined_total 1.0",
         "corral_stats_up 1.0",
+        'corral_queue_paused{queue="default"} 0.0',
+        'corral_queue_paused{queue="images"} 1.0',
     }
     lines = set(text.splitlines())
     assert series <= lines, sorted(series - lines)

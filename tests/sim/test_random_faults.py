@@ -1,7 +1,8 @@
 """Randomised fault schedules: whatever the network and the workers do, no job is lost.
 
 Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minutes drops,
-duplicates, delays and reorders frames, partitions workers and kills them. Then the network
+duplicates, delays and reorders frames, partitions workers and kills them, and pauses and
+resumes the queue. Then the network
 heals and the run must end with every job terminal exactly once and no job run after its ack.
 A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
 """
@@ -81,8 +82,14 @@ def run_seed(make_cluster, history, seed: int) -> None:
             cluster.network.faults, saved = Faults(), cluster.network.faults
             client.cancel(cancel_target)
             cluster.network.faults, cancel_target = saved, ""
+        elif action < 0.6:  # an operator pauses the queue, or resumes it
+            cluster.network.faults, saved = Faults(), cluster.network.faults
+            paused = client.stats()["paused"]
+            (client.resume_queue if paused else client.pause_queue)("default")
+            cluster.network.faults = saved
 
     cluster.network.faults = Faults()
+    client.resume_queue("default")
     for name in sorted(partitioned):
         cluster.network.heal(name)
     if not cluster.workers:

@@ -251,6 +251,17 @@ def test_the_dashboard_names_each_worker_and_shows_a_directive_it_has_not_taken_
     assert f"quiet (pending, by {datetime.fromtimestamp(by):%H:%M:%S})" in html
 
 
+def test_status_and_the_dashboard_mark_a_paused_queue() -> None:
+    stats = {**STATS, "paused": ["images"]}
+    text = render(stats, NOW)
+    assert re.search(r"images \(paused\) +0 +1", text), text
+    assert "default (paused)" not in text
+    view = {**stats, "now": NOW, "admin": False, "error": None, "failures": [], "dead": []}
+    html = dashboard_page.content(view)
+    assert '<td class="name">images <span class="paused">paused</span></td>' in html
+    assert '<td class="name">default</td>' in html
+
+
 # -- progress ---------------------------------------------------------------------------------
 
 

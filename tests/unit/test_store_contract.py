@@ -335,3 +335,21 @@ def test_pending_commits_count_as_activity_so_a_simulation_waits_for_their_repli
     assert activity.busy == 1  # committed, but the reply it releases is still on its way
     gate.set()
     assert activity.wait_idle(WAIT_S)
+
+
+def test_settings_are_kept_replaced_and_dropped_and_outlive_a_reopen(stores):
+    store = stores.open()
+    assert store.settings() == {}
+    store.put_setting("paused:a", b"1")
+    store.put_setting("paused:b", b"1")
+    store.put_setting("paused:a", b"2")
+    store.put_setting("paused:b", None)
+    store.put_setting("never:there", None)  # dropping a missing key is no error
+    landed = threading.Event()
+    store.after_commit(landed.set)
+    assert landed.wait(WAIT_S)
+    assert store.settings() == {"paused:a": b"2"}
+    if stores.kind == "memory":
+        return
+    store.close()
+    assert stores.open().settings() == {"paused:a": b"2"}

@@ -77,6 +77,8 @@ FULL: dict[str, dict[str, Any]] = {
     "stats": {},
     "jobs": {"queue": "q1", "state": "discarded", "job_type": "resize", "limit": 10},  # extension
     "direct": {"worker_id": WID, "state": "quiet"},
+    "pause_queue": {"queue": "q1"},
+    "resume_queue": {"queue": "q1"},
 }
 FULL_SPEC: dict[str, Any] = {
     "type": "resize",
@@ -221,6 +223,15 @@ def test_get_parses_into_get_and_its_wait_defaults_to_zero():
 
 def test_direct_parses_into_direct():
     assert parse(request("direct")) == m.Direct(1, WID, "quiet")
+
+
+def test_pause_queue_and_resume_queue_name_a_queue():
+    assert parse(request("pause_queue")) == m.PauseQueue(1, "q1", True)
+    assert parse(request("resume_queue")) == m.PauseQueue(1, "q1", False)
+    for kind in ("pause_queue", "resume_queue"):
+        for bad in ("", 7, None, "q" * 257):
+            with pytest.raises(BadRequest, match="queue"):
+                parse(request(kind, queue=bad))
 
 
 def test_unknown_keys_are_ignored_in_every_request_type():

@@ -1,4 +1,5 @@
-"""Queries and admin requests: ping, get, cancel, retry, stats, jobs and direct."""
+"""Queries and admin requests: ping, get, cancel, retry, stats, jobs, direct, and
+pause_queue / resume_queue."""
 
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ def _direct(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Direc
     return m.Direct(rid, string(b, "worker_id"), worker_state(b))
 
 
+def _pause_queue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.PauseQueue:
+    return m.PauseQueue(rid, string(b, "queue", limit=limits.max_name_chars), True)
+
+
+def _resume_queue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.PauseQueue:
+    return m.PauseQueue(rid, string(b, "queue", limit=limits.max_name_chars), False)
+
+
 PARSERS: dict[str, Parser] = {
     "ping": _ping,
     "get": _get_job,
@@ -57,4 +66,6 @@ PARSERS: dict[str, Parser] = {
     "stats": _stats,
     "jobs": _jobs,
     "direct": _direct,
+    "pause_queue": _pause_queue,
+    "resume_queue": _resume_queue,
 }
