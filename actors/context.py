@@ -46,6 +46,7 @@ class CoordinatorContext:
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
     listing: Mailbox = field(init=False)
+    scheduler: Mailbox = field(init=False)
     cancels: Cancellations = field(init=False)
 
     def __post_init__(self) -> None:

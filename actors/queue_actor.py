@@ -8,11 +8,11 @@ arrives for an idle worker goes out in one hop (queue -> supervisor) instead of 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from actors import events, lifecycle, pauses, states
+from actors.admission import admit
 from actors.base import CorralActor
 from actors.context import CoordinatorContext
 from actors.jobs import Job
@@ -86,45 +86,21 @@ class QueueActor(CorralActor):
     def _enqueue(self, inbound: Inbound) -> None:
         request: Enqueue = inbound.request  # type: ignore[assignment]
         ctx = self.ctx
-        now = ctx.clock.now()
-        made_by = request.request_id
-        jobs = [
-            Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq), made_by)
-            for spec in request.specs
-        ]
         try:
-            targets = {job.queue: ctx.queues.get(job.queue) for job in jobs}
+            outcome = admit(ctx, request.specs, request.request_id, (self.core.name, self._hold))
         except LookupError as exc:
             ctx.outbox(inbound.peer, codec.error("bad_request", str(exc), request.rid))
             return
-        duplicates = ctx.store.add(jobs)
-        if isinstance(duplicates, Replay):
-            ctx.outbox(inbound.peer, _replayed(request, duplicates))
-            return
-        # Read before the jobs are handed on: from then on they are the queues' (and a job
-        # served to a parked fetch at once is already active by the time this reply is built).
-        ids = [
-            job.id if dup is None else dup["id"] for job, dup in zip(jobs, duplicates, strict=True)
-        ]
-        job_states = [
-            job.state if dup is None else dup["state"]
-            for job, dup in zip(jobs, duplicates, strict=True)
-        ]
-        fresh: dict[str, list[Job]] = defaultdict(list)
-        for job, existing in zip(jobs, duplicates, strict=True):
-            if existing is None:
-                fresh[job.queue].append(job)
-                ctx.events.emit(events.JOB_ENQUEUED, job=job)
-        for queue, queued in fresh.items():
-            if queue == self.core.name:
-                self._hold(Hold(queued))
-            else:
-                targets[queue].tell(Hold(queued))
-        if request.batch:
-            frame = codec.reply(request.rid, job_ids=ids, states=job_states)
+        if isinstance(outcome, Replay):
+            frame = _replayed(request, outcome)
+        elif request.batch:
+            frame = codec.reply(request.rid, job_ids=outcome.ids, states=outcome.states)
         else:
             frame = codec.reply(
-                request.rid, job_id=ids[0], state=job_states[0], duplicate=duplicates[0] is not None
+                request.rid,
+                job_id=outcome.ids[0],
+                state=outcome.states[0],
+                duplicate=outcome.duplicate[0],
             )
         ctx.outbox(inbound.peer, frame)
 

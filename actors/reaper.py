@@ -1,5 +1,6 @@
 """ReaperActor: owns nothing but its schedule. Each tick it asks the owners to act: the
-supervisor declares silent workers dead and expires reservations, the queues promote due jobs."""
+supervisor declares silent workers dead and expires reservations, the queues promote due jobs,
+the scheduler makes the jobs of due schedules."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class ReaperActor(CorralActor):
     def _reap(self, _: Reap) -> None:
         now = self.ctx.clock.now()
         self.ctx.supervisor.tell(Tick(now))
+        self.ctx.scheduler.tell(Tick(now))
         for queue in self.ctx.queues.all():
             queue.tell(Promote(now))
         self.ctx.store.prune(now)

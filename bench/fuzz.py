@@ -69,6 +69,7 @@ KINDS = sorted(REQUEST_TYPES)
 CREATING = ("enqueue", "hello")  # the requests whose success adds state (jobs, sessions)
 QUEUE = "fuzz"
 PAUSABLE = ["fuzz-paused", "default"]
+CRONS = ["*/5 * * * *", "@hourly", "61 * * * *", "* * 31 2 *"]
 MAX_MESSAGE_SIZE = codec.MAX_MESSAGE_SIZE_BYTES
 LIMITS = Limits()
 BATCH = 64  # frames sent before a peer collects the answers
@@ -249,6 +250,16 @@ class Mutator:
             "direct": {"worker_id": me, "state": r.choice(m.WORKER_STATES)},
             "pause_queue": {"queue": r.choice(PAUSABLE)},  # never QUEUE: jobs must still run
             "resume_queue": {"queue": r.choice(PAUSABLE)},
+            "schedule_put": {
+                "schedule": {
+                    "name": r.choice(["fuzz-schedule", "other"]),
+                    "job": spec,
+                    **r.choice([{"every": r.choice([1, 60, 0.5])}, {"cron": r.choice(CRONS)}]),
+                }
+            },
+            "schedule_remove": {"name": r.choice(["fuzz-schedule", "other"])},
+            "schedule_pause": {"name": r.choice(["fuzz-schedule", "other"])},
+            "schedule_resume": {"name": r.choice(["fuzz-schedule", "other"])},
         }.get(kind, {})  # a newer type: its defaults, then the mutations
 
     def frame(self, kind: str, rid: int) -> tuple[bytes, bool]:

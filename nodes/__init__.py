@@ -1,4 +1,5 @@
-"""What a user starts or embeds: Coordinator, WorkerNode, Client, Cluster."""
+"""What a user starts or embeds: Coordinator, WorkerNode, Client, Cluster (and Schedule, a
+periodic job a Coordinator is started with)."""
 
 import logging
 
@@ -6,10 +7,11 @@ from nodes.client import Client, JobHandle
 from nodes.cluster import Cluster
 from nodes.coordinator import Coordinator
 from nodes.worker_node import WorkerNode
+from transport.messages import Schedule
 
 # A library prints nothing unasked (see actors/__init__.py); `corral.*` are the event and node
 # loggers of nodes/observe and nodes/process.
 for _name in (__name__, "corral"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
-__all__ = ["Client", "Cluster", "Coordinator", "JobHandle", "WorkerNode"]
+__all__ = ["Client", "Cluster", "Coordinator", "JobHandle", "Schedule", "WorkerNode"]

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nodes.job_types import JobType, job_spec
+from nodes.schedule_requests import ScheduleRequests
 from transport import messages as m
 from transport.base import Connector, Requester
 from transport.endpoints import Endpoints, addresses_of
@@ -22,29 +24,6 @@ if TYPE_CHECKING:
 
 REQUEST_TIMEOUT_S = 10.0
 REQUEST_ID_BYTES = 12  # random bytes in a request id: 96 bits, 16 characters once encoded
-JOB_OPTIONS = frozenset(
-    {
-        "queue",
-        "priority",
-        "scheduled_at",
-        "max_attempts",
-        "retry",
-        "timeout",
-        "route",
-        "unique_key",
-        "meta",
-    }
-)
-
-
-@dataclass(frozen=True)
-class JobType:
-    """A job type with default JobSpec options (set by `@worker.handler(type, **defaults)`)."""
-
-    name: str
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class Job:
     """A job as `get` returns it (PROTOCOL.md section 4); `raw` keeps every wire field."""
@@ -113,7 +92,7 @@ class JobHandle(str):
         raise TimeoutError(f"job {self} still {job.state} after {timeout} s")
 
 
-class Client:
+class Client(ScheduleRequests):
     """A DEALER connection speaking the client half of PROTOCOL.md section 4.
 
     `connect` may list several coordinators sharing one database: each request goes to the
@@ -277,15 +256,3 @@ def new_request_id() -> str:
     characters. Every job the request makes keeps it in its store record, so it is short: a
     uuid4 in hex (32) cost 16 bytes more per queued job (bench/million.py)."""
     return secrets.token_urlsafe(REQUEST_ID_BYTES)
-
-
-def job_spec(
-    job_type: str, args: list[Any] | tuple[Any, ...] = (), **options: Any
-) -> dict[str, Any]:
-    """Build a JobSpec map, refusing options the protocol does not know."""
-    unknown = set(options) - JOB_OPTIONS
-    if unknown:
-        raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")
-    spec = {"type": job_type, "args": list(args)}
-    spec.update({key: value for key, value in options.items() if value is not None})
-    return spec

@@ -9,7 +9,7 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,8 @@ from actors.mail import Orphans, Restore
 from actors.queue_actor import QueueActor
 from actors.reaper import ReaperActor
 from actors.routing import WorkerProfile
+from actors.scheduler import SchedulerActor
+from actors.schedules import check
 from actors.series import Series
 from actors.store.base import Store
 from actors.waiters import JobWaiters
@@ -40,7 +42,9 @@ from nodes.observe.traffic import Traffic
 from nodes.stores import open_store, shared_database
 from transport.base import ServerTransport
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
+from transport.messages import Schedule
 from transport.validation.limits import Limits
+from transport.validation.schedules import schedule as read_schedule
 
 if TYPE_CHECKING:
     from transport.auth import SecuritySettings
@@ -75,6 +79,7 @@ class Coordinator:
         failover_timeout: float = FAILOVER_TIMEOUT_S,
         name: str | None = None,
         advertise: str | None = None,
+        schedules: Sequence[Schedule] = (),
         **setting_overrides: Any,
     ) -> None:
         self.bind = bind
@@ -113,6 +118,12 @@ class Coordinator:
         self.failover_timeout = failover_timeout
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.advertise = advertise  # None: derived from the bound address
+        # Periodic jobs defined by the caller (the YAML's `schedules:`), checked now as a
+        # `schedule_put` would be: each start keeps the store's schedules of the same name in
+        # step with them.
+        self.schedules = tuple(
+            check(read_schedule(asdict(schedule), self.limits)) for schedule in schedules
+        )
 
     @classmethod
     def from_config(cls, path: str, node: str = "coordinator", **overrides: Any) -> Coordinator:
@@ -193,6 +204,8 @@ class Coordinator:
         self._actors.append(ctx.supervisor)
         ctx.listing = base.start(ListingActor, self.activity, ctx)
         self._actors.append(ctx.listing)
+        ctx.scheduler = base.start(SchedulerActor, self.activity, ctx, self.schedules)
+        self._actors.append(ctx.scheduler)
         self._actors.append(base.start(ReaperActor, self.activity, ctx))
         self._restore(store)
         waiters = JobWaiters(self.clock, store, outbox, self.events)

@@ -46,6 +46,7 @@ def coordinator_arguments(
         "max_queues": config.max_queues,
         "failover_timeout": config.failover_timeout,
         "advertise": config.advertise,
+        "schedules": config.schedules,
         "name": f"{config.name}@{socket.gethostname()}:{os.getpid()}",
         "addons": build_addons(config),
     }

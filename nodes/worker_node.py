@@ -17,7 +17,7 @@ from actors.pool import Executor
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
-from nodes.client import JOB_OPTIONS, JobType
+from nodes.job_types import JOB_OPTIONS, JobType
 from transport.base import Connector
 from transport.endpoints import Endpoints, addresses_of
 

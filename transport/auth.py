@@ -46,6 +46,11 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "direct": ADMIN,
     "pause_queue": ADMIN,
     "resume_queue": ADMIN,
+    "schedule_put": ADMIN,
+    "schedule_remove": ADMIN,
+    "schedule_pause": ADMIN,
+    "schedule_resume": ADMIN,
+    "schedules": CLIENT,
     "ping": ANY_ALLOWED_KEY,
 }
 # Denied keys are logged at WARNING once each, up to this many, then at DEBUG: a peer retrying

@@ -256,6 +256,53 @@ class PauseQueue:
     paused: bool
 
 
+OVERLAP_POLICIES = ("skip", "allow")  # actors/schedules.py says what each does
+MISFIRE_POLICIES = ("once", "skip")
+MIN_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Extension (docs/PROTOCOL.md): periodic jobs. Exactly one of `cron` (5 fields or an
+    alias such as `@hourly`, read in `timezone`) and `every` (seconds); `job` is the JobSpec
+    map of the jobs it makes (validated)."""
+
+    name: str
+    job: dict[str, Any]
+    cron: str | None = None
+    every: float | None = None
+    timezone: str = "UTC"
+    overlap: str = "skip"
+    misfire: str = "once"
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePut:
+    rid: Rid
+    schedule: Schedule
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRemove:
+    rid: Rid
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePause:
+    rid: Rid
+    name: str
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulesList:
+    rid: Rid
+
+
+ScheduleRequest = SchedulePut | ScheduleRemove | SchedulePause | SchedulesList
+
+
 def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
     """What a `stats` reply says, as clients hand it on: queues, workers, unroutable and
     paused queues, and the extensions present (`series`, `cluster`; docs/PROTOCOL.md)."""
@@ -272,7 +319,9 @@ def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 WorkerRequest = Register | Beat | Fetch | Ack | Fail | Outcomes | Deregister
-ClientRequest = Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct | PauseQueue
+ClientRequest = (
+    Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct | PauseQueue | ScheduleRequest
+)
 Request = Hello | WorkerRequest | ClientRequest | Ping
 
 WORKER_REQUEST_TYPES = frozenset(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from nodes.cli import commands, enqueue, flags, jobs
+from nodes.cli import commands, enqueue, flags, jobs, schedule
 from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
             "queue", metavar="QUEUE"
         )
 
+    schedule.add_parsers(sub, client)
+
     keys = sub.add_parser("keys", help="CURVE key pairs")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     generate = keys_sub.add_parser(
@@ -190,7 +192,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return commands.generate_keys(args.directory, force=args.force)
     connect = flags.endpoints(args.connect) if args.connect else None
     args.address = commands.resolve_address(connect, args.config, DEFAULT_CONNECT)
-    role = "admin" if args.command in ADMIN_COMMANDS else "client"
+    admin = args.command in ADMIN_COMMANDS or (
+        args.command == "schedule" and args.schedule_command in schedule.ADMIN_ACTIONS
+    )
+    role = "admin" if admin else "client"
     args.curve = commands.resolve_curve(args, role)
     handler = {
         "enqueue": enqueue.enqueue,
@@ -203,5 +208,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "terminate": commands.direct,
         "resume": commands.direct,
         "queue": commands.queue,
+        "schedule": schedule.schedule,
     }[args.command]
     return handler(args)

@@ -68,7 +68,7 @@ def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
-def _table(title: str | None = None) -> Table:
+def titled_table(title: str | None = None) -> Table:
     return Table(
         title=title,
         title_justify="left",
@@ -84,7 +84,7 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
     if not queues:
         return Text("no queues yet")
     unroutable = stats.get("unroutable", {})
-    table = _table("Queues")
+    table = titled_table("Queues")
     table.add_column("QUEUE", no_wrap=True)
     for state in QUEUE_STATES:
         table.add_column(state.upper(), justify="right")
@@ -110,7 +110,7 @@ def _worker_state(worker: dict[str, Any]) -> Text:
 def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:
     if not workers:
         return Text("no workers")
-    table = _table("Workers")
+    table = titled_table("Workers")
     named = any(w.get("name") for w in workers)
     for name, justify in (
         *((("NAME", "left"),) if named else ()),
@@ -209,11 +209,17 @@ def status_view(stats: dict[str, Any], now: float) -> RenderableType:
     return Group(*parts)
 
 
+def scheduled_type(job: dict[str, Any]) -> str:
+    """The job's type, and the schedule that made it, if one did (meta.schedule)."""
+    made_by = (job.get("meta") or {}).get("schedule")
+    return f"{job['type']} (schedule {made_by})" if made_by else job["type"]
+
+
 def jobs_table(jobs: list[dict[str, Any]], now: float) -> RenderableType:
     """`corral jobs`: one row per job, newest first, with its last error."""
     if not jobs:
         return Text("no jobs match")
-    table = _table()
+    table = titled_table()
     table.add_column("JOB", no_wrap=True)
     table.add_column("TYPE", overflow="fold")
     table.add_column("QUEUE", overflow="fold")
@@ -224,7 +230,7 @@ def jobs_table(jobs: list[dict[str, Any]], now: float) -> RenderableType:
     for job in jobs:
         table.add_row(
             job["id"],
-            job["type"],
+            scheduled_type(job),
             job["queue"],
             _state(job["state"]),
             f"{job.get('attempt', 0)}/{job.get('max_attempts', '?')}",
@@ -270,7 +276,7 @@ def job_view(job: dict[str, Any], now: float) -> RenderableType:
     errors = job.get("errors") or []
     if not errors:
         return Group(fields, Text(""), Text("no errors", style="dim"))
-    history = _table(f"Errors ({len(errors)})")
+    history = titled_table(f"Errors ({len(errors)})")
     history.add_column("ATTEMPT", justify="right")
     history.add_column("AT", no_wrap=True)
     history.add_column("TYPE", style="red")

@@ -28,6 +28,7 @@ from nodes.config.observability import (
     parse_dashboard,
     parse_metrics,
 )
+from nodes.config.schedules import parse_schedules
 from nodes.config.security import (
     PeerSecurityConfig,
     SecurityConfig,
@@ -38,6 +39,7 @@ from nodes.observe.logs import check_log_format
 from nodes.stores import POSTGRES_PREFIXES
 from nodes.worker_node import SHUTDOWN_GRACE_S
 from transport.codec import MAX_DEPTH, MAX_MESSAGE_SIZE_BYTES, PEER_MAX_DEPTH
+from transport.messages import Schedule
 from transport.validation.limits import (
     MAX_BATCH_JOBS,
     MAX_LIST_ITEMS,
@@ -116,6 +118,7 @@ class CoordinatorConfig(NodeConfig):
     security: SecurityConfig | None = field(default=None, metadata=f.check(parse_security))
     metrics: MetricsConfig | None = field(default=None, metadata=f.check(parse_metrics))
     dashboard: DashboardConfig | None = field(default=None, metadata=f.check(parse_dashboard))
+    schedules: tuple[Schedule, ...] = field(default=(), metadata=f.check(parse_schedules))
 
     @property
     def connect_address(self) -> str:

@@ -38,6 +38,7 @@ td.error { color: var(--bad); font-family: ui-monospace, monospace; font-size: 1
   word-break: break-word; }
 td.warn { color: var(--warn); font-weight: 600; }
 span.paused { color: var(--warn); font-weight: 600; margin-left: 0.4em; }
+span.schedule { color: var(--muted); margin-left: 0.4em; }
 tr.terminated td { color: var(--muted); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
   background: #edf2f7; }

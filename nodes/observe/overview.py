@@ -28,6 +28,7 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
         "next_attempt_at": job.get("next_attempt_at"),
         "errors": len(job.get("errors") or []),
         "error": last_error(job),
+        "schedule": (job.get("meta") or {}).get("schedule"),  # made by a schedule: its name
     }
 
 

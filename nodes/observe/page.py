@@ -37,6 +37,13 @@ def _table(headers: list[tuple[str, str]], rows: list[str], empty: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _type(job: dict[str, Any]) -> str:
+    """The job's type, and the schedule that made it, if one did."""
+    made_by = job.get("schedule")
+    suffix = f' <span class="schedule">schedule {_e(made_by)}</span>' if made_by else ""
+    return _e(job["type"]) + suffix
+
+
 def _badge(state: str) -> str:
     return f'<span class="badge {_e(state)}">{_e(state)}</span>'
 
@@ -122,7 +129,7 @@ def _failures(view: dict[str, Any], now: float) -> str:
         else:
             fate = "dead"
         rows.append(
-            f'<tr class="failure"><td class="id">{_e(job["id"])}</td><td>{_e(job["type"])}</td>'
+            f'<tr class="failure"><td class="id">{_e(job["id"])}</td><td>{_type(job)}</td>'
             f"<td>{_e(job['queue'])}</td><td>{_badge(job['state'])}</td>"
             f'<td class="num">{job["attempt"]}/{_e(job["max_attempts"])}</td>'
             f'<td class="error">{_e(error_text(error))}</td><td>{_e(when)}</td>'
@@ -150,7 +157,7 @@ def _dead(view: dict[str, Any], now: float) -> str:
             f'<button class="retry" data-job-id="{_e(job["id"])}">Retry</button>' if admin else ""
         )
         rows.append(
-            f'<tr class="dead"><td class="id">{_e(job["id"])}</td><td>{_e(job["type"])}</td>'
+            f'<tr class="dead"><td class="id">{_e(job["id"])}</td><td>{_type(job)}</td>'
             f'<td>{_e(job["queue"])}</td><td class="num">{job["errors"]}</td>'
             f'<td class="error">{_e(error_text(job["error"]))}</td><td>{_e(ended)}</td>'
             f"<td>{action}</td></tr>"

@@ -2,7 +2,7 @@
 
 Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minutes drops,
 duplicates, delays and reorders frames, partitions workers and kills them, and pauses and
-resumes the queue. Then the network
+resumes the queue, while a schedule makes a job every 30 s. Then the network
 heals and the run must end with every job terminal exactly once and no job run after its ack.
 A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
 """
@@ -22,6 +22,8 @@ JOBS_PER_RUN = 24
 CHAOS_S = 240.0
 SETTLE_WITHIN_S = 4 * 3600.0
 SETTINGS = CoordinatorSettings(visibility_timeout=90.0)
+SCHEDULE_EVERY_S = 30.0
+SCHEDULE_ARG = 5
 
 
 def _job_mix(rng: random.Random) -> list[dict]:
@@ -38,6 +40,18 @@ def _job_mix(rng: random.Random) -> list[dict]:
     return jobs
 
 
+def _scheduled(cluster, first_slot: float, seed: int) -> list[str]:
+    """The ids of the schedule's jobs, checked: one per slot of its grid, from the first slot
+    to the last one due before it was removed, none twice, none missing."""
+    mine = [j for j in cluster.store.list(limit=1000) if j.get("meta", {}).get("schedule")]
+    slots = sorted(job["meta"]["slot"] for job in mine)
+    due = int((cluster.clock.now() - first_slot) // SCHEDULE_EVERY_S) + 1
+    grid = [first_slot + n * SCHEDULE_EVERY_S for n in range(len(slots))]
+    assert slots == grid, f"slots made twice or skipped (seed={seed}): {slots}"
+    assert due - 1 <= len(slots) <= due, f"{len(slots)} slots made, {due} due (seed={seed})"
+    return [job["id"] for job in mine]
+
+
 def _all_terminal(cluster, job_ids) -> bool:
     return all(
         cluster.store.get(j)["state"] in ("completed", "discarded", "cancelled") for j in job_ids
@@ -52,6 +66,10 @@ def run_seed(make_cluster, history, seed: int) -> None:
     client = cluster.client()
     job_ids = [str(job) for job in client.enqueue_many(_job_mix(rng))]
     cancel_target = rng.choice(job_ids)
+    # A schedule runs all along: every slot due during the chaos makes exactly one job
+    first_slot = client.put_schedule(
+        "tick", "square", [SCHEDULE_ARG], every=SCHEDULE_EVERY_S, overlap="allow"
+    )["next_runs"][0]
 
     cluster.network.faults = Faults(
         drop=rng.uniform(0, 0.05),
@@ -90,6 +108,8 @@ def run_seed(make_cluster, history, seed: int) -> None:
 
     cluster.network.faults = Faults()
     client.resume_queue("default")
+    client.remove_schedule("tick")
+    job_ids += _scheduled(cluster, first_slot, seed)
     for name in sorted(partitioned):
         cluster.network.heal(name)
     if not cluster.workers:

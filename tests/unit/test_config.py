@@ -374,3 +374,51 @@ def test_coordinators_on_separate_stores_are_not_mixed_for_clients(tmp_path: Pat
         " advertise: 'tcp://db2:7002'}\n"
     )
     assert load_config(str(path)).client_addresses() == ("tcp://127.0.0.1:7001",)
+
+
+SCHEDULED = """
+nodes:
+  coordinator:
+    kind: coordinator
+    schedules:
+      - name: nightly
+        cron: "0 3 * * *"
+        timezone: Europe/Paris
+        job: {type: report, args: [daily], queue: reports}
+      - name: beat
+        every: 30
+        overlap: allow
+        job: {type: ping}
+"""
+
+
+def test_schedules_load_from_the_coordinator_yaml_with_their_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SCHEDULED)).node("coordinator")
+    nightly, beat = config.schedules  # type: ignore[attr-defined]
+    assert (nightly.name, nightly.cron, nightly.timezone, nightly.misfire) == (
+        "nightly", "0 3 * * *", "Europe/Paris", "once",
+    )  # fmt: skip
+    assert nightly.job == {"type": "report", "args": ["daily"], "queue": "reports"}
+    assert (beat.every, beat.overlap, beat.timezone) == (30.0, "allow", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ('{name: a, cron: "61 * * * *", job: {type: t}}', "bad cron expression"),
+        ("{name: a, every: 5, timezone: Nowhere/Land, job: {type: t}}", "unknown time zone"),
+        ("{name: a, job: {type: t}}", "exactly one of 'cron' and 'every'"),
+        ("{name: a, every: 5, job: {type: t}}\n      - {name: a, every: 6, job: {type: t}}",
+         "a second schedule named 'a'"),
+    ],
+)
+def test_a_bad_schedule_is_refused_at_load_naming_it(tmp_path: Path, entry: str, says: str):
+    text = f"""
+nodes:
+  coordinator:
+    kind: coordinator
+    schedules:
+      - {entry}
+"""
+    message = refusal(tmp_path, text)
+    assert says in message and "schedules[" in message, message

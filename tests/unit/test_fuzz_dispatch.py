@@ -44,6 +44,7 @@ from transport.validation.limits import Limits
 ADDRESS = "inproc://fuzzed"
 QUEUE = "fuzz"
 PAUSABLE = ["fuzz-paused", "default"]
+SCHEDULES = ["fuzz-schedule", "other"]
 HEARTBEAT_TIMEOUT_S = 5.0
 MAX_MESSAGE_SIZE = 16 * 1024
 LIMITS = Limits(max_job_size=4 * 1024, max_result_size=4 * 1024, max_batch_jobs=8)
@@ -297,6 +298,23 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         # never QUEUE: the job run after the fuzzing must not find it paused
         "pause_queue": st.fixed_dictionaries({"queue": st.sampled_from(PAUSABLE)}),
         "resume_queue": st.fixed_dictionaries({"queue": st.sampled_from(PAUSABLE)}),
+        "schedule_put": st.fixed_dictionaries(
+            {
+                "schedule": st.fixed_dictionaries(
+                    {"name": st.sampled_from(SCHEDULES), "job": job_specs()},
+                    optional={
+                        "cron": st.sampled_from(["*/5 * * * *", "@hourly", "61 * * * *", ""]),
+                        "every": st.floats(0, 1e6),
+                        "timezone": st.sampled_from(["UTC", "Europe/Riga", "Nowhere/At_All"]),
+                        "overlap": st.sampled_from(["skip", "allow", "sometimes"]),
+                        "misfire": st.sampled_from(["once", "skip", "never"]),
+                    },
+                )
+            }
+        ),
+        "schedule_remove": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
+        "schedule_pause": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
+        "schedule_resume": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
     }
     return bodies.get(kind, st.just({}))  # a newer type: its defaults, then mutations
 

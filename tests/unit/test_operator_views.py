@@ -20,6 +20,7 @@ from nodes.cli.status import render
 from nodes.config import load_config
 from nodes.config.fields import ConfigError
 from nodes.factory import build_node
+from nodes.observe import overview as dashboard_overview
 from nodes.observe import page as dashboard_page
 from nodes.observe.logs import EventLog, JsonFormatter
 from nodes.observe.progress import progress_line, text_bar
@@ -260,6 +261,17 @@ def test_status_and_the_dashboard_mark_a_paused_queue() -> None:
     html = dashboard_page.content(view)
     assert '<td class="name">images <span class="paused">paused</span></td>' in html
     assert '<td class="name">default</td>' in html
+
+
+def test_jobs_and_the_dashboard_name_the_schedule_that_made_a_job() -> None:
+    wire = _job("j1", state="discarded").to_wire()
+    wire["meta"] = {"schedule": "nightly", "slot": NOW}
+    out = io.StringIO()
+    views.show(out, views.jobs_table([wire], NOW))
+    assert "(schedule nightly)" in out.getvalue()
+    dead = dashboard_overview.job_summary(wire)
+    view = {**STATS, "now": NOW, "admin": False, "error": None, "failures": [], "dead": [dead]}
+    assert '<span class="schedule">schedule nightly</span>' in dashboard_page.content(view)
 
 
 # -- progress ---------------------------------------------------------------------------------

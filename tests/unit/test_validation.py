@@ -79,6 +79,11 @@ FULL: dict[str, dict[str, Any]] = {
     "direct": {"worker_id": WID, "state": "quiet"},
     "pause_queue": {"queue": "q1"},
     "resume_queue": {"queue": "q1"},
+    "schedule_put": {"schedule": {"name": "s1", "job": {"type": "t"}, "every": 60}},
+    "schedule_remove": {"name": "s1"},
+    "schedule_pause": {"name": "s1"},
+    "schedule_resume": {"name": "s1"},
+    "schedules": {},
 }
 FULL_SPEC: dict[str, Any] = {
     "type": "resize",
@@ -232,6 +237,37 @@ def test_pause_queue_and_resume_queue_name_a_queue():
         for bad in ("", 7, None, "q" * 257):
             with pytest.raises(BadRequest, match="queue"):
                 parse(request(kind, queue=bad))
+
+
+def test_a_schedule_is_read_with_its_defaults():
+    put = parse(request("schedule_put"))
+    assert put == m.SchedulePut(1, m.Schedule("s1", {"type": "t"}, None, 60.0))
+    assert (put.schedule.timezone, put.schedule.overlap, put.schedule.misfire) == (
+        "UTC", "skip", "once",
+    )  # fmt: skip
+    assert parse(request("schedule_pause")) == m.SchedulePause(1, "s1", True)
+    assert parse(request("schedule_resume")) == m.SchedulePause(1, "s1", False)
+    assert parse(request("schedules")) == m.SchedulesList(1)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [
+        ({"job": {"type": "t"}, "every": 60}, "'name'"),
+        ({"name": "s", "every": 60}, "'job' must be a map"),
+        ({"name": "s", "job": {"args": []}, "every": 60}, "type"),
+        ({"name": "s", "job": {"type": "t"}}, "exactly one of 'cron' and 'every'"),
+        ({"name": "s", "job": {"type": "t"}, "every": 5, "cron": "* * * * *"}, "exactly one"),
+        ({"name": "s", "job": {"type": "t"}, "every": 0.5}, "'every' must be >= 1"),
+        ({"name": "s", "job": {"type": "t"}, "every": 60, "overlap": "x"}, "'overlap'"),
+        ({"name": "s", "job": {"type": "t"}, "every": 60, "misfire": 1}, "'misfire'"),
+        ({"name": "s", "job": {"type": "t"}, "cron": 5}, "'cron' must be a string"),
+        ("every minute", "'schedule' must be a map"),
+    ],
+)
+def test_a_malformed_schedule_is_a_bad_request_naming_the_field(schedule, says):
+    with pytest.raises(BadRequest, match=says):
+        parse(request("schedule_put", schedule=schedule))
 
 
 def test_unknown_keys_are_ignored_in_every_request_type():
