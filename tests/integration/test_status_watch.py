@@ -55,7 +55,7 @@ def test_stats_with_series_counts_the_jobs_a_worker_ran_and_plain_stats_is_uncha
     coordinator: Callable[..., Coordinator], workers: Callable[..., WorkerNode]
 ) -> None:
     node = coordinator()
-    workers(node.address, queues=["default"], handlers={"square": lambda x: x * x})
+    worker = workers(node.address, queues=["default"], handlers={"square": lambda x: x * x})
     with Client(node.address) as client:
         for x in range(12):
             assert client.enqueue("square", [x]).result(timeout=10) == x * x
@@ -74,6 +74,7 @@ def test_stats_with_series_counts_the_jobs_a_worker_ran_and_plain_stats_is_uncha
     assert p50 and all(0 < v < 10_000 for v in p50)
     assert re.fullmatch(r"\d+\.0", str(series["end"]))
 
+    worker.stop()  # first: a worker stopping after its coordinator waits out its goodbye
     node.stop()  # a stopped coordinator's series no longer listens to the (shared) hub
     end = series["end"] + 2
     job = SimpleNamespace(state="completed", created_at=end - 1.5, completed_at=end - 1.5)
