@@ -8,8 +8,9 @@ jobs_per_s_sqlite, jobs_per_s_postgresql, enqueue_batch_per_s, latency_p50_ms,
 latency_p99_ms, latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
 zmq_reqrep_window100_per_s; the full run adds coordinator_cpu_pct_1k_workers,
 workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m,
-recovery_s_after_sigkill, failover_s_p50, failover_s_max, failover_timeout_s and
-takeover_s_1m_queued, each from one run); a scenario that fails reports null and the exit
+recovery_s_after_sigkill, failover_s_p50, failover_s_max, failover_timeout_s,
+takeover_s_1m_queued, schedules_firing_cpu_pct, schedule_lateness_ms_p50 and
+schedule_jobs_missing, each from one run); a scenario that fails reports null and the exit
 status is 1. The PostgreSQL runs use a private cluster (tests/pg.py: PostgreSQL's binaries
 must be installed) on the same cores as the nodes.
 """
@@ -32,6 +33,7 @@ import latency_floor
 import many_workers
 import million
 import recovery
+import schedules
 import takeover
 import throughput
 import zmq_ceiling
@@ -205,6 +207,7 @@ def main() -> int:
     takeovers = (
         _attempt("takeover, 1,000,000 queued", takeover.run, 1, failures) if scale else []
     )
+    scheduled = _attempt("1,000 schedules", schedules.run, 1, failures) if scale else []
 
     summary = {
         "jobs_per_s_memory": _median(e2e, "jobs_per_s"),
@@ -231,6 +234,9 @@ def main() -> int:
             "failover_s_max": _median(failovers, "failover_s_max"),
             "failover_timeout_s": _median(failovers, "failover_timeout_s"),
             "takeover_s_1m_queued": _median(takeovers, "takeover_s_1m_queued"),
+            "schedules_firing_cpu_pct": _median(scheduled, "schedules_firing_cpu_pct"),
+            "schedule_lateness_ms_p50": _median(scheduled, "schedule_lateness_ms_p50"),
+            "schedule_jobs_missing": _median(scheduled, "schedule_jobs_missing"),
         }
     jobs = f"{size['jobs']:,} jobs"
     rows = [
@@ -309,6 +315,19 @@ def main() -> int:
                 _cell(takeovers, ("takeover_s_1m_queued",), "s"),
             ),
             ("  first job completed", _cell(takeovers, ("first_job_s_1m_queued",), "s")),
+            (
+                "1,000 schedules idle (% of a core)",
+                _cell(scheduled, ("schedules_idle_cpu_pct",), "%"),
+            ),
+            (
+                "  each firing every second (% of a core)",
+                _cell(scheduled, ("schedules_firing_cpu_pct",), "%"),
+            ),
+            (
+                "  a job made after its slot, p50",
+                _cell(scheduled, ("schedule_lateness_ms_p50",), "ms"),
+            ),
+            ("  slots due but not made", _cell(scheduled, ("schedule_jobs_missing",), "")),
         ]
     print(
         f"corral benchmarks ({'quick' if args.quick else 'full'}, median of {repeat})"
