@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+
 from actors.schedules import ScheduleError, check
 from nodes.config.fields import Where
 from transport.errors import BadRequest
@@ -34,8 +36,11 @@ def parse_schedules(value: Any, where: Where, name: str) -> tuple[Schedule, ...]
         at = f"{name}[{index}]"
         try:
             one = check(schedule(raw, DEFAULT_LIMITS))
+            msgpack.packb(one.job)  # what the wire could not carry (a YAML date, say)
         except (BadRequest, ScheduleError) as exc:
             raise where.error(str(getattr(exc, "message", exc)), at) from None
+        except (TypeError, ValueError) as exc:
+            raise where.error(f"its job holds a value a job cannot carry: {exc}", at) from None
         if one.name in parsed:
             raise where.error(f"a second schedule named {one.name!r}", at)
         parsed[one.name] = one

@@ -408,6 +408,7 @@ def test_schedules_load_from_the_coordinator_yaml_with_their_defaults(tmp_path: 
         ('{name: a, cron: "61 * * * *", job: {type: t}}', "bad cron expression"),
         ("{name: a, every: 5, timezone: Nowhere/Land, job: {type: t}}", "unknown time zone"),
         ("{name: a, job: {type: t}}", "exactly one of 'cron' and 'every'"),
+        ("{name: a, every: 5, job: {type: t, args: [2026-01-01]}}", "cannot carry"),
         ("{name: a, every: 5, job: {type: t}}\n      - {name: a, every: 6, job: {type: t}}",
          "a second schedule named 'a'"),
     ],
