@@ -16,6 +16,7 @@ from actors.clock import Clock
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.ids import IdFactory
+from actors.limits import Limiter, LimitRules
 from actors.mail import RoutingUpdate
 from actors.routing import WorkerProfile
 from actors.store.base import Store
@@ -36,6 +37,8 @@ class CoordinatorContext:
     ids: IdFactory = field(init=False)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     unroutable: dict[str, int] = field(default_factory=dict)  # queue -> jobs no worker may take
+    limited: dict[str, int] = field(default_factory=dict)  # queue -> jobs held back by a limit
+    limit_rules: LimitRules = field(default_factory=LimitRules)  # the configured limits
     max_message_size: int = MAX_MESSAGE_SIZE_BYTES  # announced to workers in workerregistered
     # Connections that said hello: added by the dispatcher (I/O thread), forgotten by the
     # supervisor once their last session has been over for terminated_retention, so the set
@@ -48,10 +51,12 @@ class CoordinatorContext:
     listing: Mailbox = field(init=False)
     scheduler: Mailbox = field(init=False)
     cancels: Cancellations = field(init=False)
+    limiter: Limiter = field(init=False)  # the count of every limit's bucket (actors.limits)
 
     def __post_init__(self) -> None:
         self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))
         self.cancels = Cancellations(self)
+        self.limiter = Limiter(self.limit_rules, self.clock.now)
 
 
 QueueStarter = Callable[[str, tuple[WorkerProfile, ...]], Mailbox]

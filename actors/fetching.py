@@ -172,6 +172,8 @@ class FetchMatching:
 
     def _hold_back(self, queue: str, jobs: list[Job]) -> None:
         if jobs:
+            for job in jobs:
+                self.port.free_limit(job)  # the queue acquired its slot when handing it out
             self.port.tell_queue(queue, Hold(jobs))
 
     def _activate(self, now: float, session: Session, fetch: Fetch, jobs: list[Job]) -> None:
@@ -182,6 +184,7 @@ class FetchMatching:
             # Saved before looking: a cancel asked meanwhile either finds the job active in
             # the store (and comes here) or is seen now (actors/cancellation.py).
             if port.cancel_asked(job.id):
+                port.free_limit(job)
                 port.settle_cancel(job, now)
                 continue
             self.leases.hold(session, job)

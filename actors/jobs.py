@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import states
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, JobSpec, RetryPolicy, shared_name
+from transport.messages import (
+    DEFAULT_RETRY,
+    EMPTY_MAP,
+    JobLimit,
+    JobSpec,
+    RetryPolicy,
+    shared_name,
+)
 
 
 @dataclass(slots=True)
@@ -46,6 +53,7 @@ class Job:
     # The enqueue's request id (docs/PROTOCOL.md extension), kept in the store's record so a
     # retried request finds the job; not part of the Job map.
     request_id: str | None = None
+    limit: JobLimit | None = None  # its concurrency key and own limits (actors.limits)
 
     @classmethod
     def from_spec(
@@ -69,6 +77,7 @@ class Job:
             seq=seq,
             state=states.SCHEDULED if due_later else states.AVAILABLE,
             request_id=request_id,
+            limit=spec.limit,
         )
 
     @property
@@ -117,6 +126,8 @@ class Job:
             value = getattr(self, key)
             if value is not None:
                 wire[key] = value
+        if self.limit is not None:
+            wire.update(self.limit.to_wire())
         if self.state == states.COMPLETED:
             wire["result"] = self.result
         return wire
@@ -151,6 +162,7 @@ class Job:
             next_attempt_at=wire.get("next_attempt_at"),
             errors=tuple(wire.get("errors", ())),
             request_id=request_id,
+            limit=JobLimit.of_wire(wire),
         )
 
 

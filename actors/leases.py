@@ -8,6 +8,8 @@ finds a job's session by id (cancel, expiry) without walking every session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from actors.jobs import Job
 from actors.sessions import Session
 
@@ -15,8 +17,9 @@ from actors.sessions import Session
 class Leases:
     """job_id -> the session holding it, for every active job of this coordinator."""
 
-    def __init__(self, visibility_timeout: float) -> None:
+    def __init__(self, visibility_timeout: float, freed: Callable[[Job], None]) -> None:
         self.visibility_timeout = visibility_timeout
+        self.freed = freed  # a released job gives its limit's slot back (SupervisorPort)
         self._owner: dict[str, Session] = {}
 
     def __len__(self) -> int:
@@ -35,6 +38,7 @@ class Leases:
         """The session lets go of the job (settled, recovered or cancelled)."""
         del session.active[job.id]
         del self._owner[job.id]
+        self.freed(job)
 
     def owner(self, job_id: str) -> Session | None:
         """The session holding this job, if it is active here."""

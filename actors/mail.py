@@ -95,6 +95,14 @@ class SetPaused:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitFreed:
+    """Supervisor -> queue: a job of this limit's bucket stopped being active; the queue holds
+    jobs back for it (actors.limits)."""
+
+    bucket: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Promote:
     """Reaper -> queue: make due scheduled and retryable jobs available."""
 

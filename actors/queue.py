@@ -7,6 +7,14 @@ block the ones behind them. A job's class is not kept per job (a dict entry per 
 is computed when the job is filed or removed, and a claim knows it from the heap it pops. The
 label keys it depends on change only in `update_workers`, which files every waiting job anew, so
 each computation gives the class the job is filed under.
+
+Jobs under a limit (actors/limits.py) are lined up in a class heap only while their bucket has
+room: at most as many as it could start now (`_promised`). The others wait in one heap per
+bucket (`_held`), so a full bucket's jobs are never popped only to be put back, and the jobs
+behind them go out (no head-of-line blocking). When the bucket frees a slot (the Limiter tells
+the queue, `release`) or gains tokens (the reaper's round, `refresh`), its best held jobs are
+lined up again. A bucket shared with other queues may fill between lining up and handing out:
+the claim's `acquire` is what counts, and a job it refuses goes back to its bucket's heap.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from collections import Counter, defaultdict
 
 from actors import lifecycle, states
 from actors.jobs import Job
+from actors.limits import Bucket, Limit, Limiter, LimitRules
 from actors.routing import RouteClass, Routing, WorkerProfile, route_class
 
 HeapEntry = tuple[int, int, str]  # (-priority, seq, job_id)
@@ -24,14 +33,20 @@ HeapEntry = tuple[int, int, str]  # (-priority, seq, job_id)
 class QueueCore:
     """The waiting jobs of one queue. Every job held here is scheduled, available or retryable."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, limiter: Limiter | None = None) -> None:
         self.name = name
+        self.limiter = limiter or Limiter(LimitRules(), lambda: 0.0)
+        self._limit_of = self.limiter.rules.of  # bound once: it runs for every job handed out
         self.routing = Routing(name)
         self._jobs: dict[str, Job] = {}
         self._ready: dict[RouteClass, list[HeapEntry]] = defaultdict(list)
         self._available: Counter[RouteClass] = Counter()  # live available jobs per class
         self._timed: list[tuple[float, int, str]] = []
         self.paused = False  # a paused queue holds its jobs but hands none out (actors.pauses)
+        self._held: dict[Bucket, list[HeapEntry]] = {}  # jobs waiting for room in their bucket
+        self._held_in: dict[str, Bucket] = {}  # job_id -> its bucket, for every held job
+        self._promised: Counter[Bucket] = Counter()  # lined-up jobs per bucket
+        self._rated: set[Bucket] = set()  # held buckets with a rate: tokens come with time
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -47,8 +62,7 @@ class QueueCore:
         """Hold a waiting job; True when it can be handed out now."""
         self._jobs[job.id] = job
         if job.state == states.AVAILABLE:
-            self._make_ready(job)
-            return True
+            return self._offer(job)
         due = job.scheduled_at if job.state == states.SCHEDULED else job.next_attempt_at
         heapq.heappush(self._timed, (due or 0.0, job.seq, job.id))
         return False
@@ -62,7 +76,7 @@ class QueueCore:
             if job is None or job.state == states.AVAILABLE:
                 continue  # cancelled, or a stale entry
             lifecycle.promote(job)
-            self._make_ready(job)
+            self._offer(job)
             promoted.append(job)
         return promoted
 
@@ -73,7 +87,7 @@ class QueueCore:
         self._ready = defaultdict(list)
         self._available = Counter()
         for job in self._jobs.values():
-            if job.state == states.AVAILABLE:
+            if job.state == states.AVAILABLE and job.id not in self._held_in:
                 job_class = self._class(job)
                 self._ready[job_class].append((-job.priority, job.seq, job.id))
                 self._available[job_class] += 1
@@ -85,6 +99,18 @@ class QueueCore:
             return job.type, ()
         return route_class(job.type, job.route, self.routing.label_keys)
 
+    def _offer(self, job: Job) -> bool:
+        """File an available job: lined up (True), or held in its bucket while it is full."""
+        limit = self._limit_of(job)
+        if limit is not None:
+            bucket = limit.bucket
+            if not self.limiter.admit(limit, self._promised[bucket], self.name):
+                self._hold(job, limit)
+                return False
+            self._promised[bucket] += 1
+        self._make_ready(job)
+        return True
+
     def _make_ready(self, job: Job) -> None:
         job_class = self._class(job)
         heapq.heappush(self._ready[job_class], (-job.priority, job.seq, job.id))
@@ -93,8 +119,10 @@ class QueueCore:
     def remove(self, job_id: str) -> Job | None:
         """Take a job out (cancellation); its heap entries are skipped lazily."""
         job = self._jobs.pop(job_id, None)
-        if job is not None and job.state == states.AVAILABLE:
+        held = self._held_in.pop(job_id, None)  # if held, its heap entry is skipped lazily
+        if job is not None and job.state == states.AVAILABLE and held is None:
             self._discount(self._class(job))
+            self._unpromise(self._limit_of(job))
         return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
@@ -117,8 +145,67 @@ class QueueCore:
             best = min(classes, key=lambda c: self._ready[c][0])
             _, _, job_id = heapq.heappop(self._ready[best])
             self._discount(best)  # filed under `best`, so of that class
+            job = self._jobs[job_id]
+            limit = self._limit_of(job)
+            if limit is not None:
+                self._unpromise(limit)
+                if not self.limiter.acquire(limit, self.name):
+                    self._hold(job, limit)  # filled meanwhile (by another queue)
+                    continue
             claimed.append(self._jobs.pop(job_id))
         return claimed
+
+    # -- limits -------------------------------------------------------------------------------
+
+    def release(self, bucket: Bucket) -> bool:
+        """The bucket may have room again: line up its best held jobs, as many as it could
+        start. True when some job was lined up."""
+        heap = self._held.get(bucket)
+        lined_up = False
+        while heap:
+            job_id = heap[0][2]
+            job = self._jobs.get(job_id)
+            if job is None or self._held_in.get(job_id) != bucket:
+                heapq.heappop(heap)  # cancelled while held
+                continue
+            limit = self._limit_of(job)
+            assert limit is not None  # held in its bucket
+            if not self.limiter.admit(limit, self._promised[bucket], self.name):
+                return lined_up
+            heapq.heappop(heap)
+            del self._held_in[job_id]
+            self._promised[bucket] += 1
+            self._make_ready(job)
+            lined_up = True
+        self._held.pop(bucket, None)
+        self._rated.discard(bucket)
+        self.limiter.stop_waiting(bucket, self.name)
+        return lined_up
+
+    def refresh(self) -> bool:
+        """The reaper's round: held buckets limited by a rate have gained tokens since."""
+        lined_up = False
+        for bucket in list(self._rated):
+            lined_up = self.release(bucket) or lined_up
+        return lined_up
+
+    def limited(self) -> int:
+        """Available jobs held back by a limit (they wait, counted)."""
+        return len(self._held_in)
+
+    def _hold(self, job: Job, limit: Limit) -> None:
+        bucket = limit.bucket
+        heapq.heappush(self._held.setdefault(bucket, []), (-job.priority, job.seq, job.id))
+        self._held_in[job.id] = bucket
+        if limit.rate is not None:
+            self._rated.add(bucket)
+
+    def _unpromise(self, limit: Limit | None) -> None:
+        if limit is not None:
+            bucket = limit.bucket
+            self._promised[bucket] -= 1
+            if not self._promised[bucket]:
+                del self._promised[bucket]
 
     def _discount(self, job_class: RouteClass) -> None:
         self._available[job_class] -= 1
@@ -127,8 +214,9 @@ class QueueCore:
 
     def _skip_stale(self, heap: list[HeapEntry]) -> None:
         while heap:
-            job = self._jobs.get(heap[0][2])
-            if job is not None and job.state == states.AVAILABLE:
+            job_id = heap[0][2]
+            job = self._jobs.get(job_id)
+            if job is not None and job.state == states.AVAILABLE and job_id not in self._held_in:
                 return
             heapq.heappop(heap)
 

@@ -22,6 +22,7 @@ from actors.mail import (
     Claimed,
     Hold,
     Inbound,
+    LimitFreed,
     Promote,
     Restore,
     Revive,
@@ -53,7 +54,7 @@ class QueueActor(CorralActor):
     ) -> None:
         super().__init__(activity)
         self.ctx = ctx
-        self.core = QueueCore(name)
+        self.core = QueueCore(name, ctx.limiter)
         self.core.update_workers(workers)  # the live profiles when it started; then RoutingUpdate
         self.core.paused = pauses.key(name) in ctx.store.settings()  # a pause outlives a restart
         self.standing: dict[str, Stand] = {}  # worker_id -> its parked fetch's standing claim
@@ -65,6 +66,7 @@ class QueueActor(CorralActor):
             Restore: self._restore,
             Claim: self._claim,
             Promote: self._promote,
+            LimitFreed: self._limit_freed,
             CancelJob: self._cancel,
             RoutingUpdate: self._routing,
             Revive: self._revive,
@@ -75,6 +77,7 @@ class QueueActor(CorralActor):
 
     def after_message(self) -> None:
         self.ctx.unroutable[self.core.name] = self.core.unroutable()  # read by stats
+        self.ctx.limited[self.core.name] = self.core.limited()
 
     def on_handler_error(self, message: Any) -> None:
         if isinstance(message, Inbound):
@@ -175,7 +178,11 @@ class QueueActor(CorralActor):
         promoted = self.core.promote(message.now)
         for job in promoted:
             self.ctx.store.save(job)
-        if promoted:
+        if self.core.refresh() or promoted:  # refresh: rate limits have gained tokens
+            self._serve_standing()
+
+    def _limit_freed(self, message: LimitFreed) -> None:
+        if self.core.release(message.bucket):
             self._serve_standing()
 
     def _cancel(self, message: CancelJob) -> None:

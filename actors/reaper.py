@@ -50,4 +50,5 @@ class ReaperActor(CorralActor):
         for queue in self.ctx.queues.all():
             queue.tell(Promote(now))
         self.ctx.store.prune(now)
+        self.ctx.limiter.forget_full()
         self._schedule()

@@ -38,6 +38,7 @@ class Recovery:
                 ghost = self.orphans[worker_id] = Session(worker_id, b"", "", 0, now, now)
             self.leases.renew(job, now)
             self.leases.hold(ghost, job)
+            self.port.take_limit(job)
 
     def claim_orphan(self, worker_id: str) -> Session | None:
         """The orphan session of a worker that came back to resume, if there is one."""

@@ -49,7 +49,7 @@ class SupervisorCore:
         self.rng = rng
         self.max_message_size = max_message_size  # announced to workers in workerregistered
         self.sessions = Sessions()
-        self.leases = Leases(settings.visibility_timeout)
+        self.leases = Leases(settings.visibility_timeout, port.free_limit)
         self.fetching = FetchMatching(
             self.sessions, self.leases, store, port, settings.heartbeat_timeout
         )

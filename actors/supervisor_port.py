@@ -59,6 +59,15 @@ class SupervisorPort(Protocol):
         """Cancel a job the core has let go of and answer whoever asked."""
         ...
 
+    def free_limit(self, job: Job) -> None:
+        """The job no longer holds a slot of its limit (actors.limits): it was let go unused,
+        or stopped being active. Queues holding jobs back for that limit hear of it."""
+        ...
+
+    def take_limit(self, job: Job) -> None:
+        """The job, found active at a restart, holds a slot of its limit whatever the room."""
+        ...
+
     def cancel_missed(self, job_id: str) -> None:
         """A cancel reached the core for a job it does not hold: answered if the job ended."""
         ...

@@ -16,7 +16,17 @@ from actors import pauses, states
 from actors.base import CorralActor
 from actors.clock import Timer
 from actors.context import CoordinatorContext
-from actors.mail import CancelJob, Claimed, FetchExpired, Inbound, Orphans, Tick, Touch
+from actors.jobs import Job
+from actors.mail import (
+    CancelJob,
+    Claimed,
+    FetchExpired,
+    Inbound,
+    LimitFreed,
+    Orphans,
+    Tick,
+    Touch,
+)
 from actors.routing import WorkerProfile
 from actors.series import Series
 from actors.supervisor_core import SupervisorCore
@@ -39,6 +49,18 @@ class ShellPort:
 
     def tell_queue(self, queue: str, message: object) -> None:
         self._ctx.queues.get(queue).tell(message)
+
+    def free_limit(self, job: Job) -> None:
+        freed = self._ctx.limiter.release(job)
+        if freed is not None:
+            bucket, waiting = freed
+            for queue in waiting:
+                self.tell_queue(queue, LimitFreed(bucket))
+
+    def take_limit(self, job: Job) -> None:
+        limit = self._ctx.limiter.of(job)
+        if limit is not None:
+            self._ctx.limiter.force(limit)
 
     def open_queue(self, queue: str) -> None:
         self._ctx.queues.get(queue)

@@ -1,8 +1,9 @@
 """What a user starts or embeds: Coordinator, WorkerNode, Client, Cluster (and Schedule, a
-periodic job a Coordinator is started with)."""
+periodic job, and LimitRule, a limit per job type or queue, a Coordinator is started with)."""
 
 import logging
 
+from actors.limits import LimitRule
 from nodes.client import Client, JobHandle
 from nodes.cluster import Cluster
 from nodes.coordinator import Coordinator
@@ -14,4 +15,12 @@ from transport.messages import Schedule
 for _name in (__name__, "corral"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
-__all__ = ["Client", "Cluster", "Coordinator", "JobHandle", "Schedule", "WorkerNode"]
+__all__ = [
+    "Client",
+    "Cluster",
+    "Coordinator",
+    "JobHandle",
+    "LimitRule",
+    "Schedule",
+    "WorkerNode",
+]

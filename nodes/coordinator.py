@@ -20,6 +20,7 @@ from actors.context import CoordinatorContext, QueueDirectory
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.leadership import FAILOVER_TIMEOUT_S
+from actors.limits import LimitRule, LimitRules
 from actors.listing import ListingActor
 from actors.mail import Orphans, Restore
 from actors.queue_actor import QueueActor
@@ -80,6 +81,7 @@ class Coordinator:
         name: str | None = None,
         advertise: str | None = None,
         schedules: Sequence[Schedule] = (),
+        job_limits: Sequence[LimitRule] = (),
         **setting_overrides: Any,
     ) -> None:
         self.bind = bind
@@ -124,6 +126,7 @@ class Coordinator:
         self.schedules = tuple(
             check(read_schedule(asdict(schedule), self.limits)) for schedule in schedules
         )
+        self.job_limits = LimitRules(job_limits)  # per job type or queue (YAML `job_limits:`)
 
     @classmethod
     def from_config(cls, path: str, node: str = "coordinator", **overrides: Any) -> Coordinator:
@@ -186,7 +189,14 @@ class Coordinator:
 
         outbox = send_after_commit  # a memory store runs the callback at once
         ctx = CoordinatorContext(
-            self.settings, self.clock, store, outbox, self.activity, self.rng, self.events
+            self.settings,
+            self.clock,
+            store,
+            outbox,
+            self.activity,
+            self.rng,
+            self.events,
+            limit_rules=self.job_limits,
         )
         ctx.max_message_size = self.max_message_size
         if self.leadership is not None:

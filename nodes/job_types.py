@@ -17,6 +17,9 @@ JOB_OPTIONS = frozenset(
         "route",
         "unique_key",
         "meta",
+        "concurrency_key",  # the limit fields (docs/PROTOCOL.md extension "Limits")
+        "concurrency_limit",
+        "rate_limit",
     }
 )
 

@@ -40,6 +40,56 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `count` starts per `per` seconds (a token bucket: `count` tokens, refilled at
+    count/per a second)."""
+
+    count: int
+    per: float
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"count": self.count, "per": self.per}
+
+
+@dataclass(frozen=True, slots=True)
+class JobLimit:
+    """A job's limit fields (docs/PROTOCOL.md extension "Limits"): the key it is counted under,
+    and its own limits, which take the place of any configured for its type or queue."""
+
+    key: str | None = None
+    concurrency: int | None = None
+    rate: Rate | None = None
+
+    @property
+    def own(self) -> bool:
+        """True when the job names a limit of its own (not only a key for a configured one)."""
+        return self.concurrency is not None or self.rate is not None
+
+    @classmethod
+    def of_wire(cls, wire: Mapping[str, Any]) -> JobLimit | None:
+        """The limit of a trusted Job map (a stored one), None when it names none."""
+        key, concurrency, rate = (
+            wire.get("concurrency_key"),
+            wire.get("concurrency_limit"),
+            wire.get("rate_limit"),
+        )
+        if key is None and concurrency is None and rate is None:
+            return None
+        return cls(key, concurrency, Rate(rate["count"], rate["per"]) if rate else None)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The limit's fields of the Job map: only those set."""
+        wire: dict[str, Any] = {}
+        if self.key is not None:
+            wire["concurrency_key"] = self.key
+        if self.concurrency is not None:
+            wire["concurrency_limit"] = self.concurrency
+        if self.rate is not None:
+            wire["rate_limit"] = self.rate.to_wire()
+        return wire
 # The route and meta of every job that has none: one shared map, read-only so that sharing it is
 # safe (a dict per job cost 64 bytes each, twice, with a million jobs queued). msgpack cannot
 # pack a mappingproxy: the wire forms give `{}` for it (actors.jobs, actors.store.record).
@@ -84,6 +134,7 @@ class JobSpec:
     route: Mapping[str, str] = field(default_factory=lambda: EMPTY_MAP)
     unique_key: str | None = None
     meta: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
+    limit: JobLimit | None = None  # concurrency_key, concurrency_limit, rate_limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,9 @@ MIGRATIONS = (
     # 5: the coordinator's settings that are not jobs (a paused queue, ...), written by the
     # fenced batch like the jobs.
     "CREATE TABLE corral_settings (key text PRIMARY KEY, value bytea NOT NULL)",
+    # 6: records may end with the job's limit (actors/store/record.py), which an older corral
+    # would take for a damaged row: it refuses the database instead.
+    "SELECT 1",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,6 +15,10 @@ values alone, or with its request id as one more. A change of layout needs a new
 version (actors.store.sqlite.SCHEMA_VERSION); `unpack` also reads the rows of schema version 1,
 which hold the Job map itself, and the full records of version 2, which had no `request_id`.
 
+`limit` (the job's concurrency key and own limits, schema version 5) is the array
+[key, concurrency, rate count, rate per] with nils for what is unset; a full record of version
+3 or 4 ends before it.
+
 `request_id` (the enqueue's request id, docs/PROTOCOL.md) is the store's, not the Job map's:
 `unpack` leaves it out and `read` returns it beside the map. It follows the head so that a
 queued job with one costs its ~34 bytes and no more (at the end, the nils before it and an
@@ -29,7 +33,7 @@ import msgpack
 
 from actors import states
 from actors.jobs import Job
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, shared_name
+from transport.messages import DEFAULT_RETRY, EMPTY_MAP, JobLimit, Rate, shared_name
 
 FIELDS = (
     "id",
@@ -55,11 +59,13 @@ FIELDS = (
     "next_attempt_at",
     "errors",
     "result",
+    "limit",
 )
 HEAD = FIELDS.index("request_id")
 DEFAULT_TAIL = (None,) * (len(FIELDS) - HEAD - 1)  # every field after `request_id` a default
-_VERSION_2_FULL = len(FIELDS) - 1  # the same fields without `request_id`
-_SIZES = (HEAD, HEAD + 1, _VERSION_2_FULL, len(FIELDS))
+_VERSION_2_FULL = len(FIELDS) - 2  # without `request_id` and `limit`
+_VERSION_4_FULL = len(FIELDS) - 1  # without `limit`
+_SIZES = (HEAD, HEAD + 1, _VERSION_2_FULL, _VERSION_4_FULL, len(FIELDS))
 # Where the index's fields sit in a full record (in a version 2 one, one place earlier)
 UNIQUE_KEY, COMPLETED_AT = FIELDS.index("unique_key"), FIELDS.index("completed_at")
 # Keys Job.to_wire always writes: what a schema version 1 row must hold to be a job.
@@ -128,6 +134,7 @@ def pack(job: Job) -> bytes:
         job.next_attempt_at,
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
+        _pack_limit(job.limit),
     )
     if tail == DEFAULT_TAIL:  # a queued job without options: its head, request id if any
         values = head if job.request_id is not None else head[:HEAD]
@@ -154,6 +161,9 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
     _check(value)
     if len(value) == _VERSION_2_FULL:
         value.insert(HEAD, None)
+        value.append(None)
+    elif len(value) == _VERSION_4_FULL:
+        value.append(None)
     elif len(value) <= HEAD + 1:
         value.extend((None,) * (HEAD + 1 - len(value)) + DEFAULT_TAIL)
     (
@@ -179,6 +189,7 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
         next_attempt_at,
         errors,
         result,
+        limit,
     ) = value
     wire: dict[str, Any] = {
         "id": job_id,
@@ -206,9 +217,22 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
     ):
         if optional is not None:
             wire[key] = optional
+    if limit is not None:
+        key, concurrency, count, per = limit
+        rate = None if count is None else Rate(count, per)
+        wire.update(JobLimit(key, concurrency, rate).to_wire())
     if state == states.COMPLETED:
         wire["result"] = result
     return wire, request_id
+
+
+def _pack_limit(limit: JobLimit | None) -> list[Any] | None:
+    if limit is None:
+        return None
+    rate = limit.rate
+    if rate is None:
+        return [limit.key, limit.concurrency, None, None]
+    return [limit.key, limit.concurrency, rate.count, rate.per]
 
 
 def job(blob: bytes, seq: int) -> Job:
@@ -284,6 +308,10 @@ def _decode(blob: bytes) -> Any:
         raise RecordError(f"undecodable job record ({type(exc).__name__}: {exc})") from None
 
 
+def _is_limit(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 4)
+
+
 def _check(value: Any) -> None:
     """Refuse what is not a record's array: its length, its four names as text, and a request
     id that is not text."""
@@ -296,5 +324,6 @@ def _check(value: Any) -> None:
         and isinstance(value[2], str)
         and isinstance(value[3], str)
         and (len(value) in (HEAD, _VERSION_2_FULL) or isinstance(value[HEAD], (str, type(None))))
+        and (len(value) != len(FIELDS) or _is_limit(value[-1]))
     ):
         raise RecordError(f"not a job record: {str(value)[:80]}")

@@ -66,8 +66,16 @@ EVERY_OPTION = {
     "meta": {"owner": "ops", "tags": ["a", "b"]},
 }
 
+LIMITED = {"concurrency_key": "customer:42", "concurrency_limit": 2}
+RATED_ONLY = {"rate_limit": {"count": 10, "per": 60.0}}
+RATED = {"concurrency_key": "customer:42", **RATED_ONLY}
+
 JOBS = {
     "queued no-op": lambda: queued(),
+    "queued under its own limit": lambda: queued(**LIMITED),
+    "queued under its own rate": lambda: queued(**RATED),
+    "queued with a key alone": lambda: queued(concurrency_key="tenant-7"),
+    "completed under a limit": lambda: completed(queued(**EVERY_OPTION, **LIMITED, **RATED_ONLY)),
     "queued with every option": lambda: queued(**EVERY_OPTION),
     "scheduled": lambda: queued(scheduled_at=T0 + 60),
     "active": lambda: active(queued(**EVERY_OPTION)),
@@ -158,6 +166,7 @@ def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
 def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     fields = msgpack.unpackb(record.pack(job))
+    assert fields.pop() is None  # nor a limit at the end
     assert fields.pop(record.HEAD) is None  # version 2 had no request_id there
     version_2 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_2) == (job.to_wire(), None)
@@ -165,6 +174,25 @@ def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
     assert (indexed.unique_key, indexed.completed_at, indexed.request_id) == (
         job.unique_key, job.completed_at, None,
     )  # fmt: skip
+
+
+def test_a_schema_4_full_record_without_the_limit_field_is_still_read():
+    job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
+    job.request_id = "req-4"
+    fields = msgpack.unpackb(record.pack(job))
+    assert fields.pop() is None  # version 4 ended with the result
+    version_4 = msgpack.packb(fields, use_bin_type=True)
+    assert record.read(version_4) == (job.to_wire(), "req-4")
+    assert record.read_row(version_4)[1].request_id == "req-4"
+
+
+def test_a_limit_round_trips_into_the_job_and_its_wire_form():
+    job = queued(**LIMITED, rate_limit={"count": 3, "per": 1.5})
+    rebuilt = record.job(record.pack(job), seq=9)
+    assert rebuilt.limit == job.limit and rebuilt.limit is not None
+    assert (rebuilt.limit.key, rebuilt.limit.concurrency) == ("customer:42", 2)
+    assert job.to_wire()["rate_limit"] == {"count": 3, "per": 1.5}
+    assert "concurrency_key" not in queued().to_wire()  # only when set
 
 
 def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
@@ -185,7 +213,8 @@ def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued())), 7]), "not a job record"),
-        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 14), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 15), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 13 + [7]), "record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 2), "record"),
     ],
     ids=[
@@ -198,6 +227,7 @@ def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
         "partial map",
         "request id not a string",
         "a field too many",
+        "limit not an array",
         "eleven fields",
     ],
 )

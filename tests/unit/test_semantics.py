@@ -551,10 +551,16 @@ def test_every_jobspec_option_is_accepted_by_client_enqueue(recording_client):
         "route": {"gpu": "a100"},
         "unique_key": "u",
         "meta": {"by": "test"},
+        "concurrency_key": "customer:1",
+        "concurrency_limit": 2,
+        "rate_limit": {"count": 5, "per": 60.0},
     }
     client.enqueue("t", [1], **options)
     assert sent[0]["job"] == {"type": "t", "args": [1], **options}
-    assert set(options) == set(JobSpec.__dataclass_fields__) - {"type", "args"}
+    limit_fields = {"concurrency_key", "concurrency_limit", "rate_limit"}  # JobSpec.limit
+    assert set(options) == set(JobSpec.__dataclass_fields__) - {"type", "args", "limit"} | (
+        limit_fields
+    )
 
 
 def test_an_option_that_is_not_part_of_a_jobspec_is_refused_before_anything_is_sent(

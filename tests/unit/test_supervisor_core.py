@@ -45,6 +45,8 @@ class Port:
         self.asked: set[str] = set()  # cancels a client asked for
         self.settled: list[Job] = []
         self.missed: list[str] = []
+        self.freed: list[str] = []  # jobs whose limit slot was given back
+        self.taken: list[str] = []  # adopted jobs whose limit slot was taken
         self.store: MemoryStore | None = None  # where a settled cancel is saved, if set
         self._ids = itertools.count(1)
 
@@ -86,6 +88,12 @@ class Port:
 
     def cancel_missed(self, job_id: str) -> None:
         self.missed.append(job_id)
+
+    def free_limit(self, job: Job) -> None:
+        self.freed.append(job.id)
+
+    def take_limit(self, job: Job) -> None:
+        self.taken.append(job.id)
 
 
 def make_core(settings: CoordinatorSettings | None = None) -> tuple[SupervisorCore, Port, list]:

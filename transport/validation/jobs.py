@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,40 @@ def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
         jitter=boolean(raw, "jitter", base.jitter),
     )
     return base if policy == base else policy
+
+
+def rate(raw: Any, key: str) -> m.Rate:
+    """`{count, per}`: at most `count` (an integer >= 1) starts per `per` seconds (> 0)."""
+    if not isinstance(raw, dict):
+        raise BadRequest(f"field '{key}' must be a map {{count, per}}")
+    count, per = raw.get("count"), raw.get("per")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise BadRequest(f"field '{key}.count' must be an integer >= 1")
+    if isinstance(per, bool) or not isinstance(per, int | float) or not 0 < per < math.inf:
+        raise BadRequest(f"field '{key}.per' must be a number of seconds > 0")
+    return m.Rate(count=count, per=float(per))
+
+
+def _job_limit(raw: dict[str, Any], chars: int) -> m.JobLimit | None:
+    """The limit fields (docs/PROTOCOL.md extension "Limits"); None when the spec has none."""
+    get = raw.get
+    key, concurrency, rate_map = (
+        get("concurrency_key"),
+        get("concurrency_limit"),
+        get("rate_limit"),
+    )
+    if key is None and concurrency is None and rate_map is None:
+        return None
+    key = string(raw, "concurrency_key", None, limit=chars)
+    if key is None:
+        raise BadRequest("concurrency_limit and rate_limit need a concurrency_key")
+    return m.JobLimit(
+        key=key,
+        concurrency=(
+            None if concurrency is None else integer(raw, "concurrency_limit", minimum=1)
+        ),
+        rate=None if rate_map is None else rate(rate_map, "rate_limit"),
+    )
 
 
 def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
@@ -86,6 +121,7 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         meta=(
             (dict(mapping(raw, "meta")) or m.EMPTY_MAP) if get("meta") is not None else m.EMPTY_MAP
         ),
+        limit=_job_limit(raw, chars),
     )
 
 
