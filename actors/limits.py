@@ -4,7 +4,8 @@ period (a token bucket).
 Which limit a job is under (`LimitRules.of`): its own (`concurrency_limit`, `rate_limit`, with
 its `concurrency_key`), else the one configured for its job type, else the one configured for
 its queue. A configured limit counts per concurrency key, or the type (the queue) as a whole
-for jobs without a key. Each limit and key is one `Bucket`; a job takes a slot of its bucket
+for jobs without a key. Each limit and key is one `Bucket`, and every active job of a bucket
+counts toward its concurrency, whatever its own limit; a job takes a slot of its bucket
 when a queue hands it out (`acquire`) and gives it back when it stops being active (`release`:
 acked, failed, cancelled, recovered from a dead worker, or returned by the supervisor unused).
 
@@ -30,7 +31,7 @@ Bucket = tuple[str, str]  # (scope, key): ("job", key), ("type:T", key), ("queue
 
 @dataclass(frozen=True, slots=True)
 class LimitRule:
-    """A configured limit (YAML `limits:`): for one job type or one queue."""
+    """A configured limit (YAML `job_limits:`): for one job type or one queue."""
 
     job_type: str | None = None
     queue: str | None = None
@@ -146,8 +147,8 @@ class Limiter:
         """The job stopped being active: give its slot back. Returns its bucket and the
         queues waiting on it (to tell), or None when the job is under no limit."""
         limit = self.rules.of(job)
-        if limit is None or limit.concurrency is None:
-            return None  # a rate alone is not given back: tokens come with time
+        if limit is None:
+            return None
         bucket = limit.bucket
         with self._lock:
             left = self._active.get(bucket, 0) - 1
@@ -198,8 +199,7 @@ class Limiter:
 
     def _take(self, limit: Limit) -> None:
         bucket = limit.bucket
-        if limit.concurrency is not None:
-            self._active[bucket] = self._active.get(bucket, 0) + 1
+        self._active[bucket] = self._active.get(bucket, 0) + 1  # every job of the key counts
         if limit.rate is not None:
             tokens = self._tokens.get(bucket)
             if tokens is None:

@@ -122,7 +122,10 @@ class QueueCore:
         held = self._held_in.pop(job_id, None)  # if held, its heap entry is skipped lazily
         if job is not None and job.state == states.AVAILABLE and held is None:
             self._discount(self._class(job))
-            self._unpromise(self._limit_of(job))
+            limit = self._limit_of(job)
+            if limit is not None:
+                self._unpromise(limit)
+                self.release(limit.bucket)  # its place in line goes to the best held job
         return job
 
     def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
@@ -152,6 +155,8 @@ class QueueCore:
                 if not self.limiter.acquire(limit, self.name):
                     self._hold(job, limit)  # filled meanwhile (by another queue)
                     continue
+                if limit.bucket in self._held:  # jobs of other limits may share the key
+                    self.release(limit.bucket)
             claimed.append(self._jobs.pop(job_id))
         return claimed
 
@@ -200,12 +205,11 @@ class QueueCore:
         if limit.rate is not None:
             self._rated.add(bucket)
 
-    def _unpromise(self, limit: Limit | None) -> None:
-        if limit is not None:
-            bucket = limit.bucket
-            self._promised[bucket] -= 1
-            if not self._promised[bucket]:
-                del self._promised[bucket]
+    def _unpromise(self, limit: Limit) -> None:
+        bucket = limit.bucket
+        self._promised[bucket] -= 1
+        if not self._promised[bucket]:
+            del self._promised[bucket]
 
     def _discount(self, job_class: RouteClass) -> None:
         self._available[job_class] -= 1

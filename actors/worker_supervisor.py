@@ -115,6 +115,7 @@ class WorkerSupervisor(CorralActor):
         for name in (*ctx.queues.names(), *paused):  # a paused queue is listed even if empty
             counts.setdefault(name, dict.fromkeys(states.JOB_STATES, 0))
         unroutable = {name: n for name, n in sorted(ctx.unroutable.items()) if n}
+        limited = {name: n for name, n in sorted(ctx.limited.items()) if n}
         workers = self.core.sessions.stats(ctx.settings.heartbeat_interval)
         extra: dict[str, Any] = {}
         if request.series and self.series is not None:
@@ -126,6 +127,7 @@ class WorkerSupervisor(CorralActor):
             queues=counts,
             workers=workers,
             unroutable=unroutable,
+            limited=limited,
             paused=paused,
             **extra,
         )

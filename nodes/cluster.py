@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from actors.base import Activity
@@ -17,6 +18,7 @@ from actors.clock import Clock, ManualClock, SystemClock
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.leadership import FAILOVER_TIMEOUT_S
+from actors.limits import LimitRule
 from actors.store.base import Store
 from actors.store.memory import MemoryStore
 from actors.store.shared import MemoryDatabase
@@ -67,11 +69,13 @@ class Cluster:
         store: Store | MemoryDatabase | None = None,
         coordinators: int = 1,
         failover_timeout: float = FAILOVER_TIMEOUT_S,
+        job_limits: Sequence[LimitRule] = (),
         **worker_options: Any,
     ) -> None:
         self.clock = clock or SystemClock()
         self.manual = isinstance(self.clock, ManualClock)
         self.seed = seed
+        self.job_limits = tuple(job_limits)  # the coordinators' limits per job type or queue
         self.rng = random.Random(seed)
         self.activity = Activity()
         self.turns = Turns(self.activity) if self.manual else None
@@ -136,6 +140,7 @@ class Cluster:
             events=self.events,
             name=address.removeprefix("inproc://"),
             failover_timeout=self.failover_timeout,
+            job_limits=self.job_limits,
         ).start()
         self.coordinators[address] = coordinator
         if self.database is None:

@@ -355,12 +355,13 @@ ScheduleRequest = SchedulePut | ScheduleRemove | SchedulePause | SchedulesList
 
 
 def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
-    """What a `stats` reply says, as clients hand it on: queues, workers, unroutable and
-    paused queues, and the extensions present (`series`, `cluster`; docs/PROTOCOL.md)."""
+    """What a `stats` reply says, as clients hand it on: queues, workers, unroutable, limited
+    and paused queues, and the extensions present (`series`, `cluster`; docs/PROTOCOL.md)."""
     view = {
         "queues": reply["queues"],
         "workers": reply["workers"],
         "unroutable": reply.get("unroutable", {}),
+        "limited": reply.get("limited", {}),
         "paused": reply.get("paused", []),
     }
     for extension in ("series", "cluster"):

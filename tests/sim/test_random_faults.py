@@ -2,8 +2,10 @@
 
 Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minutes drops,
 duplicates, delays and reorders frames, partitions workers and kills them, and pauses and
-resumes the queue, while a schedule makes a job every 30 s. Then the network
-heals and the run must end with every job terminal exactly once and no job run after its ack.
+resumes the queue, while a schedule makes a job every 30 s. A third of the jobs are under
+limits per key (their own concurrency or rate, or the one configured for `sleep`), watched at
+every start. Then the network heals and the run must end with every job terminal exactly once,
+no job run after its ack, and no limit ever exceeded.
 A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
 """
 
@@ -14,6 +16,8 @@ import random
 import pytest
 
 from actors.coordinator_settings import CoordinatorSettings
+from actors.limits import LimitRule, LimitRules
+from tests.sim.limit_watch import LimitWatch
 from transport.inproc import Faults
 
 DEFAULT_SEEDS = range(120)  # ~0.13 s each: the default suite stays under five minutes
@@ -24,6 +28,7 @@ SETTLE_WITHIN_S = 4 * 3600.0
 SETTINGS = CoordinatorSettings(visibility_timeout=90.0)
 SCHEDULE_EVERY_S = 30.0
 SCHEDULE_ARG = 5
+JOB_LIMITS = (LimitRule(job_type="sleep", concurrency=2),)  # per customer, or all sleeps
 
 
 def _job_mix(rng: random.Random) -> list[dict]:
@@ -37,7 +42,22 @@ def _job_mix(rng: random.Random) -> list[dict]:
         else:  # a handler raising an Exception, or a BaseException that is not one
             failing = rng.choice(["boom", "exit", "interrupt"])
             jobs.append({"type": failing, "max_attempts": 2, "retry": {"initial_interval": 2.0}})
+        jobs[-1].update(_limit(rng))
     return jobs
+
+
+def _limit(rng: random.Random) -> dict:
+    """A third of the jobs count under a customer's key: the configured limit of `sleep`, or
+    one of their own (at most one active, or two starts per 20 s)."""
+    draw = rng.random()
+    key = {"concurrency_key": f"customer-{rng.randint(1, 3)}"}
+    if draw < 0.15:
+        return key
+    if draw < 0.25:
+        return {**key, "concurrency_limit": 1}
+    if draw < 0.33:
+        return {**key, "rate_limit": {"count": 2, "per": 20.0}}
+    return {}
 
 
 def _scheduled(cluster, first_slot: float, seed: int) -> list[str]:
@@ -61,8 +81,14 @@ def _all_terminal(cluster, job_ids) -> bool:
 def run_seed(make_cluster, history, seed: int) -> None:
     rng = random.Random(seed)
     cluster = make_cluster(
-        rng.randint(1, 4), seed=seed, settings=SETTINGS, concurrency=rng.randint(1, 3)
+        rng.randint(1, 4),
+        seed=seed,
+        settings=SETTINGS,
+        concurrency=rng.randint(1, 3),
+        job_limits=JOB_LIMITS,
     )
+    watch = LimitWatch(LimitRules(JOB_LIMITS))
+    cluster.events.subscribe(watch.observe)
     client = cluster.client()
     job_ids = [str(job) for job in client.enqueue_many(_job_mix(rng))]
     cancel_target = rng.choice(job_ids)
@@ -116,6 +142,7 @@ def run_seed(make_cluster, history, seed: int) -> None:
         cluster.add_worker()
     cluster.run_until(lambda: _all_terminal(cluster, job_ids), within=SETTLE_WITHIN_S)
     history.check(cluster, job_ids)
+    assert not watch.breaches, f"limits exceeded (seed={seed}): {watch.breaches}"
     for job_id in job_ids:
         stored = cluster.store.get(job_id)
         if stored["type"] == "square" and stored["state"] == "completed":

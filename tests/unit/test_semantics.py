@@ -28,6 +28,7 @@ from nodes import cli
 from nodes.cli import commands as cli_commands
 from nodes.client import Client, JobHandle, JobType, job_spec
 from nodes.worker_node import WorkerNode
+from tests.unit.counting import CountedSeq
 from transport import codec
 from transport.messages import DEFAULT_RETRY, ErrorInfo, JobSpec, RetryPolicy
 from transport.validation.jobs import job_spec as parse_job_spec
@@ -196,17 +197,6 @@ def test_each_failed_attempt_adds_attempt_type_message_and_time_to_the_error_his
 
 
 # -- fetch cost: O(log n) with a million queued jobs ----------------------------------------------
-
-
-class CountedSeq(int):
-    """An enqueue sequence number that counts how often the heap compares it."""
-
-    __slots__ = ()
-    comparisons = 0
-
-    def __lt__(self, other: object) -> bool:
-        CountedSeq.comparisons += 1
-        return int.__lt__(self, other)  # type: ignore[operator]
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from tests.unit.store_jobs import (
     open_kind,
     run,
 )
-from transport.messages import EMPTY_MAP
+from transport.messages import EMPTY_MAP, JobLimit, Rate
 
 RETENTION_S = 100.0
 
@@ -353,3 +353,21 @@ def test_settings_are_kept_replaced_and_dropped_and_outlive_a_reopen(stores):
         return
     store.close()
     assert stores.open().settings() == {"paused:a": b"2"}
+
+
+def test_a_jobs_limit_is_kept_and_outlives_a_reopen(reopenable):
+    """The limit fields are the job's: an adopted active job takes its slot again after a
+    restart, and a waiting one is held by the same limit."""
+    store = reopenable.open()
+    waiting = make_job(1)
+    waiting.limit = JobLimit(key="customer-1", concurrency=2, rate=Rate(5, 60.0))
+    running = make_job(2, state=states.ACTIVE, attempt=1, worker_id="w-1")
+    running.limit = JobLimit(key="customer-1")
+    store.add([waiting, running])
+    store.close()
+
+    reopened = reopenable.open()
+    assert reopened.get(waiting.id)["rate_limit"] == {"count": 5, "per": 60.0}
+    unfinished = {job.id: job for job in (entry.job(0) for entry in reopened.unfinished())}
+    assert unfinished[waiting.id].limit == waiting.limit
+    assert unfinished[running.id].limit == running.limit

@@ -333,3 +333,58 @@ def test_a_claim_that_comes_back_after_the_worker_was_told_to_stop_goes_back_to_
     assert job.state == "available" and not core.sessions.live[worker_id].active
     assert claims(queues, "b") == []  # and no later queue is asked
     assert [reply["jobs"] for reply in sent if reply.get("rid") == 3] == [[]]
+
+
+# -- limits: every way out of active gives the job's slot back (actors.limits) ------------------
+
+
+def test_every_way_a_job_stops_being_active_gives_its_limit_slot_back():
+    core, queues, sent = make_core()
+    worker_id, jobs = _worker_holding(core, queues, sent, 4)
+    core.handle(NOW, PEER, m.Ack(5, worker_id, "job-0", 1, None))
+    core.handle(NOW, PEER, m.Fail(6, worker_id, "job-1", 1, m.ErrorInfo("Boom", "again")))
+    queues.asked.add("job-2")
+    core.cancel(NOW, "job-2")
+    assert queues.freed == ["job-0", "job-1", "job-2"]
+    core.tick(NOW + 31.0)  # silent past heartbeat_timeout: recovered as worker_lost
+    assert queues.freed == ["job-0", "job-1", "job-2", "job-3"]
+    assert jobs[3].state == "available"
+
+
+def test_a_deregistered_workers_job_frees_its_slot_and_goes_back_to_its_queue():
+    core, queues, sent = make_core()
+    worker_id, _ = _worker_holding(core, queues, sent, 1)
+    core.handle(NOW, PEER, m.Deregister(7, worker_id))
+    assert queues.freed == ["job-0"]
+    assert [j.id for message in told(queues, "default", Hold) for j in message.jobs] == ["job-0"]
+
+
+def test_claimed_jobs_that_go_back_unused_give_their_slots_back():
+    core, queues, sent = make_core()
+    worker_id = _parked_worker(core, queues, sent)  # room for one job
+    stand = told(queues, "a", Stand)[-1]
+    first, extra = _job("job-1"), _job("job-2")
+    core.claimed(NOW, Claimed(stand.token, worker_id, "a", [first, extra], standing=True))
+    assert queues.freed == ["job-2"]  # job-1 went to the worker and keeps its slot
+    core.claimed(NOW, Claimed(999, "w-gone", "a", [_job("job-3")]))  # nobody waits for it
+    assert queues.freed == ["job-2", "job-3"]
+
+
+def test_a_claimed_job_whose_cancel_was_asked_gives_its_slot_back():
+    core, queues, sent = make_core()
+    worker_id = _parked_worker(core, queues, sent)
+    stand = told(queues, "a", Stand)[-1]
+    queues.asked.add("job-1")
+    core.claimed(NOW, Claimed(stand.token, worker_id, "a", [_job("job-1")], standing=True))
+    assert queues.freed == ["job-1"] and [j.id for j in queues.settled] == ["job-1"]
+
+
+def test_jobs_found_active_at_a_restart_take_their_slots_and_resumed_ones_keep_them():
+    core, queues, _ = make_core()
+    adopted = [_job(f"job-{n}") for n in range(3)]
+    for job in adopted:
+        job.state, job.worker_id, job.attempt = "active", "w-old", 1
+    core.adopt(NOW, adopted)
+    assert queues.taken == ["job-0", "job-1", "job-2"]
+    core.tick(NOW + 31.0)  # never resumed: recovered, slots given back
+    assert queues.freed == ["job-0", "job-1", "job-2"]
