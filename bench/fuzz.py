@@ -11,9 +11,11 @@ its own thread: it says hello, registers, enqueues one job, then sends batches o
 every request type, valid ones mutated (fields deleted or swapped for hostile values, keys
 added, rid and type replaced, values nested up to 2,000 deep, strings inflated past the size
 limits, other peers' worker ids, bytes truncated, appended, flipped or replaced, msgpack
-extension types). A bomber peer sends frames over twice `max_message_size` (ZeroMQ drops them
-with the connection), multi-frame messages and garbage. With `--secure`, peers hold keys with
-different roles and two intruders (an unknown key, no CURVE) send valid frames.
+extension types). Job specs (of enqueues and schedules) sometimes carry the limit fields,
+`concurrency_key`, `concurrency_limit` and `rate_limit`, valid and not. A bomber peer sends
+frames over twice `max_message_size` (ZeroMQ drops them with the connection), multi-frame
+messages and garbage. With `--secure`, peers hold keys with different roles and two intruders
+(an unknown key, no CURVE) send valid frames.
 
 The coordinator must survive all of it. The summary counts:
 - crashes: the process died, stopped answering `ping`, logged a traceback, or cannot run a job
@@ -22,7 +24,8 @@ The coordinator must survive all of it. The summary counts:
 - missing: frames the edge answers at once (per the same checks the dispatcher runs) that got
   no answer; spoofed: a request with another peer's `worker_id` that was not refused;
   intruder: answers received by peers without an allowed key;
-- state changes: jobs or workers in `stats` that no accepted request created;
+- state changes: jobs or workers in `stats` that no accepted request created (the jobs a
+  schedule made are the schedule's: they go to a queue of their own and carry its name);
 - RSS of the coordinator (from /proc) after warm-up and at the end, and frames/s.
 The last line is one JSON object; exit status 1 when any count that must be 0 is not.
 """
@@ -68,8 +71,45 @@ from transport.validation.limits import Limits  # noqa: E402
 KINDS = sorted(REQUEST_TYPES)
 CREATING = ("enqueue", "hello")  # the requests whose success adds state (jobs, sessions)
 QUEUE = "fuzz"
+SCHEDULED = "fuzz-scheduled"  # the schedules' jobs: the coordinator makes them, no reply names them
 PAUSABLE = ["fuzz-paused", "default"]
 CRONS = ["*/5 * * * *", "@hourly", "61 * * * *", "* * 31 2 *"]
+# The limit fields of a job spec (PROTOCOL.md extension "Limits"): (valid values, refused ones).
+# Each field is drawn alone, so a limit without its key (refused too) comes up as well.
+LIMIT_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
+    "concurrency_key": (["k1", "k2", "é" * 256, None], ["", "x" * 257, 5, True, ["k1"], {}]),
+    "concurrency_limit": (
+        [1, 2, 2**64 - 1, None],
+        [0, -1, -(2**63), True, False, 1.5, math.nan, "2", [2]],
+    ),
+    "rate_limit": (
+        [
+            {"count": 1, "per": 60},
+            {"count": 3, "per": 0.5},
+            {"count": 2**64 - 1, "per": 5e-324},
+            {"count": 1, "per": 1e308, "extra": 1},
+            None,
+        ],
+        [
+            {"count": 0, "per": 1},
+            {"count": -1, "per": 1},
+            {"count": True, "per": 1},
+            {"count": 1.5, "per": 1},
+            {"count": 1, "per": 0},
+            {"count": 1, "per": -1.0},
+            {"count": 1, "per": False},
+            {"count": 1, "per": math.nan},
+            {"count": 1, "per": math.inf},
+            {"count": 1, "per": "1"},
+            {"count": 1},
+            {"per": 1},
+            {},
+            [1, 60],
+            5,
+            "1/s",
+        ],
+    ),
+}
 MAX_MESSAGE_SIZE = codec.MAX_MESSAGE_SIZE_BYTES
 LIMITS = Limits()
 BATCH = 64  # frames sent before a peer collects the answers
@@ -215,6 +255,10 @@ class Mutator:
         spec = {"type": self.name(), "queue": QUEUE, "args": [r.randint(0, 9), "s"]}
         if r.random() < 0.3:
             spec.update(priority=r.randint(-5, 5), unique_key=self.name(), meta={"k": 1})
+        if r.random() < 0.3:  # the limit extension: each field present or not, valid or not
+            for key, (valid, refused) in LIMIT_FIELDS.items():
+                if r.random() < 0.7:
+                    spec[key] = r.choice(valid if r.random() < 0.7 else refused)
         return {
             "hello": {"v": 1, "role": "worker", "hostname": self.name(), "pid": r.randint(0, 99)},
             "register": {
@@ -253,7 +297,7 @@ class Mutator:
             "schedule_put": {
                 "schedule": {
                     "name": r.choice(["fuzz-schedule", "other"]),
-                    "job": spec,
+                    "job": {**spec, "queue": SCHEDULED},
                     **r.choice([{"every": r.choice([1, 60, 0.5])}, {"cron": r.choice(CRONS)}]),
                 }
             },
@@ -584,13 +628,16 @@ def intruders(address: str, keys: Path) -> int:
 
 
 def observe(address: str, keys: Path | None) -> dict[str, Any]:
+    """The `stats` view, plus `unscheduled`: jobs in the schedules' queue that name none."""
     from nodes import Client
     from transport.auth import client_curve
 
     curve = client_curve(keys / "all.key_secret", keys / "coordinator.key") if keys else None
     with Client(address, curve=curve, timeout=10) as client:
         client.ping()
-        return client.stats()
+        listed = client.request("jobs", queue=SCHEDULED, limit=1000)["jobs"]
+        unscheduled = sum(1 for job in listed if "schedule" not in job.get("meta", {}))
+        return {**client.stats(), "unscheduled": unscheduled}
 
 
 def still_runs_a_job(address: str, keys: Path | None) -> bool:
@@ -661,8 +708,12 @@ def run(
         tally.add(peer.tally)
     intruder_answers = intruders(node.address, keys) if keys else 0
     alive = node.process.poll() is None
-    stats = observe(node.address, keys) if alive else {"queues": {}, "workers": []}
-    jobs_in_stats = sum(sum(counts.values()) for counts in stats["queues"].values())
+    stats = (
+        observe(node.address, keys) if alive else {"queues": {}, "workers": [], "unscheduled": 0}
+    )
+    jobs_in = {queue: sum(counts.values()) for queue, counts in stats["queues"].items()}
+    scheduled = jobs_in.pop(SCHEDULED, 0)  # each checked by its meta instead (observe)
+    unexplained_jobs = sum(jobs_in.values()) - len(tally.job_ids) + stats["unscheduled"]
     workers_in_stats = {w["worker_id"] for w in stats["workers"]}
     served = alive and still_runs_a_job(node.address, keys)
     rss_end = node.rss_kib()
@@ -680,9 +731,10 @@ def run(
         "missing": tally.missing,
         "spoofed": tally.spoofed,
         "intruder_answers": intruder_answers,
-        "unexplained_jobs": jobs_in_stats - len(tally.job_ids),
+        "unexplained_jobs": unexplained_jobs,
         "unexplained_workers": len(workers_in_stats - tally.worker_ids),
         "jobs_created": len(tally.job_ids),
+        "jobs_scheduled": scheduled,
         "rss_start_mib": round((rss_start or 0) / 1024, 1),
         "rss_warm_mib": round((rss_warm or 0) / 1024, 1),
         "rss_end_mib": round((rss_end or 0) / 1024, 1),
@@ -739,7 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         f"spoofed {result['spoofed']}, intruder answers {result['intruder_answers']}, "
         f"state changes {result['unexplained_jobs'] + result['unexplained_workers']}; "
         f"RSS {result['rss_start_mib']} -> {result['rss_warm_mib']} (warm) -> "
-        f"{result['rss_end_mib']} MiB with {result['jobs_created']} jobs created"
+        f"{result['rss_end_mib']} MiB with {result['jobs_created']} jobs created "
+        f"(and {result['jobs_scheduled']} by schedules)"
     )
     print(json.dumps(result))
     return 1 if bad else 0

@@ -47,6 +47,7 @@ def coordinator_arguments(
         "failover_timeout": config.failover_timeout,
         "advertise": config.advertise,
         "schedules": config.schedules,
+        "job_limits": config.job_limits,
         "name": f"{config.name}@{socket.gethostname()}:{os.getpid()}",
         "addons": build_addons(config),
     }

@@ -83,19 +83,18 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
     queues = stats["queues"]
     if not queues:
         return Text("no queues yet")
-    unroutable = stats.get("unroutable", {})
+    waiting = [stats.get(key, {}) for key in ("unroutable", "limited")]  # older: no `limited`
     table = titled_table("Queues")
     table.add_column("QUEUE", no_wrap=True)
-    for state in QUEUE_STATES:
-        table.add_column(state.upper(), justify="right")
-    table.add_column("NO WORKER", justify="right")
+    for column in (*(state.upper() for state in QUEUE_STATES), "NO WORKER", "LIMITED"):
+        table.add_column(column, justify="right")
     paused = set(stats.get("paused", ()))
     for name, counts in sorted(queues.items()):
-        stuck = unroutable.get(name, 0)
+        stuck = [held.get(name, 0) for held in waiting]
         table.add_row(
             Text.assemble(name, (" (paused)", "bold yellow")) if name in paused else name,
             *(str(counts.get(state, 0)) for state in QUEUE_STATES),
-            Text(str(stuck), style="bold yellow" if stuck else ""),
+            *(Text(str(n), style="bold yellow" if n else "") for n in stuck),
         )
     return table
 
@@ -141,16 +140,25 @@ def workers_table(workers: list[dict[str, Any]], now: float) -> RenderableType:
     return table
 
 
-def unroutable_note(stats: dict[str, Any]) -> RenderableType | None:
-    waiting = {queue: n for queue, n in sorted(stats.get("unroutable", {}).items()) if n}
-    if not waiting:
-        return None
-    parts = ", ".join(f"{n} in {queue}" for queue, n in waiting.items())
-    return Text(
-        f"Jobs waiting with no eligible worker: {parts} (no connected worker has the queue, "
-        "the job type and matching labels)",
-        style="yellow",
-    )
+WAITING_NOTES = (
+    (
+        "unroutable",
+        "with no eligible worker",
+        "no connected worker has the queue, the job type and matching labels",
+    ),
+    ("limited", "for a limit to free up", "their key's concurrency or rate limit is full"),
+)
+
+
+def waiting_notes(stats: dict[str, Any]) -> list[RenderableType]:
+    """A line per reason available jobs wait (no eligible worker, a full limit), if any do."""
+    notes: list[RenderableType] = []
+    for key, waiting, why in WAITING_NOTES:
+        held = {queue: n for queue, n in sorted(stats.get(key, {}).items()) if n}
+        if held:
+            parts = ", ".join(f"{n} in {queue}" for queue, n in held.items())
+            notes.append(Text(f"Jobs waiting {waiting}: {parts} ({why})", style="yellow"))
+    return notes
 
 
 def series_table(series: dict[str, Any]) -> RenderableType:
@@ -191,8 +199,8 @@ def cluster_line(cluster: dict[str, Any]) -> RenderableType:
 
 
 def status_view(stats: dict[str, Any], now: float) -> RenderableType:
-    """`corral status`: queues, workers, and the jobs no worker may take (and under `--watch`,
-    the last minute's throughput and latency)."""
+    """`corral status`: queues, workers, the jobs no worker may take or a limit holds back (and
+    under `--watch`, the last minute's throughput and latency)."""
     live = live_workers(stats["workers"])
     busy = sum(w["active"] for w in live)
     slots = sum(w["concurrency"] for w in live)
@@ -202,10 +210,8 @@ def status_view(stats: dict[str, Any], now: float) -> RenderableType:
         queues_table(stats),
         workers_table(stats["workers"], now),
         Text(f"{len(live)} live workers, {busy}/{slots} slots busy", style="dim"),
+        *waiting_notes(stats),
     ]
-    note = unroutable_note(stats)
-    if note is not None:
-        parts.append(note)
     return Group(*parts)
 
 

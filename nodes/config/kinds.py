@@ -18,10 +18,12 @@ from actors.coordinator_settings import (
     VISIBILITY_TIMEOUT_S,
 )
 from actors.leadership import FAILOVER_TIMEOUT_S
+from actors.limits import LimitRule
 from actors.worker_settings import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from nodes import producer as load
 from nodes.config import fields as f
 from nodes.config.fields import Where
+from nodes.config.limits import parse_job_limits
 from nodes.config.observability import (
     DashboardConfig,
     MetricsConfig,
@@ -119,6 +121,7 @@ class CoordinatorConfig(NodeConfig):
     metrics: MetricsConfig | None = field(default=None, metadata=f.check(parse_metrics))
     dashboard: DashboardConfig | None = field(default=None, metadata=f.check(parse_dashboard))
     schedules: tuple[Schedule, ...] = field(default=(), metadata=f.check(parse_schedules))
+    job_limits: tuple[LimitRule, ...] = field(default=(), metadata=f.check(parse_job_limits))
 
     @property
     def connect_address(self) -> str:

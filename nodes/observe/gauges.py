@@ -1,7 +1,8 @@
 """Scrape-time gauges of a coordinator (`CoordinatorCollector`): jobs per queue and state,
-unroutable jobs and paused queues, workers per state and their slots (one in-process `stats`
-request), leadership, frames and bytes in and out (`nodes.observe.traffic`), and requests
-refused at the edge. Registered by `nodes.observe.metrics.MetricsExporter`."""
+unroutable jobs, jobs held back by a limit and paused queues, workers per state and their
+slots (one in-process `stats` request), leadership, frames and bytes in and out
+(`nodes.observe.traffic`), and requests refused at the edge. Registered by
+`nodes.observe.metrics.MetricsExporter`."""
 
 from __future__ import annotations
 
@@ -92,13 +93,22 @@ class CoordinatorCollector:
         unroutable = GaugeMetricFamily(
             "corral_jobs_unroutable", "Available jobs no connected worker may take", None, ["queue"]
         )
+        limited = GaugeMetricFamily(
+            "corral_jobs_limited",
+            "Available jobs held back by a concurrency or rate limit",
+            None,
+            ["queue"],
+        )
+        held_back = stats.get("limited", {})  # an older coordinator's stats: no limits
         paused = GaugeMetricFamily(
             "corral_queue_paused", "1 while the queue is paused", None, ["queue"]
         )
         for queue in sorted(stats["queues"]):
             unroutable.add_metric([queue], stats["unroutable"].get(queue, 0))
+            limited.add_metric([queue], held_back.get(queue, 0))
             paused.add_metric([queue], int(queue in stats["paused"]))
         yield unroutable
+        yield limited
         yield paused
 
     def _workers(self, workers: list[dict[str, Any]]) -> Iterator[Metric]:

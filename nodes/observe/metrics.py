@@ -6,9 +6,9 @@ live in one process):
   completions, failed attempts, retries, discards, cancels, recoveries, worker joins, deaths
   and directives, and times job runs, queue waits and parked fetches in histograms;
 - `CoordinatorCollector` (`nodes.observe.gauges`) reads the current state at scrape time:
-  jobs per queue and state, unroutable jobs, paused queues, workers per state and their slots
-  (one in-process `stats` request), frames and bytes in and out (`nodes.observe.traffic`),
-  and requests refused at the edge.
+  jobs per queue and state, unroutable jobs, jobs held back by a limit, paused queues, workers
+  per state and their slots (one in-process `stats` request), frames and bytes in and out
+  (`nodes.observe.traffic`), and requests refused at the edge.
 
 Labels are the queue (at most `max_queues`, 1,000) and small fixed sets (state, reason,
 outcome). Job types are not a label: clients choose them freely, and a label per type would

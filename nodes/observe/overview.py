@@ -43,7 +43,7 @@ def overview(client: InProcessClient, *, admin: bool) -> dict[str, Any]:
             counts = client.ctx.store.counts()
         except CorralError:  # a standby serves no store: the leader's dashboard has them
             counts = {}
-        stats = {"queues": counts, "workers": [], "unroutable": {}, "paused": []}
+        stats = {"queues": counts, "workers": [], "unroutable": {}, "limited": {}, "paused": []}
     view.update(stats)
 
     def held(state: str, most: int) -> list[dict[str, Any]]:

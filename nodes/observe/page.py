@@ -55,9 +55,11 @@ def _summary(view: dict[str, Any]) -> str:
     busy = sum(w["active"] for w in live)
     slots = sum(w["concurrency"] for w in live)
     unroutable = sum(view.get("unroutable", {}).values())
+    limited = sum(view.get("limited", {}).values())
+    waiting = f"{unroutable} with no worker, {limited} held by a limit"
     cards = [
         ("Workers", str(len(live)), f"{busy}/{slots} slots busy"),
-        ("Waiting", str(sum(total[s] for s in WAITING_STATES)), f"{unroutable} with no worker"),
+        ("Waiting", str(sum(total[s] for s in WAITING_STATES)), waiting),
         ("Active", str(total["active"]), "running now"),
         ("Completed", str(total["completed"]), "kept for a day"),
         ("Dead", str(total["discarded"]), "discarded, retry by hand"),
@@ -74,20 +76,19 @@ def _summary(view: dict[str, Any]) -> str:
 
 
 def _queues(view: dict[str, Any]) -> str:
-    unroutable = view.get("unroutable", {})
+    waiting = [view.get(key, {}) for key in ("unroutable", "limited")]  # older: no `limited`
     paused = set(view.get("paused", ()))
     rows = []
     for name, counts in sorted(view["queues"].items()):
         cells = "".join(f'<td class="num">{counts.get(s, 0)}</td>' for s in QUEUE_STATES)
-        stuck = unroutable.get(name, 0)
-        warn = ' class="warn"' if stuck else ""
-        mark = ' <span class="paused">paused</span>' if name in paused else ""
-        rows.append(
-            f'<tr><td class="name">{_e(name)}{mark}</td>{cells}'
-            f'<td class="num"{warn}>{stuck}</td></tr>'
+        stuck = "".join(
+            f'<td class="num{" warn" if n else ""}">{n}</td>'
+            for n in (held.get(name, 0) for held in waiting)
         )
+        mark = ' <span class="paused">paused</span>' if name in paused else ""
+        rows.append(f'<tr><td class="name">{_e(name)}{mark}</td>{cells}{stuck}</tr>')
     headers = [("Queue", "name"), *((s.capitalize(), "num") for s in QUEUE_STATES)]
-    headers.append(("No worker", "num"))
+    headers += [("No worker", "num"), ("Limited", "num")]
     return _table(headers, rows, "No queues yet.")
 
 

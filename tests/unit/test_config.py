@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.limits import LimitRule
 from nodes.config import load_config
 from nodes.config.fields import ConfigError
 from nodes.config.kinds import CoordinatorConfig, ProducerConfig, WorkerConfig, connect_address
@@ -16,6 +17,7 @@ from nodes.demo import square
 from nodes.factory import build_node, load_node
 from nodes.producer import Producer, expand, percentile
 from nodes.worker_node import WorkerNode
+from transport.messages import Rate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -423,3 +425,32 @@ nodes:
 """
     message = refusal(tmp_path, text)
     assert says in message and "schedules[" in message, message
+
+
+LIMITED = """
+nodes:
+  coordinator:
+    kind: coordinator
+    job_limits:
+      - job_type: sync_account
+        concurrency: 2
+        rate: {count: 100, per: 60}
+      - {queue: emails, rate: {count: 5, per: 0.5}}
+      - {job_type: report, concurrency: 1}
+"""
+
+
+def test_job_limits_load_from_the_coordinator_yaml_into_the_coordinator(tmp_path: Path) -> None:
+    coordinator = Coordinator.from_config(str(write(tmp_path, LIMITED)))
+
+    assert coordinator.job_limits.rules == (
+        LimitRule(job_type="sync_account", concurrency=2, rate=Rate(count=100, per=60.0)),
+        LimitRule(queue="emails", rate=Rate(count=5, per=0.5)),
+        LimitRule(job_type="report", concurrency=1),
+    )
+
+
+@pytest.mark.parametrize("value", ["[]", "null"])
+def test_an_empty_job_limits_key_means_no_limits(tmp_path: Path, value: str) -> None:
+    text = f"nodes:\n  coordinator:\n    kind: coordinator\n    job_limits: {value}\n"
+    assert Coordinator.from_config(str(write(tmp_path, text))).job_limits.rules == ()

@@ -9,6 +9,7 @@ import pytest
 
 from nodes.config import load_config
 from nodes.config.fields import ConfigError
+from transport.validation.limits import MAX_NAME_CHARS
 
 HEAD = "nodes:\n  coordinator:\n    kind: coordinator\n"
 
@@ -70,3 +71,66 @@ def test_a_worker_concurrency_beyond_ten_thousand_is_refused(tmp_path: Path):
         "    concurrency: 1000000\n"
     )
     assert "key 'concurrency'" in refusal(tmp_path, text)
+
+
+LIMIT = "    job_limits:\n      - "  # the first item on line 5
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        ("{job_type: t, concurency: 2}",
+         "unknown key 'job_limits[0].concurency' (did you mean 'concurrency'?)"),
+        ("{job_type: t, queue: q, concurrency: 2}",
+         "key 'job_limits[0]': a limit is for a job_type or for a queue"),
+        ("{concurrency: 2}", "key 'job_limits[0]': a limit is for a job_type or for a queue"),
+        ("{job_type: t}", "key 'job_limits[0]': a limit needs concurrency, rate or both"),
+        ("{job_type: t, concurrency: 0}",
+         "key 'job_limits[0].concurrency': expected an integer >= 1, got 0"),
+        ("{job_type: t, concurrency: true}",
+         "key 'job_limits[0].concurrency': expected an integer, got True (bool)"),
+        ("{job_type: t, concurrency: 1.5}", "key 'job_limits[0].concurrency': expected an integer"),
+        ("{queue: q, rate: 5}", "field 'job_limits[0].rate' must be a map {count, per}"),
+        ("{queue: q, rate: {count: true, per: 1}}",
+         "field 'job_limits[0].rate.count' must be an integer >= 1"),
+        ("{queue: q, rate: {count: 0, per: 1}}",
+         "field 'job_limits[0].rate.count' must be an integer >= 1"),
+        ("{queue: q, rate: {count: 1, per: 0}}",
+         "field 'job_limits[0].rate.per' must be a number of seconds > 0"),
+        ("{queue: q, rate: {count: 1, per: .inf}}",
+         "field 'job_limits[0].rate.per' must be a number of seconds > 0"),
+        ("{queue: q, rate: {count: 1}}",
+         "field 'job_limits[0].rate.per' must be a number of seconds > 0"),
+        ("{queue: q, rate: {count: 1, per: 1, burst: 2}}",
+         "unknown key 'job_limits[0].rate.burst'"),
+        ("{job_type: '', concurrency: 1}",
+         "key 'job_limits[0].job_type': expected a non-empty string"),
+        (f"{{queue: {'q' * (MAX_NAME_CHARS + 1)}, concurrency: 1}}",
+         f"key 'job_limits[0].queue': expected at most {MAX_NAME_CHARS} characters"),
+        ("3", "key 'job_limits[0]': expected a mapping, got 3 (int)"),
+    ],
+)
+def test_a_bad_job_limit_is_refused_naming_its_place_and_line(tmp_path: Path, item: str, says: str):
+    message = refusal(tmp_path, HEAD + LIMIT + item + "\n")
+    assert "node 'coordinator'" in message and says in message, message
+    assert message.endswith("(line 5)"), message
+
+
+@pytest.mark.parametrize(
+    ("items", "says"),
+    [
+        ("{job_type: t, concurrency: 1}\n      - {job_type: t, rate: {count: 1, per: 1}}",
+         "key 'job_limits[1]': a second limit for job_type 't' (line 6)"),
+        ("{queue: q, concurrency: 1}\n      - {queue: q, concurrency: 2}",
+         "key 'job_limits[1]': a second limit for queue 'q' (line 6)"),
+    ],
+)
+def test_a_second_limit_for_one_job_type_or_queue_is_refused(
+    tmp_path: Path, items: str, says: str
+):
+    assert refusal(tmp_path, HEAD + LIMIT + items + "\n").endswith(says)
+
+
+def test_job_limits_that_are_not_a_list_are_refused(tmp_path: Path):
+    message = refusal(tmp_path, HEAD + "    job_limits: {job_type: t, concurrency: 1}\n")
+    assert "key 'job_limits': expected a list of limits (line 4)" in message, message

@@ -197,6 +197,19 @@ request_ids = st.one_of(
 )
 
 
+# The limit extension's fields: valid ones, or any scalar (null, booleans, huge ints, NaN and
+# infinities, text, binary); each is drawn alone, so a limit without its key comes up as well.
+LIMIT_FIELDS = {
+    "concurrency_key": st.one_of(names, scalars),
+    "concurrency_limit": st.one_of(st.integers(1, 3), scalars),
+    "rate_limit": st.one_of(
+        st.fixed_dictionaries({"count": st.integers(1, 5), "per": st.floats(0.001, 3600)}),
+        st.fixed_dictionaries({}, optional={"count": scalars, "per": scalars}),
+        scalars,
+    ),
+}
+
+
 def job_specs() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"type": names, "queue": st.just(QUEUE)},
@@ -209,6 +222,7 @@ def job_specs() -> st.SearchStrategy[dict[str, Any]]:
             "unique_key": names,
             "meta": st.dictionaries(names, scalars, max_size=2),
             "scheduled_at": st.floats(0, 2e9),
+            **LIMIT_FIELDS,
         },
     )
 

@@ -7,7 +7,7 @@ observer is subscribed to its hub exactly as the exporter subscribes to a real c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,7 +19,9 @@ from actors.jobs import Job
 from actors.worker import current_job
 from nodes.client import JobFailed
 from nodes.cluster import Cluster
+from nodes.observe.gauges import CoordinatorCollector
 from nodes.observe.metrics import MetricsObserver
+from nodes.observe.traffic import Traffic
 from transport.messages import JobSpec
 
 FAST = CoordinatorSettings(heartbeat_interval=1.0, heartbeat_timeout=5.0, reaper_interval=0.5)
@@ -158,3 +160,58 @@ def test_an_observer_that_raises_never_breaks_the_job_path(
 
     assert client.enqueue("square", [5]).result(timeout=60) == 25
     assert value(registry, "corral_jobs_completed_total", queue="default") == 1
+
+
+# -- scrape-time gauges -----------------------------------------------------------------------
+
+
+class _Host:
+    """What the collector reads of a coordinator besides its stats: one without standbys."""
+
+    def __init__(self) -> None:
+        self.traffic = Traffic()
+        self.dispatcher = None
+
+    def cluster(self) -> None:
+        return None
+
+
+class _StatsClient:
+    def __init__(self, reply: dict[str, Any]) -> None:
+        self.reply = reply
+
+    def stats(self, timeout: float | None = None) -> dict[str, Any]:
+        return self.reply
+
+
+def scraped(stats: dict[str, Any]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(cast(Any, _Host()), cast(Any, _StatsClient(stats))))
+    return registry
+
+
+STATS = {
+    "queues": {"default": {"available": 4}, "images": {"available": 1}},
+    "workers": [],
+    "unroutable": {"images": 1},
+    "limited": {"default": 3},
+    "paused": [],
+}
+
+
+def test_the_gauges_count_per_queue_jobs_no_worker_may_take_and_jobs_a_limit_holds_back() -> None:
+    registry = scraped(STATS)
+
+    gauge = registry.get_sample_value
+    assert gauge("corral_jobs_limited", {"queue": "default"}) == 3
+    assert gauge("corral_jobs_limited", {"queue": "images"}) == 0  # present, at zero
+    assert gauge("corral_jobs_unroutable", {"queue": "default"}) == 0
+    assert gauge("corral_jobs_unroutable", {"queue": "images"}) == 1
+
+
+def test_stats_without_limited_from_an_older_coordinator_scrape_as_none_held_back() -> None:
+    registry = scraped({key: held for key, held in STATS.items() if key != "limited"})
+
+    assert registry.get_sample_value("corral_stats_up") == 1
+    assert registry.get_sample_value("corral_jobs_limited", {"queue": "default"}) == 0
+    assert registry.get_sample_value("corral_jobs_unroutable", {"queue": "images"}) == 1

@@ -194,6 +194,28 @@ def test_status_shows_counts_per_state_workers_and_the_jobs_no_worker_may_take()
     assert not any(line != line.rstrip() for line in text.splitlines())
 
 
+def test_status_shows_the_jobs_a_limit_holds_back_per_queue_and_says_why_they_wait() -> None:
+    text = render({**STATS, "limited": {"default": 2}}, NOW)
+
+    header = next(line for line in text.splitlines() if "QUEUE" in line)
+    assert header.split()[-2:] == ["WORKER", "LIMITED"]  # ... NO WORKER, LIMITED
+    assert re.search(r"^ *default +0 +2 +0 +0 +5 +0 +0 +0 +2$", text, re.M), text
+    assert re.search(r"^ *images +0 +1 +0 +0 +0 +0 +0 +1 +0$", text, re.M), text
+    notes = text.splitlines()[-2:]
+    assert notes[0].startswith("Jobs waiting with no eligible worker: 1 in images")
+    assert notes[1] == (
+        "Jobs waiting for a limit to free up: 2 in default "
+        "(their key's concurrency or rate limit is full)"
+    )
+
+
+def test_status_of_an_older_coordinator_without_limited_shows_none_held_back() -> None:
+    text = render(STATS, NOW)  # no `limited` key in the stats
+
+    assert re.search(r"^ *default( +\d+){7} +0 +0$", text, re.M), text
+    assert "for a limit" not in text
+
+
 def test_get_shows_every_error_of_the_job_in_order() -> None:
     wire = _job("j1", state="discarded").to_wire()
     wire["errors"] = [
@@ -250,6 +272,20 @@ def test_the_dashboard_names_each_worker_and_shows_a_directive_it_has_not_taken_
 
     assert "<td>resizer</td>" in html
     assert f"quiet (pending, by {datetime.fromtimestamp(by):%H:%M:%S})" in html
+
+
+def test_the_dashboard_shows_the_jobs_a_limit_holds_back_beside_those_with_no_worker() -> None:
+    base = {"now": NOW, "admin": False, "error": None, "failures": [], "dead": []}
+
+    html = dashboard_page.content({**STATS, **base, "limited": {"default": 2, "images": 3}})
+
+    assert '<th class="num">No worker</th><th class="num">Limited</th>' in html
+    assert '<td class="num">0</td><td class="num warn">2</td></tr>' in html  # default
+    assert '<td class="num warn">1</td><td class="num warn">3</td></tr>' in html  # images
+    assert "1 with no worker, 5 held by a limit" in html
+    older = dashboard_page.content({**STATS, **base})  # a stats without `limited`
+    assert "1 with no worker, 0 held by a limit" in older
+    assert '<td class="num warn">1</td><td class="num">0</td></tr>' in older
 
 
 def test_status_and_the_dashboard_mark_a_paused_queue() -> None:

@@ -55,6 +55,26 @@ def test_a_pending_directive_shows_with_the_time_it_takes_effect_by():
     assert "pending" not in done  # the worker has taken it up
 
 
+def test_watch_notes_jobs_held_by_a_limit_after_those_with_no_worker_and_only_when_some_are():
+    waiting = {"unroutable": {"default": 1}, "limited": {"default": 4, "empty": 0}}
+    series = {"interval": 1.0, "completed": [1] * 60}
+    text = render(stats(worker(), series=series, **waiting), NOW)
+    notes = text.splitlines()[-2:]
+    assert notes[0].startswith("Jobs waiting with no eligible worker: 1 in default (")
+    assert notes[1].startswith("Jobs waiting for a limit to free up: 4 in default (")
+    assert "empty" not in notes[1]  # a queue with none held is not named
+    quiet = render(stats(worker(), limited={}), NOW)
+    assert "Jobs waiting" not in quiet
+    assert re.search(r"default( +\d+){8} +0$", quiet, re.M), quiet  # the LIMITED column
+
+
+def test_an_older_coordinators_stats_without_limited_still_render():
+    text = render(stats(worker(), unroutable={"default": 2}), NOW)  # no `limited` key
+    assert "LIMITED" in text
+    assert "Jobs waiting with no eligible worker: 2 in default" in text
+    assert "for a limit" not in text
+
+
 def test_watch_draws_the_last_minute_as_sparklines_with_the_rates_now():
     series = {
         "interval": 1.0,

@@ -102,6 +102,9 @@ FULL_SPEC: dict[str, Any] = {
     "route": {"gpu": "a100"},
     "unique_key": "img-1",
     "meta": {"owner": "me"},
+    "concurrency_key": "customer:1",  # the limit extension (docs/PROTOCOL.md, "Limits")
+    "concurrency_limit": 2,
+    "rate_limit": {"count": 5, "per": 60},
 }
 
 
@@ -309,6 +312,7 @@ def test_a_jobspec_with_every_field_keeps_every_value():
         route={"gpu": "a100"},
         unique_key="img-1",
         meta={"owner": "me"},
+        limit=m.JobLimit("customer:1", 2, m.Rate(5, 60.0)),
     )
 
 
@@ -679,6 +683,108 @@ def test_a_binary_key_where_the_protocol_says_str_keys_raises_bad_request(where,
         body = request("register", labels=value)
     with pytest.raises(BadRequest):
         parse(body)
+
+
+# -- limits (extension of docs/PROTOCOL.md, "Limits") ---------------------------------------------
+
+LIMIT_KEY = "field 'concurrency_key'"
+NEED_KEY = "concurrency_limit and rate_limit need a concurrency_key"
+LIMIT_INT = "field 'concurrency_limit' must be an integer"
+RATE_MAP = "field 'rate_limit' must be a map {count, per}"
+RATE_COUNT = "field 'rate_limit.count' must be an integer >= 1"
+RATE_PER = "field 'rate_limit.per' must be a number of seconds > 0"
+ACCEPTED_LIMITS = [
+    pytest.param({}, None, id="none"),
+    pytest.param(
+        {"concurrency_key": None, "concurrency_limit": None, "rate_limit": None}, None, id="nulls"
+    ),
+    pytest.param({"concurrency_key": "c1"}, m.JobLimit("c1"), id="key-alone"),
+    pytest.param(
+        {"concurrency_key": "c1", "concurrency_limit": None, "rate_limit": None},
+        m.JobLimit("c1"),
+        id="key-and-nulls",
+    ),
+    pytest.param(
+        {"concurrency_key": "c1", "concurrency_limit": 1}, m.JobLimit("c1", 1), id="concurrency"
+    ),
+    pytest.param(
+        {"concurrency_key": "c1", "rate_limit": {"count": 5, "per": 60}},
+        m.JobLimit("c1", rate=m.Rate(5, 60.0)),
+        id="rate-integer-per",
+    ),
+    pytest.param(
+        {"concurrency_key": "c1", "concurrency_limit": 3, "rate_limit": {"count": 1, "per": 0.25}},
+        m.JobLimit("c1", 3, m.Rate(1, 0.25)),
+        id="both",
+    ),
+    pytest.param(
+        {"concurrency_key": "é" * 256, "concurrency_limit": 2**64 - 1},
+        m.JobLimit("é" * 256, 2**64 - 1),
+        id="longest-key-huge-limit",
+    ),
+    pytest.param(
+        {"concurrency_key": "c1", "rate_limit": {"count": 2**64 - 1, "per": 5e-324}},
+        m.JobLimit("c1", rate=m.Rate(2**64 - 1, 5e-324)),
+        id="huge-count-tiny-per",
+    ),
+    pytest.param(
+        {"concurrency_key": "c1", "rate_limit": {"count": 2, "per": 1e308, "burst": 9}},
+        m.JobLimit("c1", rate=m.Rate(2, 1e308)),
+        id="unknown-rate-key-ignored",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "limit"), ACCEPTED_LIMITS)
+def test_the_limit_fields_give_the_jobspec_its_limit_and_the_job_map_echoes_them(fields, limit):
+    spec = job_spec({"type": "t", **fields})
+    assert spec.limit == limit
+    parsed = parse({"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, {"type": "t", **fields}]})
+    assert [s.limit for s in parsed.specs] == [None, limit]  # type: ignore[union-attr]
+    if spec.limit is not None:  # the Job map carries the fields set, and reads back the same
+        echo = spec.limit.to_wire()
+        assert set(echo) == {name for name, value in fields.items() if value is not None}
+        assert m.JobLimit.of_wire(echo) == limit
+        assert spec.limit.rate is None or type(spec.limit.rate.per) is float
+
+
+REFUSED_LIMITS = [
+    ({"concurrency_limit": 2}, NEED_KEY),
+    ({"rate_limit": {"count": 1, "per": 1}}, NEED_KEY),
+    ({"concurrency_key": None, "concurrency_limit": 2}, NEED_KEY),
+    ({"concurrency_limit": 0}, NEED_KEY),  # the key is looked at first
+    ({"concurrency_key": ""}, f"{LIMIT_KEY} must have 1 to 256 characters"),
+    ({"concurrency_key": "k" * 257}, f"{LIMIT_KEY} must have 1 to 256 characters"),
+    *[({"concurrency_key": bad}, f"{LIMIT_KEY} must be a string") for bad in STR[1:]],
+    ({"concurrency_key": "c1", "concurrency_limit": 0}, "field 'concurrency_limit' must be >= 1"),
+    ({"concurrency_key": "c1", "concurrency_limit": -1}, "field 'concurrency_limit' must be >= 1"),
+    *[({"concurrency_key": "c1", "concurrency_limit": bad}, LIMIT_INT) for bad in INT],
+    *[({"concurrency_key": "c1", "rate_limit": bad}, RATE_MAP) for bad in [*MAP, 0, "1/s"]],
+    *[
+        ({"concurrency_key": "c1", "rate_limit": {"count": bad, "per": 1}}, RATE_COUNT)
+        for bad in [None, 0, -1, *INT]
+    ],
+    *[
+        ({"concurrency_key": "c1", "rate_limit": {"count": 1, "per": bad}}, RATE_PER)
+        for bad in [None, 0, 0.0, -1, -0.5, float("-inf"), False, *NUMBER]
+    ],
+    ({"concurrency_key": "c1", "rate_limit": {}}, RATE_COUNT),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"), REFUSED_LIMITS, ids=[repr(fields) for fields, _ in REFUSED_LIMITS]
+)
+def test_a_bad_limit_field_is_refused_naming_it_in_an_enqueue_a_batch_and_a_schedule(fields, says):
+    spec = {"type": "t", **fields}
+    for body, where in (
+        ({"type": "enqueue", "rid": 1, "job": spec}, ""),
+        ({"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, spec]}, "jobs[1]: "),
+        (request("schedule_put", schedule={"name": "s", "job": spec, "every": 60}), ""),
+    ):
+        with pytest.raises(BadRequest) as refusal:
+            parse(body)
+        assert refusal.value.message == where + says
 
 
 # -- rid and type ---------------------------------------------------------------------------------
