@@ -134,7 +134,7 @@ def pack(job: Job) -> bytes:
         job.next_attempt_at,
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
-        _pack_limit(job.limit),
+        None if job.limit is None else _pack_limit(job.limit),
     )
     if tail == DEFAULT_TAIL:  # a queued job without options: its head, request id if any
         values = head if job.request_id is not None else head[:HEAD]
@@ -226,9 +226,7 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
     return wire, request_id
 
 
-def _pack_limit(limit: JobLimit | None) -> list[Any] | None:
-    if limit is None:
-        return None
+def _pack_limit(limit: JobLimit) -> list[Any]:
     rate = limit.rate
     if rate is None:
         return [limit.key, limit.concurrency, None, None]

@@ -42,16 +42,9 @@ def rate(raw: Any, key: str) -> m.Rate:
     return m.Rate(count=count, per=float(per))
 
 
-def _job_limit(raw: dict[str, Any], chars: int) -> m.JobLimit | None:
-    """The limit fields (docs/PROTOCOL.md extension "Limits"); None when the spec has none."""
-    get = raw.get
-    key, concurrency, rate_map = (
-        get("concurrency_key"),
-        get("concurrency_limit"),
-        get("rate_limit"),
-    )
-    if key is None and concurrency is None and rate_map is None:
-        return None
+def _job_limit(raw: dict[str, Any], chars: int) -> m.JobLimit:
+    """The limit fields (docs/PROTOCOL.md extension "Limits") of a spec that has one at least."""
+    concurrency, rate_map = raw.get("concurrency_limit"), raw.get("rate_limit")
     key = string(raw, "concurrency_key", None, limit=chars)
     if key is None:
         raise BadRequest("concurrency_limit and rate_limit need a concurrency_key")
@@ -121,7 +114,13 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         meta=(
             (dict(mapping(raw, "meta")) or m.EMPTY_MAP) if get("meta") is not None else m.EMPTY_MAP
         ),
-        limit=_job_limit(raw, chars),
+        limit=(
+            None  # most specs: three misses, no call
+            if get("concurrency_key") is None
+            and get("concurrency_limit") is None
+            and get("rate_limit") is None
+            else _job_limit(raw, chars)
+        ),
     )
 
 
