@@ -8,10 +8,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from actors import events
+from actors import events, states
 from actors.context import CoordinatorContext
 from actors.jobs import Job
-from actors.mail import Hold
+from actors.mail import Defer, Hold
 from actors.store.base import Replay
 from transport.messages import JobSpec
 
@@ -35,10 +35,22 @@ def admit(
 ) -> Admitted | Replay:
     """Make, store and hand out the jobs of one request; a Replay (nothing made) when its
     request id made jobs already. `hold_here`: the calling queue's name and its own hold, so
-    its jobs skip its mailbox. Raises LookupError past the queue limit, before storing."""
+    its jobs skip its mailbox. Raises LookupError past the queue limit, or for a job that
+    depends on no known job, before storing."""
     now = ctx.clock.now()
     jobs = [Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq), request_id) for spec in specs]
+    return store_and_hand_out(ctx, jobs, hold_here)
+
+
+def store_and_hand_out(
+    ctx: CoordinatorContext,
+    jobs: list[Job],
+    hold_here: tuple[str, Callable[[Hold], None]] | None = None,
+) -> Admitted | Replay:
+    """Store new jobs (made by `admit`, or a workflow's), then hand each to its holder: its
+    queue, or the FlowActor for a deferred one."""
     targets = {job.queue: ctx.queues.get(job.queue) for job in jobs}
+    _check_parents(ctx, jobs)
     duplicates = ctx.store.add(jobs)
     if isinstance(duplicates, Replay):
         return duplicates
@@ -49,13 +61,26 @@ def admit(
         [dup is not None for _, dup in pairs],
     )
     fresh: dict[str, list[Job]] = defaultdict(list)
+    deferred: list[Job] = []
     for job, existing in pairs:
         if existing is None:
-            fresh[job.queue].append(job)
+            (deferred if job.state == states.DEFERRED else fresh[job.queue]).append(job)
             ctx.events.emit(events.JOB_ENQUEUED, job=job)
+    if deferred:
+        ctx.flows.tell(Defer(deferred))
     for queue, queued in fresh.items():
         if hold_here is not None and queue == hold_here[0]:
             hold_here[1](Hold(queued))
         else:
             targets[queue].tell(Hold(queued))
     return admitted
+
+
+def _check_parents(ctx: CoordinatorContext, jobs: list[Job]) -> None:
+    """Every job a new job waits for is known: stored, or made by the same request."""
+    made = {job.id for job in jobs}
+    for job in jobs:
+        if job.flow is not None:
+            for parent_id in job.flow.depends_on:
+                if parent_id not in made and ctx.store.get(parent_id) is None:
+                    raise LookupError(f"depends_on: no job {parent_id}")

@@ -1,8 +1,9 @@
 """Cancels (PROTOCOL.md section 4): found by looking the job up, never by chasing it.
 
-A job has two possible holders, its queue (scheduled, available, retryable) and the worker
-supervisor (active), and the store says which: each holder saves a job's new state before it
-lets the job go, so the store names either the holder or the one the job is travelling to.
+A job has three possible holders, its queue (scheduled, available, retryable), the worker
+supervisor (active) and the FlowActor (deferred), and the store says which: each holder saves a
+job's new state before it lets the job go, so the store names either the holder or the one the
+job is travelling to.
 A cancel is registered here first, then the store is read and that owner nudged (`CancelJob`).
 The owner settles the cancel if it holds the job. If it does not, the job is on its way to
 the other one, which looks here as the job arrives (a queue on every `Hold`, the supervisor
@@ -36,6 +37,7 @@ class Owners(Protocol):
 
     store: Store
     supervisor: Mailbox
+    flows: Mailbox
     queues: Queues
     events: EventHub
     outbox: Callable[[bytes, bytes], None]
@@ -47,13 +49,14 @@ class Cancellations:
     def __init__(self, ctx: Owners) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
-        self._asked: dict[str, list[tuple[bytes, Rid]]] = {}
+        self._asked: dict[str, list[tuple[bytes | None, Rid]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._asked)
 
-    def request(self, job_id: str, peer: bytes, rid: Rid) -> None:
-        """A client's cancel (dispatcher thread): register it, then nudge the job's owner."""
+    def request(self, job_id: str, peer: bytes | None, rid: Rid) -> None:
+        """A client's cancel (dispatcher thread): register it, then nudge the job's owner.
+        `peer` None: nobody waits for the answer (a workflow's steps, cancelled together)."""
         with self._lock:
             self._asked.setdefault(job_id, []).append((peer, rid))
         stored = self._ctx.store.get(job_id)  # read after registering (see the module doc)
@@ -61,6 +64,8 @@ class Cancellations:
             self.missed(job_id)
         elif stored["state"] == states.ACTIVE:
             self._ctx.supervisor.tell(CancelJob(job_id))
+        elif stored["state"] == states.DEFERRED:
+            self._ctx.flows.tell(CancelJob(job_id))
         else:
             self._ctx.queues.get(stored["queue"]).tell(CancelJob(job_id))
 
@@ -99,6 +104,8 @@ class Cancellations:
         with self._lock:
             waiting = self._asked.pop(job_id, ())
         for peer, rid in waiting:
+            if peer is None:
+                continue
             if code is None:
                 self._ctx.outbox(peer, codec.reply(rid, state=state))
             else:

@@ -21,6 +21,7 @@ from actors.mail import RoutingUpdate
 from actors.routing import WorkerProfile
 from actors.store.base import Store
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
+from transport.validation.limits import MAX_JOB_SIZE_BYTES
 
 Outbox = Callable[[bytes, bytes], None]
 
@@ -40,6 +41,7 @@ class CoordinatorContext:
     limited: dict[str, int] = field(default_factory=dict)  # queue -> jobs held back by a limit
     limit_rules: LimitRules = field(default_factory=LimitRules)  # the configured limits
     max_message_size: int = MAX_MESSAGE_SIZE_BYTES  # announced to workers in workerregistered
+    max_job_size: int = MAX_JOB_SIZE_BYTES  # a deferred job's args with its parents' results
     # Connections that said hello: added by the dispatcher (I/O thread), forgotten by the
     # supervisor once their last session has been over for terminated_retention, so the set
     # stays bounded (single set operations are atomic, so no lock).
@@ -50,6 +52,7 @@ class CoordinatorContext:
     supervisor: Mailbox = field(init=False)
     listing: Mailbox = field(init=False)
     scheduler: Mailbox = field(init=False)
+    flows: Mailbox = field(init=False)  # the FlowActor: deferred jobs (actors/flows.py)
     cancels: Cancellations = field(init=False)
     limiter: Limiter = field(init=False)  # the count of every limit's bucket (actors.limits)
 

@@ -11,6 +11,7 @@ from actors import states
 from transport.messages import (
     DEFAULT_RETRY,
     EMPTY_MAP,
+    Flow,
     JobLimit,
     JobSpec,
     RetryPolicy,
@@ -54,6 +55,7 @@ class Job:
     # retried request finds the job; not part of the Job map.
     request_id: str | None = None
     limit: JobLimit | None = None  # its concurrency key and own limits (actors.limits)
+    flow: Flow | None = None  # the jobs it waits for (actors.flows)
 
     @classmethod
     def from_spec(
@@ -75,9 +77,16 @@ class Job:
             meta=spec.meta,
             created_at=now,
             seq=seq,
-            state=states.SCHEDULED if due_later else states.AVAILABLE,
+            state=(
+                states.DEFERRED
+                if spec.flow is not None and spec.flow.depends_on
+                else states.SCHEDULED
+                if due_later
+                else states.AVAILABLE
+            ),
             request_id=request_id,
             limit=spec.limit,
+            flow=spec.flow,
         )
 
     @property
@@ -128,6 +137,8 @@ class Job:
                 wire[key] = value
         if self.limit is not None:
             wire.update(self.limit.to_wire())
+        if self.flow is not None:
+            wire.update(self.flow.to_wire(self.request_id))
         if self.state == states.COMPLETED:
             wire["result"] = self.result
         return wire
@@ -163,6 +174,7 @@ class Job:
             errors=tuple(wire.get("errors", ())),
             request_id=request_id,
             limit=JobLimit.of_wire(wire),
+            flow=Flow.of_wire(wire),
         )
 
 

@@ -18,6 +18,7 @@ from actors.states import (
     AVAILABLE,
     CANCELLED,
     COMPLETED,
+    DEFERRED,
     DISCARDED,
     RETRYABLE,
     SCHEDULED,
@@ -33,7 +34,20 @@ RECOVER = "recover"  # a lost or expired reservation: back to available at once
 CANCEL = "cancel"  # a client's cancel
 PROMOTE = "promote"  # scheduled or retry time reached
 REVIVE = "revive"  # a discarded job retried by hand (the dead set)
-EVENTS = (ACTIVATE, COMPLETE, RETRY, DISCARD, RECOVER, CANCEL, PROMOTE, REVIVE)
+RELEASE = "release"  # every job a deferred one waits for has ended (actors.flows)
+RELEASE_LATER = "release_later"  # the same, for a job whose scheduled_at is still ahead
+EVENTS = (
+    ACTIVATE,
+    COMPLETE,
+    RETRY,
+    DISCARD,
+    RECOVER,
+    CANCEL,
+    PROMOTE,
+    REVIVE,
+    RELEASE,
+    RELEASE_LATER,
+)
 
 TABLE: dict[tuple[str, str], str] = {
     (AVAILABLE, ACTIVATE): ACTIVE,
@@ -44,7 +58,9 @@ TABLE: dict[tuple[str, str], str] = {
     (SCHEDULED, PROMOTE): AVAILABLE,
     (RETRYABLE, PROMOTE): AVAILABLE,
     (DISCARDED, REVIVE): AVAILABLE,
-    **{(state, CANCEL): CANCELLED for state in (*sorted(WAITING_STATES), ACTIVE)},
+    (DEFERRED, RELEASE): AVAILABLE,
+    (DEFERRED, RELEASE_LATER): SCHEDULED,
+    **{(state, CANCEL): CANCELLED for state in (*sorted(WAITING_STATES), DEFERRED, ACTIVE)},
 }
 
 
@@ -118,6 +134,23 @@ def cancel(job: Job, now: float) -> None:
     _move(job, CANCEL)
     job.completed_at = now
     job.deadline = None
+
+
+def release(job: Job, now: float, results: tuple[Any, ...] | None) -> None:
+    """The jobs a deferred one waits for have ended: it goes to its queue, with `results` (its
+    parents' results, when it takes them) as its last argument."""
+    due_later = job.scheduled_at is not None and job.scheduled_at > now
+    _move(job, RELEASE_LATER if due_later else RELEASE)
+    if results is not None:
+        job.args = (*job.args, results[0] if len(results) == 1 else list(results))
+
+
+def abandon(job: Job, now: float, kind: str, message: str) -> None:
+    """A deferred job that cannot go on: a job it waits for failed and its policy is to give
+    up (`parent_failed`), or its parents' results are too large to pass (`too_large`)."""
+    _move(job, CANCEL)
+    job.record_error(kind, message, now)
+    job.completed_at = now
 
 
 def promote(job: Job) -> None:

@@ -117,6 +117,21 @@ class RoutingUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class Defer:
+    """-> the FlowActor: new (or restored) deferred jobs, each waiting for its parents."""
+
+    jobs: list[Job]
+
+
+@dataclass(frozen=True, slots=True)
+class ParentEnded:
+    """Event hook -> the FlowActor: a job that deferred jobs wait for has ended."""
+
+    job_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class CancelJob:
     """-> the job's owner by its stored state: a client asked to cancel it; who asked waits in
     the coordinator's Cancellations (actors/cancellation.py)."""

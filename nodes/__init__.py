@@ -8,6 +8,7 @@ from nodes.client import Client, JobHandle
 from nodes.cluster import Cluster
 from nodes.coordinator import Coordinator
 from nodes.worker_node import WorkerNode
+from nodes.workflow_requests import chain, group, step
 from transport.messages import Schedule
 
 # A library prints nothing unasked (see actors/__init__.py); `corral.*` are the event and node
@@ -23,4 +24,7 @@ __all__ = [
     "LimitRule",
     "Schedule",
     "WorkerNode",
+    "chain",
+    "group",
+    "step",
 ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodes.job_types import JobType, job_spec
 from nodes.schedule_requests import ScheduleRequests
+from nodes.workflow_requests import WorkflowRequests
 from transport import messages as m
 from transport.base import Connector, Requester
 from transport.endpoints import Endpoints, addresses_of
@@ -92,7 +93,7 @@ class JobHandle(str):
         raise TimeoutError(f"job {self} still {job.state} after {timeout} s")
 
 
-class Client(ScheduleRequests):
+class Client(ScheduleRequests, WorkflowRequests):
     """A DEALER connection speaking the client half of PROTOCOL.md section 4.
 
     `connect` may list several coordinators sharing one database: each request goes to the

@@ -7,34 +7,26 @@ import os
 import random
 import socket
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from actors import base, states
+from actors import base
 from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
-from actors.context import CoordinatorContext, QueueDirectory
+from actors.context import CoordinatorContext
 from actors.coordinator_settings import CoordinatorSettings
 from actors.events import EventHub
 from actors.leadership import FAILOVER_TIMEOUT_S
 from actors.limits import LimitRule, LimitRules
-from actors.listing import ListingActor
-from actors.mail import Orphans, Restore
-from actors.queue_actor import QueueActor
-from actors.reaper import ReaperActor
-from actors.routing import WorkerProfile
-from actors.scheduler import SchedulerActor
 from actors.schedules import check
 from actors.series import Series
 from actors.store.base import Store
 from actors.waiters import JobWaiters
-from actors.worker_supervisor import WorkerSupervisor
 from nodes.addons import Addon, start_failed
 from nodes.config import load_config
 from nodes.config.kinds import CoordinatorConfig
+from nodes.coordinator_actors import restore, start_actors
 from nodes.coordinator_arguments import coordinator_arguments
 from nodes.dispatcher import Dispatcher
 from nodes.leadership.ha import HighAvailability
@@ -199,25 +191,12 @@ class Coordinator:
             limit_rules=self.job_limits,
         )
         ctx.max_message_size = self.max_message_size
+        ctx.max_job_size = self.limits.max_job_size
         if self.leadership is not None:
             ctx.cluster = self.leadership.cluster
         self.ctx = ctx
-        self._unobserve = self.events.subscribe(self.series.observe)
-
-        def start_queue(name: str, workers: tuple[WorkerProfile, ...]) -> base.Mailbox:
-            mailbox = base.start(QueueActor, self.activity, ctx, name, workers)
-            self._actors.append(mailbox)
-            return mailbox
-
-        ctx.queues = QueueDirectory(start_queue, self.settings.max_queues)
-        ctx.supervisor = base.start(WorkerSupervisor, self.activity, ctx, self.series)
-        self._actors.append(ctx.supervisor)
-        ctx.listing = base.start(ListingActor, self.activity, ctx)
-        self._actors.append(ctx.listing)
-        ctx.scheduler = base.start(SchedulerActor, self.activity, ctx, self.schedules)
-        self._actors.append(ctx.scheduler)
-        self._actors.append(base.start(ReaperActor, self.activity, ctx))
-        self._restore(store)
+        self._unobserve = start_actors(ctx, self._actors, self.series, self.schedules)
+        restore(ctx, store)
         waiters = JobWaiters(self.clock, store, outbox, self.events)
         self.dispatcher = Dispatcher(
             ctx,
@@ -266,29 +245,6 @@ class Coordinator:
         if user_id is None:
             raise TypeError("security needs a transport that reports peer_user_id")
         return lambda peer: security.roles(user_id(peer))
-
-    def _restore(self, store: Store) -> None:
-        """Restart over a durable store: waiting jobs go back to their queues, active ones
-        wait (as orphans) for their workers to reconnect and resume them.
-
-        The store lists its jobs oldest first, as records: each queue unpacks its own, a
-        batch at a time between its other messages, once the coordinator serves (mail.Restore).
-        Unpacking a million queued jobs here kept a new leader from serving for ~5 s, and a
-        Hold per job kept its queue busy for ~7 s more (bench/takeover.py)."""
-        assert self.ctx is not None
-        seq = self.ctx.seq
-        active = []
-        waiting: dict[str, list[bytes]] = {}
-        for entry in store.unfinished():
-            if entry.state == states.ACTIVE:
-                active.append(entry.job(next(seq)))
-            else:
-                waiting.setdefault(entry.queue, []).append(entry.blob)
-        for queue, records in waiting.items():
-            self.ctx.queues.get(queue).post(Restore(records, next(seq)))  # on its own thread
-            deque(islice(seq, len(records) - 1), maxlen=0)  # its jobs take the next numbers
-        if active:
-            self.ctx.supervisor.tell(Orphans(active))
 
     def stop(self, timeout: float = 5.0, *, release: bool = True) -> None:
         """Stop the add-ons, hand leadership over, close the socket, stop every actor, close

@@ -88,6 +88,8 @@ class Dispatcher:
             self._queue(request.queue).tell(SetPaused(request.paused, peer, request.rid))
         elif isinstance(request, m.ScheduleRequest):  # extension
             ctx.scheduler.tell(Inbound(peer, request))
+        elif isinstance(request, m.WorkflowRequest):  # extension
+            ctx.flows.tell(Inbound(peer, request))
         elif isinstance(request, m.Jobs):  # extension: a store walk, kept off this thread
             ctx.listing.tell(Inbound(peer, request))
         elif isinstance(request, m.Ping):

@@ -20,6 +20,9 @@ JOB_OPTIONS = frozenset(
         "concurrency_key",  # the limit fields (docs/PROTOCOL.md extension "Limits")
         "concurrency_limit",
         "rate_limit",
+        "depends_on",  # the jobs it waits for (docs/PROTOCOL.md extension "Workflows")
+        "on_failure",
+        "pass_results",
     }
 )
 

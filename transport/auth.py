@@ -51,6 +51,9 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "schedule_pause": ADMIN,
     "schedule_resume": ADMIN,
     "schedules": CLIENT,
+    "workflow": CLIENT,
+    "workflow_get": CLIENT,
+    "workflow_cancel": CLIENT,
     "ping": ANY_ALLOWED_KEY,
 }
 # Denied keys are logged at WARNING once each, up to this many, then at DEBUG: a peer retrying

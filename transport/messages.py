@@ -9,8 +9,10 @@ from typing import Any
 
 Rid = int | str
 WORKER_STATES = ("running", "quiet", "terminate")
-# PROTOCOL.md section 5; actors.states builds the lifecycle table on these names.
+# PROTOCOL.md section 5, and `deferred` (the extension "Workflows": a job waiting for its
+# parents); actors.states builds the lifecycle table on these names.
 JOB_STATES = (
+    "deferred",
     "scheduled",
     "available",
     "active",
@@ -114,6 +116,42 @@ def shared_name(text: str) -> str:
     return name
 
 
+ON_FAILURE = ("cancel", "continue")  # what a parent's failure does to its dependents
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A job's place in a workflow (docs/PROTOCOL.md extension "Workflows"): the jobs it waits
+    for, what their failure does to it, whether it gets their results as its last argument,
+    and whether it belongs to a workflow (whose id is the request id that made it)."""
+
+    depends_on: tuple[str, ...] = ()
+    on_failure: str = "cancel"
+    pass_results: bool = True
+    workflow: bool = False
+
+    def to_wire(self, request_id: str | None) -> dict[str, Any]:
+        """The flow's fields of the Job map."""
+        wire: dict[str, Any] = {"depends_on": list(self.depends_on), "on_failure": self.on_failure}
+        if not self.pass_results:
+            wire["pass_results"] = False
+        if self.workflow and request_id is not None:
+            wire["workflow_id"] = request_id
+        return wire
+
+    @classmethod
+    def of_wire(cls, wire: Mapping[str, Any]) -> Flow | None:
+        """The flow of a trusted Job map (a stored one), None when it has none."""
+        if "depends_on" not in wire:
+            return None
+        return cls(
+            tuple(wire["depends_on"]),
+            wire.get("on_failure", "cancel"),
+            wire.get("pass_results", True),
+            "workflow_id" in wire,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a client sends, with every default filled in.
@@ -135,6 +173,7 @@ class JobSpec:
     unique_key: str | None = None
     meta: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
     limit: JobLimit | None = None  # concurrency_key, concurrency_limit, rate_limit
+    flow: Flow | None = None  # depends_on, on_failure, pass_results
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +393,43 @@ class SchedulesList:
 ScheduleRequest = SchedulePut | ScheduleRemove | SchedulePause | SchedulesList
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowStep:
+    """One job of a workflow: its spec, the steps it waits for (indexes of earlier steps), and
+    whether it takes their results as its last argument."""
+
+    spec: JobSpec
+    parents: tuple[int, ...] = ()
+    pass_results: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSubmit:
+    """Extension (docs/PROTOCOL.md, "Workflows"): chains and groups, compiled into steps in
+    an order where every step follows its parents; made atomically."""
+
+    rid: Rid
+    steps: tuple[WorkflowStep, ...]
+    on_failure: str = "cancel"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowGet:
+    rid: Rid
+    workflow_id: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowCancel:
+    rid: Rid
+    workflow_id: str
+
+
+WorkflowRequest = WorkflowSubmit | WorkflowGet | WorkflowCancel
+
+
 def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
     """What a `stats` reply says, as clients hand it on: queues, workers, unroutable, limited
     and paused queues, and the extensions present (`series`, `cluster`; docs/PROTOCOL.md)."""
@@ -372,7 +448,16 @@ def stats_view(reply: dict[str, Any]) -> dict[str, Any]:
 
 WorkerRequest = Register | Beat | Fetch | Ack | Fail | Outcomes | Deregister
 ClientRequest = (
-    Enqueue | Get | Cancel | Retry | Stats | Jobs | Direct | PauseQueue | ScheduleRequest
+    Enqueue
+    | Get
+    | Cancel
+    | Retry
+    | Stats
+    | Jobs
+    | Direct
+    | PauseQueue
+    | ScheduleRequest
+    | WorkflowRequest
 )
 Request = Hello | WorkerRequest | ClientRequest | Ping
 

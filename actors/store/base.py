@@ -99,6 +99,11 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def made_by(self, request_id: str) -> builtins.list[dict[str, Any]]:
+        """The Job maps of the jobs one request made that the store still holds, in the order
+        it made them (a workflow's steps: its id is its request id)."""
+        ...
+
     def list(
         self,
         queue: str | None = None,

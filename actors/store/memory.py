@@ -174,6 +174,13 @@ class MemoryStore:
     def unique_holder(self, unique_key: str) -> str | None:
         return self._unique.get(unique_key)
 
+    def made_by(self, request_id: str) -> builtins.list[dict[str, Any]]:
+        with self._lock:
+            made = self._requests.get(request_id)
+            held = () if made is None else (made,) if isinstance(made, str) else made
+            blobs = [self._jobs[job_id].blob for job_id in held if job_id in self._jobs]
+        return [record.unpack(blob) for blob in blobs]  # unpacked outside the lock
+
     def counts(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {queue: dict(by_state) for queue, by_state in self._counts.items()}

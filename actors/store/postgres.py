@@ -96,6 +96,8 @@ MIGRATIONS = (
     # 6: records may end with the job's limit (actors/store/record.py), which an older corral
     # would take for a damaged row: it refuses the database instead.
     "SELECT 1",
+    # 7: records may end with the job's flow (the jobs it waits for), likewise.
+    "SELECT 1",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 # 2: `wire` holds a record (actors.store.record); version 1 rows hold the Job map, and are
 # still read. 3: a record may end with the enqueue's request id; version 2 records are still
 # read. 4: the `settings` table (a paused queue, ...). 5: a record may end with the job's
-# limit (its concurrency key and own limits). An older corral refuses a file of a newer version
-# at open.
-SCHEMA_VERSION = 5
+# limit (its concurrency key and own limits). 6: a record may end with the job's flow (the
+# jobs it waits for). An older corral refuses a file of a newer version at open.
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
 LOCK_ATTEMPTS = 10  # one every LOCK_RETRY_S: a coordinator still stopping gets half a second
 LOCK_RETRY_S = 0.05
@@ -163,6 +163,9 @@ class SqliteStore:
 
     def unfinished(self) -> list[Entry]:
         return self._index.unfinished()
+
+    def made_by(self, request_id: str) -> builtins.list[dict[str, Any]]:
+        return self._index.made_by(request_id)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._writer.after_commit(callback)

@@ -13,7 +13,6 @@ from rich.text import Text
 
 from nodes.observe import charts
 from nodes.observe.formatting import (
-    QUEUE_STATES,
     error_text,
     format_ago,
     format_labels,
@@ -22,6 +21,7 @@ from nodes.observe.formatting import (
     last_error,
     live_workers,
     pending_directive,
+    shown_states,
     sorted_workers,
 )
 
@@ -86,14 +86,15 @@ def queues_table(stats: dict[str, Any]) -> RenderableType:
     waiting = [stats.get(key, {}) for key in ("unroutable", "limited")]  # older: no `limited`
     table = titled_table("Queues")
     table.add_column("QUEUE", no_wrap=True)
-    for column in (*(state.upper() for state in QUEUE_STATES), "NO WORKER", "LIMITED"):
+    shown = shown_states(queues)
+    for column in (*(state.upper() for state in shown), "NO WORKER", "LIMITED"):
         table.add_column(column, justify="right")
     paused = set(stats.get("paused", ()))
     for name, counts in sorted(queues.items()):
         stuck = [held.get(name, 0) for held in waiting]
         table.add_row(
             Text.assemble(name, (" (paused)", "bold yellow")) if name in paused else name,
-            *(str(counts.get(state, 0)) for state in QUEUE_STATES),
+            *(str(counts.get(state, 0)) for state in shown),
             *(Text(str(n), style="bold yellow" if n else "") for n in stuck),
         )
     return table

@@ -9,6 +9,14 @@ from typing import Any
 from transport.messages import JOB_STATES
 
 QUEUE_STATES = JOB_STATES  # a queue's counts, one per job state
+DEFERRED = "deferred"  # waiting for other jobs (workflows): a column only when some are
+
+
+def shown_states(queues: dict[str, dict[str, int]]) -> tuple[str, ...]:
+    """The states a queue table shows: every one, but `deferred` only when a job is."""
+    if any(counts.get(DEFERRED) for counts in queues.values()):
+        return QUEUE_STATES
+    return tuple(state for state in QUEUE_STATES if state != DEFERRED)
 WAITING_STATES = ("scheduled", "available", "retryable")
 LIVE = "live"
 

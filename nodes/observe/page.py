@@ -21,6 +21,7 @@ from nodes.observe.formatting import (
     format_labels,
     live_workers,
     pending_directive,
+    shown_states,
     sorted_workers,
 )
 
@@ -79,15 +80,16 @@ def _queues(view: dict[str, Any]) -> str:
     waiting = [view.get(key, {}) for key in ("unroutable", "limited")]  # older: no `limited`
     paused = set(view.get("paused", ()))
     rows = []
+    shown = shown_states(view["queues"])
     for name, counts in sorted(view["queues"].items()):
-        cells = "".join(f'<td class="num">{counts.get(s, 0)}</td>' for s in QUEUE_STATES)
+        cells = "".join(f'<td class="num">{counts.get(s, 0)}</td>' for s in shown)
         stuck = "".join(
             f'<td class="num{" warn" if n else ""}">{n}</td>'
             for n in (held.get(name, 0) for held in waiting)
         )
         mark = ' <span class="paused">paused</span>' if name in paused else ""
         rows.append(f'<tr><td class="name">{_e(name)}{mark}</td>{cells}{stuck}</tr>')
-    headers = [("Queue", "name"), *((s.capitalize(), "num") for s in QUEUE_STATES)]
+    headers = [("Queue", "name"), *((s.capitalize(), "num") for s in shown)]
     headers += [("No worker", "num"), ("Limited", "num")]
     return _table(headers, rows, "No queues yet.")
 

@@ -25,7 +25,9 @@ def job_in(state: str) -> Job:
     """A job that reached `state` the usual way: attempt 1 ran under worker w-1 where it had to."""
     job = Job.from_spec(JobSpec(type="t", max_attempts=2, retry=RETRY), "job-1", NOW, seq=1)
     job.state = state
-    if state != states.SCHEDULED and state != states.AVAILABLE:
+    if state == states.DEFERRED:  # waits for its parents, then is due at LATER + 10
+        job.scheduled_at = LATER + 10
+    elif state != states.SCHEDULED and state != states.AVAILABLE:
         job.attempt, job.worker_id, job.started_at = 1, "w-1", NOW + 1
     if state == states.ACTIVE:
         job.deadline = NOW + 31
@@ -46,6 +48,8 @@ APPLY: dict[str, Callable[[Job], None]] = {
     lifecycle.CANCEL: lambda job: lifecycle.cancel(job, LATER),
     lifecycle.PROMOTE: lifecycle.promote,
     lifecycle.REVIVE: lifecycle.revive,
+    lifecycle.RELEASE: lambda job: lifecycle.release(job, LATER + 20, ({"r": 1},)),
+    lifecycle.RELEASE_LATER: lambda job: lifecycle.release(job, LATER, None),
 }
 
 
@@ -74,6 +78,10 @@ def expected_fields(before: Job, event: str) -> dict[str, Any]:
         return {"completed_at": LATER, "deadline": None}
     if event == lifecycle.PROMOTE:
         return {"next_attempt_at": None}
+    if event == lifecycle.RELEASE:  # one parent: its result itself is the last argument
+        return {"args": (*before.args, {"r": 1})}
+    if event == lifecycle.RELEASE_LATER:
+        return {}
     assert event == lifecycle.REVIVE
     return {
         "max_attempts": before.attempt + before.max_attempts,
@@ -123,6 +131,9 @@ def test_the_table_has_exactly_the_protocols_edges():
         ("available", "cancelled"),
         ("active", "cancelled"),
         ("retryable", "cancelled"),
+        ("deferred", "available"),  # workflows: every parent ended
+        ("deferred", "scheduled"),  # the same, with its scheduled_at still ahead
+        ("deferred", "cancelled"),  # a cancel, or a parent's failure under on_failure: cancel
     }
 
 

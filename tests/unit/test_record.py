@@ -76,6 +76,10 @@ JOBS = {
     "queued under its own rate": lambda: queued(**RATED),
     "queued with a key alone": lambda: queued(concurrency_key="tenant-7"),
     "completed under a limit": lambda: completed(queued(**EVERY_OPTION, **LIMITED, **RATED_ONLY)),
+    "deferred, waiting for two": lambda: queued(depends_on=["job-a", "job-b"]),
+    "deferred, continuing on failure, without results": lambda: queued(
+        depends_on=["job-a"], on_failure="continue", pass_results=False
+    ),
     "queued with every option": lambda: queued(**EVERY_OPTION),
     "scheduled": lambda: queued(scheduled_at=T0 + 60),
     "active": lambda: active(queued(**EVERY_OPTION)),
@@ -157,7 +161,15 @@ def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
     with_id = queued()
     with_id.request_id = "0" * 32
     assert msgpack.unpackb(record.pack(plain)) == [
-        "job-1", "available", "noop", "default", T0, [], 0, 3, 0
+        "job-1",
+        "available",
+        "noop",
+        "default",
+        T0,
+        [],
+        0,
+        3,
+        0,
     ]
     assert len(record.pack(with_id)) - len(record.pack(plain)) == 2 + 32  # the string alone
     assert msgpack.unpackb(record.pack(with_id))[record.HEAD :] == ["0" * 32]
@@ -166,7 +178,7 @@ def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
 def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     fields = msgpack.unpackb(record.pack(job))
-    assert fields.pop() is None  # nor a limit at the end
+    assert fields.pop() is None and fields.pop() is None  # nor a flow, nor a limit at the end
     assert fields.pop(record.HEAD) is None  # version 2 had no request_id there
     version_2 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_2) == (job.to_wire(), None)
@@ -180,7 +192,7 @@ def test_a_schema_4_full_record_without_the_limit_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     job.request_id = "req-4"
     fields = msgpack.unpackb(record.pack(job))
-    assert fields.pop() is None  # version 4 ended with the result
+    assert fields.pop() is None and fields.pop() is None  # version 4 ended with the result
     version_4 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_4) == (job.to_wire(), "req-4")
     assert record.read_row(version_4)[1].request_id == "req-4"
@@ -213,7 +225,7 @@ def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued())), 7]), "not a job record"),
-        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 15), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 16), "record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 13 + [7]), "record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 2), "record"),
     ],

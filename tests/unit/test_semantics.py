@@ -544,13 +544,16 @@ def test_every_jobspec_option_is_accepted_by_client_enqueue(recording_client):
         "concurrency_key": "customer:1",
         "concurrency_limit": 2,
         "rate_limit": {"count": 5, "per": 60.0},
+        "depends_on": ["job-1"],
+        "on_failure": "continue",
+        "pass_results": False,
     }
     client.enqueue("t", [1], **options)
     assert sent[0]["job"] == {"type": "t", "args": [1], **options}
     limit_fields = {"concurrency_key", "concurrency_limit", "rate_limit"}  # JobSpec.limit
-    assert set(options) == set(JobSpec.__dataclass_fields__) - {"type", "args", "limit"} | (
-        limit_fields
-    )
+    flow_fields = {"depends_on", "on_failure", "pass_results"}  # JobSpec.flow
+    compound = {"type", "args", "limit", "flow"}
+    assert set(options) == set(JobSpec.__dataclass_fields__) - compound | limit_fields | flow_fields
 
 
 def test_an_option_that_is_not_part_of_a_jobspec_is_refused_before_anything_is_sent(

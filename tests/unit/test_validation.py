@@ -84,6 +84,16 @@ FULL: dict[str, dict[str, Any]] = {
     "schedule_pause": {"name": "s1"},
     "schedule_resume": {"name": "s1"},
     "schedules": {},
+    # the workflow extension (docs/PROTOCOL.md, "Workflows")
+    "workflow": {
+        "workflow": {
+            "chain": [{"type": "a"}, {"group": [{"type": "b"}], "callback": {"type": "c"}}]
+        },
+        "on_failure": "continue",
+        "request_id": "wf-1",
+    },
+    "workflow_get": {"workflow_id": "wf-1", "limit": 10},
+    "workflow_cancel": {"workflow_id": "wf-1"},
 }
 FULL_SPEC: dict[str, Any] = {
     "type": "resize",

@@ -8,6 +8,7 @@ that passes reaches the actors already trusted. One module per request family:
 - `jobs`: enqueue and the job spec (`job_spec`);
 - `admin`: ping, get, cancel, retry, stats, jobs, direct, pause_queue and resume_queue;
 - `schedules`: schedule_put, schedule_remove, schedule_pause, schedule_resume, schedules;
+- `workflows`: workflow (compiled into steps), workflow_get, workflow_cancel;
 - `fields` holds the shared field checkers and `limits` the configurable size limits.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from transport import messages as m
 from transport.codec import valid_rid
 from transport.errors import BadRequest
-from transport.validation import admin, jobs, outcomes, schedules, session
+from transport.validation import admin, jobs, outcomes, schedules, session, workflows
 from transport.validation.fields import Parser
 from transport.validation.limits import DEFAULT_LIMITS, Limits
 
@@ -28,6 +29,7 @@ _PARSERS: dict[str, Parser] = {
     **jobs.PARSERS,
     **admin.PARSERS,
     **schedules.PARSERS,
+    **workflows.PARSERS,
 }
 
 REQUEST_TYPES = frozenset(_PARSERS)

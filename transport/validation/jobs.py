@@ -57,6 +57,29 @@ def _job_limit(raw: dict[str, Any], chars: int) -> m.JobLimit:
     )
 
 
+def _flow(raw: dict[str, Any], limits: Limits) -> m.Flow | None:
+    """`depends_on` (docs/PROTOCOL.md extension "Workflows"), with `on_failure` and
+    `pass_results`; None for a spec that waits for nothing."""
+    get = raw.get
+    parents = get("depends_on")
+    if parents is None or parents == []:
+        if get("on_failure") is not None or get("pass_results") is not None:
+            raise BadRequest("on_failure and pass_results need depends_on")
+        return None
+    if not isinstance(parents, list) or len(parents) > limits.max_list_items:
+        raise BadRequest(
+            f"field 'depends_on' must be a list of at most {limits.max_list_items} job ids"
+        )
+    chars = limits.max_name_chars
+    if not all(isinstance(p, str) and 0 < len(p) <= chars for p in parents):
+        raise BadRequest(f"field 'depends_on' must hold job ids (1 to {chars} characters)")
+    on_failure = string(raw, "on_failure", "cancel")
+    if on_failure not in m.ON_FAILURE:
+        raise BadRequest(f"field 'on_failure' must be one of {', '.join(m.ON_FAILURE)}")
+    pass_results = boolean(raw, "pass_results", True)
+    return m.Flow(tuple(dict.fromkeys(parents)), on_failure, pass_results)
+
+
 def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
     """Validate one JobSpec map and fill in its defaults, in the compact forms JobSpec names.
 
@@ -120,6 +143,13 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
             and get("concurrency_limit") is None
             and get("rate_limit") is None
             else _job_limit(raw, chars)
+        ),
+        flow=(
+            None
+            if get("depends_on") is None
+            and get("on_failure") is None
+            and get("pass_results") is None
+            else _flow(raw, limits)
         ),
     )
 

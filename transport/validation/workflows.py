@@ -1,0 +1,136 @@
+"""Workflow requests (docs/PROTOCOL.md, "Workflows"): workflow, workflow_get, workflow_cancel.
+
+A workflow is a tree of nodes, each a JobSpec map (one step), `{chain: [node, ...]}` (each
+node after the one before) or `{group: [node, ...], callback?: node}` (side by side, the
+callback after all of them). `compile_workflow` turns it into steps in an order where every
+step follows the steps it waits for, passing each node the steps it comes after: a chain's
+node comes after the previous node's last steps, a group's members after what the group comes
+after, a callback after every member's last steps. A group of n with a callback is n + 1 steps
+and n dependencies: fan-in is linear. A chain step after a group waits for each of its last
+steps, so a group followed by a group of m costs n x m dependencies; the whole workflow may
+have at most `max_list_items` (100,000) of them and as many steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from transport import messages as m
+from transport.errors import BadRequest
+from transport.validation.fields import Parser, integer, string
+from transport.validation.jobs import REQUEST_ID_CHARS, job_spec
+from transport.validation.limits import Limits
+
+GET_LIMIT = 1_000  # steps a workflow_get lists unless asked for another number
+FLOW_KEYS = ("depends_on", "on_failure")  # set by the workflow, not by a step
+
+
+class _Compiler:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.steps: list[m.WorkflowStep] = []
+        self.edges = 0
+
+    def node(self, raw: Any, after: tuple[int, ...], where: str) -> tuple[int, ...]:
+        """Compile one node placed after the steps `after`; returns its last steps."""
+        if not isinstance(raw, dict):
+            raise BadRequest(f"{where}: a workflow node must be a map")
+        if "chain" in raw or "group" in raw:
+            return self._composite(raw, after, where)
+        return (self._step(raw, after, where),)
+
+    def _composite(
+        self, raw: dict[str, Any], after: tuple[int, ...], where: str
+    ) -> tuple[int, ...]:
+        kind = "chain" if "chain" in raw else "group"
+        allowed = {"chain"} if kind == "chain" else {"group", "callback"}
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise BadRequest(f"{where}: a {kind} takes no {', '.join(map(repr, unknown))}")
+        members = raw[kind]
+        if not isinstance(members, list) or not members:
+            raise BadRequest(f"{where}.{kind} must be a non-empty list of nodes")
+        if kind == "chain":
+            for index, member in enumerate(members):
+                after = self.node(member, after, f"{where}.chain[{index}]")
+            return after
+        last: list[int] = []
+        for index, member in enumerate(members):
+            last += self.node(member, after, f"{where}.group[{index}]")
+        if raw.get("callback") is not None:
+            return self.node(raw["callback"], tuple(last), f"{where}.callback")
+        return tuple(last)
+
+    def _step(self, raw: dict[str, Any], after: tuple[int, ...], where: str) -> int:
+        given = [key for key in FLOW_KEYS if key in raw]
+        if given:
+            raise BadRequest(f"{where}: a workflow sets {given[0]} itself, from the step's place")
+        pass_results = raw.get("pass_results", True)
+        if not isinstance(pass_results, bool):
+            raise BadRequest(f"{where}.pass_results must be a boolean")
+        spec_map = {key: value for key, value in raw.items() if key != "pass_results"}
+        try:
+            spec = job_spec(spec_map, check_size=True, limits=self.limits)
+        except BadRequest as exc:
+            raise BadRequest(f"{where}: {exc.message}") from None
+        limit = self.limits.max_list_items
+        self.edges += len(after)
+        if len(self.steps) >= limit or self.edges > limit:
+            raise BadRequest(
+                f"{where}: a workflow may have at most {limit} steps and {limit} dependencies"
+                " (a group followed by a group waits for every pair: put a callback between)"
+            )
+        self.steps.append(m.WorkflowStep(spec, after, pass_results))
+        return len(self.steps) - 1
+
+
+def compile_workflow(raw: Any, limits: Limits) -> tuple[m.WorkflowStep, ...]:
+    """The steps of a workflow tree, every step after the steps it waits for."""
+    compiler = _Compiler(limits)
+    compiler.node(raw, (), "workflow")
+    return tuple(compiler.steps)
+
+
+def with_parents(step: m.WorkflowStep, job_ids: list[str], on_failure: str) -> m.JobSpec:
+    """The step's JobSpec, waiting for its parents (by the ids their jobs were given)."""
+    flow = m.Flow(
+        tuple(job_ids[p] for p in step.parents), on_failure, step.pass_results, workflow=True
+    )
+    return replace(step.spec, flow=flow)
+
+
+def _submit(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.WorkflowSubmit:
+    on_failure = string(b, "on_failure", "cancel")
+    if on_failure not in m.ON_FAILURE:
+        raise BadRequest(f"field 'on_failure' must be one of {', '.join(m.ON_FAILURE)}")
+    if b.get("workflow") is None:
+        raise BadRequest("missing field 'workflow'")
+    return m.WorkflowSubmit(
+        rid,
+        compile_workflow(b["workflow"], limits),
+        on_failure,
+        string(b, "request_id", None, limit=REQUEST_ID_CHARS),
+    )
+
+
+def _workflow_id(b: dict[str, Any]) -> str:
+    return string(b, "workflow_id", limit=REQUEST_ID_CHARS)
+
+
+def _get(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.WorkflowGet:
+    limit = integer(b, "limit", GET_LIMIT, minimum=0)
+    if limit > limits.max_list_items:
+        raise BadRequest(f"field 'limit' must be at most {limits.max_list_items}")
+    return m.WorkflowGet(rid, _workflow_id(b), limit)
+
+
+def _cancel(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.WorkflowCancel:
+    return m.WorkflowCancel(rid, _workflow_id(b))
+
+
+PARSERS: dict[str, Parser] = {
+    "workflow": _submit,
+    "workflow_get": _get,
+    "workflow_cancel": _cancel,
+}
