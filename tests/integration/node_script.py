@@ -16,6 +16,7 @@ serves until killed. A worker serves until SIGTERM/SIGINT, which runs the gracef
   in a blocking call).
 - `spin(seconds)`: a pure-Python busy loop (no sleeps, no I/O) that holds the GIL for
   `seconds`; returns the pid and how many hash rounds it did.
+- `gather(*results)`: a workflow step; returns its pid and the results its parents passed it.
 - `exit(code)`: calls `sys.exit(code)`; `interrupt()`: raises KeyboardInterrupt (handlers
   raising a BaseException that is not an Exception).
 
@@ -95,6 +96,11 @@ def note(path: str) -> int:
     return job.attempt
 
 
+def gather(*results: Any) -> dict[str, Any]:
+    """A workflow step: what its parents passed it, and which process ran it."""
+    return {"pid": os.getpid(), "got": list(results)}
+
+
 def exit_process(code: int) -> None:
     sys.exit(code)
 
@@ -134,6 +140,7 @@ def run_worker(args: argparse.Namespace) -> int:
             "stubborn": stubborn,
             "spin": spin,
             "note": note,
+            "gather": gather,
             "exit": exit_process,
             "interrupt": interrupt,
         },

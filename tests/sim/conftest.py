@@ -91,6 +91,13 @@ class History:
             )
 
 
+def _numbers(values: Any) -> list[int]:
+    """The numbers in a step's arguments, its parents' results nested in lists."""
+    if isinstance(values, list | tuple):
+        return [n for value in values for n in _numbers(value)]
+    return [values] if isinstance(values, int) and not isinstance(values, bool) else []
+
+
 def traced(value: Any) -> Any:
     """An event field as the trace keeps it: a job by its id, state, attempt and worker."""
     if isinstance(value, Job):
@@ -124,6 +131,7 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
             "boom": lambda: 1 / 0,
             "exit": _exit,
             "interrupt": _interrupt,
+            "total": lambda *values: sum(_numbers(values)),  # a workflow's fan-in
         }
         handlers = {name: recorder.wrap(fn) for name, fn in handlers.items()}
         cluster = Cluster(

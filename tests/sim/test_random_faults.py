@@ -4,8 +4,10 @@ Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minut
 duplicates, delays and reorders frames, partitions workers and kills them, and pauses and
 resumes the queue, while a schedule makes a job every 30 s. A third of the jobs are under
 limits per key (their own concurrency or rate, or the one configured for `sleep`), watched at
-every start. Then the network heals and the run must end with every job terminal exactly once,
-no job run after its ack, and no limit ever exceeded.
+every start. A workflow (a chain into a group with a callback) runs too. Then the network heals
+and the run must end with every job terminal exactly once, no job run after its ack, no limit
+ever exceeded, no step started before its parents completed, and every step after a failed one
+cancelled.
 A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
 """
 
@@ -17,7 +19,9 @@ import pytest
 
 from actors.coordinator_settings import CoordinatorSettings
 from actors.limits import LimitRule, LimitRules
+from nodes import chain, group, step
 from tests.sim.limit_watch import LimitWatch
+from tests.sim.step_order import StepOrder
 from transport.inproc import Faults
 
 DEFAULT_SEEDS = range(120)  # ~0.13 s each: the default suite stays under five minutes
@@ -72,6 +76,16 @@ def _scheduled(cluster, first_slot: float, seed: int) -> list[str]:
     return [job["id"] for job in mine]
 
 
+def _check_results(client, flow: list[str], seed: int) -> None:
+    """Each completed step computed from its parents' results: square, square, then the total
+    of the square (the sleep's result, a bool, is no number)."""
+    first, squared, _, total = (client.get(job_id) for job_id in flow)
+    if squared.state == "completed":
+        assert squared.result == first.result**2, f"a result not passed on (seed={seed})"
+    if total.state == "completed":
+        assert total.result == squared.result, f"the callback's results (seed={seed})"
+
+
 def _all_terminal(cluster, job_ids) -> bool:
     return all(
         cluster.store.get(j)["state"] in ("completed", "discarded", "cancelled") for j in job_ids
@@ -89,9 +103,18 @@ def run_seed(make_cluster, history, seed: int) -> None:
     )
     watch = LimitWatch(LimitRules(JOB_LIMITS))
     cluster.events.subscribe(watch.observe)
+    steps = StepOrder()
+    cluster.events.subscribe(steps.observe)
     client = cluster.client()
     job_ids = [str(job) for job in client.enqueue_many(_job_mix(rng))]
     cancel_target = rng.choice(job_ids)
+    flow = client.enqueue_workflow(
+        chain(
+            step("square", [rng.randint(1, 9)]),
+            group(step("square"), step("sleep", [rng.uniform(1, 30)], pass_results=False)),
+            step("total"),
+        )
+    )["job_ids"]
     # A schedule runs all along: every slot due during the chaos makes exactly one job
     first_slot = client.put_schedule(
         "tick", "square", [SCHEDULE_ARG], every=SCHEDULE_EVERY_S, overlap="allow"
@@ -135,7 +158,7 @@ def run_seed(make_cluster, history, seed: int) -> None:
     cluster.network.faults = Faults()
     client.resume_queue("default")
     client.remove_schedule("tick")
-    job_ids += _scheduled(cluster, first_slot, seed)
+    job_ids += _scheduled(cluster, first_slot, seed) + flow
     for name in sorted(partitioned):
         cluster.network.heal(name)
     if not cluster.workers:
@@ -143,6 +166,9 @@ def run_seed(make_cluster, history, seed: int) -> None:
     cluster.run_until(lambda: _all_terminal(cluster, job_ids), within=SETTLE_WITHIN_S)
     history.check(cluster, job_ids)
     assert not watch.breaches, f"limits exceeded (seed={seed}): {watch.breaches}"
+    steps.check(client, flow)
+    steps.check_policy(client, flow)
+    _check_results(client, flow, seed)
     for job_id in job_ids:
         stored = cluster.store.get(job_id)
         if stored["type"] == "square" and stored["state"] == "completed":

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors import events
 from actors.store.sqlite import SqliteStore
 from nodes import chain, group, step
+from tests.sim.step_order import StepOrder
 
 HANDLERS = {
     "add": lambda *numbers: sum(n if isinstance(n, int) else sum(n) for n in numbers),
@@ -29,34 +29,13 @@ def handlers():
     }
 
 
-class StartOrder:
-    """Every step's start and completion, in the coordinator's event order."""
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, str]] = []
-
-    def observe(self, name: str, payload: dict) -> None:
-        if name in (events.JOB_STARTED, events.JOB_TERMINAL):
-            self.log.append((name, payload["job"].id))
-
-    def check(self, client, job_ids) -> None:
-        """No step started before each of its parents completed."""
-        done: set[str] = set()
-        for name, job_id in self.log:
-            if name == events.JOB_TERMINAL:
-                done.add(job_id)
-            elif job_id in job_ids:
-                parents = client.get(job_id).raw["depends_on"]
-                assert set(parents) <= done, f"{job_id} started before {set(parents) - done}"
-
-
 def ended(client, job_ids) -> bool:
     return all(client.get(j).state in ("completed", "discarded", "cancelled") for j in job_ids)
 
 
 def test_a_chain_of_groups_passes_every_result_on_in_order(make_cluster, history):
     cluster = make_cluster(3, seed=11, concurrency=2, handlers=handlers())
-    order = StartOrder()
+    order = StepOrder()
     cluster.events.subscribe(order.observe)
     client = cluster.client()
     made = client.enqueue_workflow(

@@ -1,0 +1,110 @@
+"""The rules of deferred jobs (actors/flows.py): a job moves on once every parent has ended,
+gives up on a failed one unless its policy is `continue`, hears of each parent once however it
+hears, and a fan-in costs each member one step."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors import states
+from actors.flows import Abandoned, FlowCore, Released
+from actors.jobs import Job
+from transport.messages import Flow, JobSpec
+
+NOW = 1_700_000_000.0
+
+
+def deferred(job_id: str, *parents: str, on_failure: str = "cancel") -> Job:
+    spec = JobSpec(type="t", flow=Flow(parents, on_failure))
+    job = Job.from_spec(spec, job_id, NOW, 1)
+    assert job.state == states.DEFERRED
+    return job
+
+
+def held(core: FlowCore, job: Job, **ended: str) -> list:
+    core.watch(job)
+    return core.defer(job, ended)
+
+
+def test_a_job_is_released_when_its_last_parent_completes():
+    core = FlowCore()
+    job = deferred("c", "a", "b")
+    assert held(core, job) == []
+    assert core.ended("a", states.COMPLETED) == []
+    assert core.ended("b", states.COMPLETED) == [Released(job)]
+    assert len(core) == 0 and not core.children
+
+
+def test_parents_that_ended_before_it_was_deferred_count_at_once():
+    core = FlowCore()
+    job = deferred("c", "a", "b")
+    assert held(core, job, a=states.COMPLETED) == []
+    assert core.children == {"b": {"c": None}}  # nothing waits on `a` any more
+    assert core.ended("b", states.COMPLETED) == [Released(job)]
+
+
+def test_a_job_whose_parents_all_ended_is_released_at_once():
+    core = FlowCore()
+    job = deferred("c", "a")
+    assert held(core, job, a=states.COMPLETED) == [Released(job)]
+    assert not core.children and len(core) == 0
+
+
+@pytest.mark.parametrize("failed", [states.DISCARDED, states.CANCELLED])
+def test_a_failed_parent_gives_up_its_dependents_by_default(failed):
+    core = FlowCore()
+    job = deferred("c", "a", "b")
+    held(core, job)
+    assert core.ended("a", failed) == [Abandoned(job, "a", failed)]
+    assert core.ended("b", states.COMPLETED) == []  # already gone
+    assert len(core) == 0
+
+
+def test_under_continue_a_failed_parent_counts_as_ended():
+    core = FlowCore()
+    job = deferred("c", "a", "b", on_failure="continue")
+    held(core, job)
+    assert core.ended("a", states.DISCARDED) == []
+    assert core.ended("b", states.COMPLETED) == [Released(job)]
+
+
+def test_hearing_of_a_parent_twice_changes_nothing():
+    """Through the store as it is deferred, and through the event that was on its way."""
+    core = FlowCore()
+    job = deferred("c", "a", "b")
+    core.watch(job)
+    assert core.defer(job, {"a": states.COMPLETED}) == []
+    assert core.ended("a", states.COMPLETED) == []
+    assert core.ended("a", states.DISCARDED) == []  # a stale notice, not a failure
+    assert core.ended("b", states.COMPLETED) == [Released(job)]
+
+
+def test_a_cancelled_deferred_job_is_never_released():
+    core = FlowCore()
+    job = deferred("c", "a")
+    held(core, job)
+    assert core.remove("c") is job
+    assert core.ended("a", states.COMPLETED) == []
+    assert core.remove("c") is None
+
+
+def test_children_of_one_parent_are_released_in_the_order_they_were_deferred():
+    core = FlowCore()
+    jobs = [deferred(f"c{n}", "a") for n in (3, 1, 2)]
+    for job in jobs:
+        held(core, job)
+    assert core.ended("a", states.COMPLETED) == [Released(job) for job in jobs]
+
+
+def test_a_fan_in_of_ten_thousand_touches_each_member_once():
+    """A callback after a group of 10,000: each member's end is one set removal, the last one
+    releases it; dropping an ended parent from a waiting list is O(1), not a scan."""
+    core = FlowCore()
+    members = [f"m{n}" for n in range(10_000)]
+    callback = deferred("cb", *members)
+    half = {m: states.COMPLETED for m in members[:5_000]}  # ended before it was deferred
+    assert held(core, callback, **half) == []
+    for member in members[5_000:-1]:
+        assert core.ended(member, states.COMPLETED) == []
+    assert core.ended(members[-1], states.COMPLETED) == [Released(callback)]
+    assert not core.children
