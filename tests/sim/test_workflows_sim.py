@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from actors.store.sqlite import SqliteStore
 from nodes import chain, group, step
 from tests.sim.step_order import StepOrder
+from transport.errors import BadRequest
 
 HANDLERS = {
     "add": lambda *numbers: sum(n if isinstance(n, int) else sum(n) for n in numbers),
@@ -127,3 +130,52 @@ def test_deferred_steps_outlive_a_restart_over_sqlite(make_cluster, history, tmp
     assert client.get(second).result == 25
     assert client.workflow(made["workflow_id"])["state"] == "completed"
     history.check(cluster, made["job_ids"])
+
+
+def test_results_too_large_to_pass_on_cancel_the_step_that_would_take_them(make_cluster):
+    big = {**handlers(), "big": lambda: "x" * 300_000}  # each under max_result_size, not both
+    cluster = make_cluster(2, seed=17, handlers=big)
+    client = cluster.client()
+    made = client.enqueue_workflow(group(step("big"), step("big"), callback=step("echo")))
+    cluster.run_until(lambda: ended(client, made["job_ids"]))
+    callback = client.get(made["job_ids"][2])
+    assert callback.state == "cancelled" and callback.errors[-1]["type"] == "too_large"
+
+
+def test_a_released_step_whose_time_has_not_come_waits_scheduled(make_cluster):
+    cluster = make_cluster(1, seed=18, handlers=handlers())
+    client = cluster.client()
+    later = cluster.clock.now() + 300
+    made = client.enqueue_workflow(chain(step("square", [2]), step("square", scheduled_at=later)))
+    first, second = made["job_ids"]
+    cluster.run_until(lambda: client.get(second).state == "scheduled")
+    assert client.get(first).state == "completed"
+    cluster.run_until(lambda: client.get(second).state == "completed", within=600)
+    assert client.get(second).raw["started_at"] >= later
+
+
+def test_a_deferred_job_is_cancelled_like_any_job_and_its_dependents_follow(make_cluster):
+    cluster = make_cluster(1, seed=19, handlers=handlers())
+    client = cluster.client()
+    made = client.enqueue_workflow(chain(step("sleep", [60]), step("square"), step("square")))
+    _, second, third = made["job_ids"]
+    assert client.cancel(second) == "cancelled"
+    cluster.run_until(lambda: ended(client, made["job_ids"]))
+    assert [client.get(j).state for j in made["job_ids"]] == ["completed", "cancelled", "cancelled"]
+    assert client.get(third).errors[-1]["type"] == "parent_failed"
+
+
+def test_a_job_may_not_wait_for_an_unknown_job_and_a_resent_workflow_makes_nothing_new(
+    make_cluster,
+):
+    cluster = make_cluster(1, seed=20, handlers=handlers())
+    client = cluster.client()
+    with pytest.raises(BadRequest, match="depends_on: no job nope"):
+        client.enqueue("square", [1], depends_on=["nope"])
+    tree = chain(step("square", [3]), step("square"))
+    made = client.enqueue_workflow(tree, request_id="nightly-42")
+    again = client.enqueue_workflow(tree, request_id="nightly-42")
+    assert again["workflow_id"] == made["workflow_id"] == "nightly-42"
+    assert again["job_ids"] == made["job_ids"] and again["replayed"] is True
+    cluster.run_until(lambda: ended(client, made["job_ids"]))
+    assert client.get(made["job_ids"][1]).result == 81
