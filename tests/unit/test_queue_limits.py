@@ -187,10 +187,11 @@ def test_a_fetch_over_a_million_jobs_and_ten_thousand_full_keys_does_logarithmic
     slot followed by a claim costs a heap pop or two: no pass over the held jobs."""
     count, keys = 1_000_000, 10_000
     core = queue()
+    specs = [JobSpec(type="sync", queue="q", limit=JobLimit(key=f"k{k}")) for k in range(keys)]
     gc.disable()
     try:
         for n in range(count):
-            core.add(limited(str(n), CountedSeq(n + 1), f"k{n % keys}"))
+            core.add(Job.from_spec(specs[n % keys], str(n), NOW, CountedSeq(n + 1)))
     finally:
         gc.enable()
     assert core.limited() == count - 2 * keys
