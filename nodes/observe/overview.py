@@ -29,6 +29,7 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
         "errors": len(job.get("errors") or []),
         "error": last_error(job),
         "schedule": (job.get("meta") or {}).get("schedule"),  # made by a schedule: its name
+        "workflow": job.get("workflow_id"),  # a step of a workflow: its id
     }
 
 

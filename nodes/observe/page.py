@@ -39,9 +39,13 @@ def _table(headers: list[tuple[str, str]], rows: list[str], empty: str) -> str:
 
 
 def _type(job: dict[str, Any]) -> str:
-    """The job's type, and the schedule that made it, if one did."""
-    made_by = job.get("schedule")
-    suffix = f' <span class="schedule">schedule {_e(made_by)}</span>' if made_by else ""
+    """The job's type, and the schedule that made it or the workflow it is a step of."""
+    made_by, workflow = job.get("schedule"), job.get("workflow")
+    suffix = ""
+    if made_by:
+        suffix = f' <span class="schedule">schedule {_e(made_by)}</span>'
+    elif workflow:
+        suffix = f' <span class="schedule">workflow {_e(workflow)}</span>'
     return _e(job["type"]) + suffix
 
 
