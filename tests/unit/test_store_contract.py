@@ -38,7 +38,7 @@ from tests.unit.store_jobs import (
     open_kind,
     run,
 )
-from transport.messages import EMPTY_MAP, JobLimit, Rate
+from transport.messages import EMPTY_MAP, Flow, JobLimit, Rate
 
 RETENTION_S = 100.0
 
@@ -371,3 +371,28 @@ def test_a_jobs_limit_is_kept_and_outlives_a_reopen(reopenable):
     unfinished = {job.id: job for job in (entry.job(0) for entry in reopened.unfinished())}
     assert unfinished[waiting.id].limit == waiting.limit
     assert unfinished[running.id].limit == running.limit
+
+
+def test_a_workflows_steps_and_their_parents_outlive_a_reopen(reopenable):
+    """A workflow's steps are found by its request id (its workflow id), each with the jobs it
+    waits for, after a restart as before."""
+    store = reopenable.open()
+    first, second = make_job(1), make_job(2, state=states.DEFERRED)
+    first.flow = Flow(workflow=True)
+    second.flow = Flow(("job-00001",), "continue", False, workflow=True)
+    for job in (first, second):
+        job.request_id = "wf-1"
+    store.add([first, second])
+    made = [job["id"] for job in store.made_by("wf-1")]
+    store.close()
+
+    reopened = reopenable.open()
+    assert [job["id"] for job in reopened.made_by("wf-1")] == made == ["job-00001", "job-00002"]
+    waiting = reopened.get("job-00002")
+    assert (waiting["state"], waiting["depends_on"], waiting["workflow_id"]) == (
+        "deferred", ["job-00001"], "wf-1",
+    )  # fmt: skip
+    assert (waiting["on_failure"], waiting["pass_results"]) == ("continue", False)
+    unfinished = {job.id: job for job in (entry.job(0) for entry in reopened.unfinished())}
+    assert unfinished["job-00002"].flow == second.flow
+    assert reopened.made_by("no-such-request") == []
