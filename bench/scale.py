@@ -16,6 +16,7 @@ import recovery
 import report
 import schedules
 import takeover
+import workflows
 
 Row = tuple[str, str, str]  # label, result key, unit
 
@@ -98,6 +99,26 @@ SCENARIOS = (
             ("  each firing every second (% of a core)", "schedules_firing_cpu_pct", "%"),
             ("  a job made after its slot, p50", "schedule_lateness_ms_p50", "ms"),
             ("  slots due but not made", "schedule_jobs_missing", ""),
+        ),
+    ),
+    Scenario(
+        "workflows: a chain and a group of 10,000",
+        workflows.run,
+        ("chain_ms_per_step", "plain_chain_ms_per_job", "workflow_request_ms_10k",
+         "group_s_10k", "plain_group_s_10k", "fanin_ms_10k", "group_us_per_member_1k",
+         "group_us_per_member_10k"),
+        (
+            ("chain of 10,000 steps, per step (2 workers x 50)", "chain_ms_per_step", "ms"),
+            ("  plain jobs one after another (enqueue, get with wait), per job",
+             "plain_chain_ms_per_job", "ms"),
+            ("  the workflow request making the 10,000 steps", "workflow_request_ms_10k", "ms"),
+            ("group of 10,000 + callback, request to callback completed", "group_s_10k", "s"),
+            ("  10,000 plain jobs in one enqueue_many, to all completed", "plain_group_s_10k",
+             "s"),
+            ("  fan-in: last member completed to callback started", "fanin_ms_10k", "ms"),
+            ("  the same at 1,000 members", "fanin_ms_1k", "ms"),
+            ("  per member, 1,000 members", "group_us_per_member_1k", "µs"),
+            ("  per member, 10,000 members", "group_us_per_member_10k", "µs"),
         ),
     ),
 )  # fmt: skip
