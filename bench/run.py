@@ -13,8 +13,8 @@ takeover_s_1m_queued, fetch_limited_ms_p50, fetch_limited_ms_p99, fetch_unlimite
 schedules_firing_cpu_pct, schedule_lateness_ms_p50, schedule_jobs_missing, chain_ms_per_step,
 plain_chain_ms_per_job, workflow_request_ms_10k, group_s_10k, plain_group_s_10k, fanin_ms_10k,
 group_us_per_member_1k and group_us_per_member_10k, each from one run: bench/scale.py); a
-scenario that fails reports null and the exit status is 1. The PostgreSQL runs use a private cluster (tests/pg.py: PostgreSQL's binaries
-must be installed) on the same cores as the nodes.
+scenario that fails reports null and the exit status is 1. The PostgreSQL runs use a private
+cluster (tests/pg.py: PostgreSQL's binaries must be installed) on the same cores as the nodes.
 """
 
 from __future__ import annotations
