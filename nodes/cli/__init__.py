@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from nodes.cli import commands, enqueue, flags, jobs, schedule
+from nodes.cli import commands, enqueue, flags, jobs, schedule, workflow
 from nodes.config.fields import ConfigError
 from transport.errors import ConnectionLost, CorralError
 
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     schedule.add_parsers(sub, client)
+    workflow.add_parsers(sub, client)
 
     keys = sub.add_parser("keys", help="CURVE key pairs")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -209,5 +210,6 @@ def dispatch(args: argparse.Namespace) -> int:
         "resume": commands.direct,
         "queue": commands.queue,
         "schedule": schedule.schedule,
+        "workflow": workflow.workflow,
     }[args.command]
     return handler(args)
