@@ -2,7 +2,7 @@
 
 It lives in the coordinator's process but outside its actors, like a client at the edge:
 - reads that the store answers (`get`, `jobs`, counts) go to the store, which is thread-safe;
-- `stats` and `retry` are told to the owning actor as requests from an in-process peer
+- `stats`, `retry` and `workflow` are told to the owning actor as requests from an in-process peer
   (`nodes.observe.traffic`), whose reply comes back through the coordinator's outbox. The calling
   thread waits for it with a deadline; no actor ever waits for the caller.
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from nodes.addons import AddonHost
 
 REPLY_TIMEOUT_S = 2.0
+REPLY_ENVELOPE = ("type", "rid")  # the reply's, not the workflow's
 
 
 class InProcessClient:
@@ -98,6 +99,19 @@ class InProcessClient:
         queue = self.ctx.queues.get(stored["queue"])
         body = self._ask("retry", lambda rid: queue.tell(Revive(job_id, self._peer, rid)), timeout)
         return str(body["state"])
+
+    def workflow(
+        self, workflow_id: str, limit: int, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The `workflow_get` reply's fields: the workflow's state, counts per state, total and
+        its first `limit` steps. UnknownJob when no step was made by that workflow."""
+        flows = self.ctx.flows
+        body = self._ask(
+            "workflow_get",
+            lambda rid: flows.tell(Inbound(self._peer, m.WorkflowGet(rid, workflow_id, limit))),
+            timeout,
+        )
+        return {key: value for key, value in body.items() if key not in REPLY_ENVELOPE}
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job's stored wire form, or None."""

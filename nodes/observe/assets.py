@@ -14,6 +14,7 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { display: flex; align-items: baseline; gap: 16px; padding: 14px 24px;
   background: #1d2330; color: #fff; flex-wrap: wrap; }
 header h1 { margin: 0; font-size: 20px; letter-spacing: .5px; }
+header h1 a { color: inherit; text-decoration: none; }
 header .where { color: #b8c0d4; font-family: ui-monospace, monospace; font-size: 12px; }
 header .token { margin-left: auto; color: #b8c0d4; font-size: 12px; }
 header .token input { margin-left: 6px; padding: 3px 6px; border-radius: 4px; border: 0; }
@@ -39,12 +40,18 @@ td.error { color: var(--bad); font-family: ui-monospace, monospace; font-size: 1
 td.warn { color: var(--warn); font-weight: 600; }
 span.paused { color: var(--warn); font-weight: 600; margin-left: 0.4em; }
 span.schedule { color: var(--muted); margin-left: 0.4em; }
+a.workflow { color: var(--info); margin-left: 0.4em; }
+p.workflow .id { font-family: ui-monospace, monospace; margin-right: 0.4em; }
+td.step .tree { color: var(--muted); font-family: ui-monospace, monospace; white-space: pre; }
+td.step .after { color: var(--muted); margin-left: 0.4em; font-size: 12px; }
+td.id a { color: inherit; }
 tr.terminated td { color: var(--muted); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
   background: #edf2f7; }
 .badge.running, .badge.completed { background: #e6f6ec; color: var(--ok); }
 .badge.quiet, .badge.retryable, .badge.scheduled { background: #fdf3e1; color: var(--warn); }
-.badge.terminate, .badge.terminated, .badge.discarded { background: #fde8e8; color: var(--bad); }
+.badge.terminate, .badge.terminated, .badge.discarded, .badge.failed { background: #fde8e8;
+  color: var(--bad); }
 .badge.active, .badge.available { background: #e6effa; color: var(--info); }
 .empty, .note, .stamp { color: var(--muted); }
 .banner { background: #fde8e8; color: var(--bad); padding: 8px 12px; border-radius: 6px; }

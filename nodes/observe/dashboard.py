@@ -12,9 +12,9 @@ asks for the token once and keeps it in the tab's sessionStorage. Without a conf
 sent cross-site without a CORS preflight, which this server never grants, so another site open
 in the same browser cannot retry jobs.
 
-Routes: `/` the page, `/fragment` its refreshed part, `/dashboard.css`, `/dashboard.js`,
-`/api/overview`, `/api/jobs?queue=&state=&job_type=&limit=`, `/api/jobs/<id>`,
-`POST /api/jobs/<id>/retry`.
+Routes: `/` the page, `/fragment` its refreshed part, `/workflows/<id>` a workflow's page,
+`/dashboard.css`, `/dashboard.js`, `/api/overview`, `/api/jobs?queue=&state=&job_type=&limit=`,
+`/api/jobs/<id>`, `/api/workflows/<id>?limit=`, `POST /api/jobs/<id>/retry`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from nodes.addons import DASHBOARD_REFRESH_S, DEFAULT_DASHBOARD_BIND, parse_bind
 from nodes.inprocess import InProcessClient
-from nodes.observe import assets, page
+from nodes.observe import assets, page, workflow_page
 from nodes.observe.overview import overview
 from transport.errors import BadRequest, CorralError, UnknownJob
 
@@ -191,6 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._jobs(parse_qs(url.query))
             elif path.startswith("/api/jobs/") and path.count("/") == 3:
                 self._job(unquote(path.removeprefix("/api/jobs/")))
+            elif path.startswith("/api/workflows/") and path.count("/") == 3:
+                self._workflow_json(unquote(path.removeprefix("/api/workflows/")), url.query)
+            elif path.startswith("/workflows/") and path.count("/") == 2:
+                self._workflow_page(unquote(path.removeprefix("/workflows/")))
             else:
                 self._problem(HTTPStatus.NOT_FOUND, f"no page {path}")
         except Exception:
@@ -219,19 +223,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._retry(unquote(parts[3]))
 
+    def _limit(self, query: dict[str, list[str]], default: int) -> int | None:
+        """The `limit` of a query, between 1 and MAX_API_LIMIT; None once refused with 400."""
+        try:
+            limit = min(int(query.get("limit", [str(default)])[0]), MAX_API_LIMIT)
+        except ValueError:
+            self._problem(HTTPStatus.BAD_REQUEST, "limit must be an integer")
+            return None
+        return max(limit, 1)
+
     def _jobs(self, query: dict[str, list[str]]) -> None:
         client = self.server.dashboard.client
         assert client is not None
-        try:
-            limit = min(int(query.get("limit", ["50"])[0]), MAX_API_LIMIT)
-        except ValueError:
-            self._problem(HTTPStatus.BAD_REQUEST, "limit must be an integer")
+        limit = self._limit(query, 50)
+        if limit is None:
             return
         jobs = client.jobs(
             query.get("queue", [None])[0],
             query.get("state", [None])[0],
             query.get("job_type", [None])[0],
-            max(limit, 1),
+            limit,
         )
         self._json(HTTPStatus.OK, {"jobs": jobs})
 
@@ -243,6 +254,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._problem(HTTPStatus.NOT_FOUND, f"no job {job_id}")
         else:
             self._json(HTTPStatus.OK, {"job": job})
+
+    def _workflow(self, workflow_id: str, limit: int) -> dict[str, Any] | None:
+        """The `workflow_get` reply; None once answered 404 (no such workflow) or 503."""
+        client = self.server.dashboard.client
+        assert client is not None
+        try:
+            return client.workflow(workflow_id, limit)
+        except UnknownJob as exc:
+            self._problem(HTTPStatus.NOT_FOUND, exc.message)
+        except CorralError as exc:
+            self._problem(HTTPStatus.SERVICE_UNAVAILABLE, f"{exc.code}: {exc.message}")
+        return None
+
+    def _workflow_json(self, workflow_id: str, query: str) -> None:
+        limit = self._limit(parse_qs(query), workflow_page.STEPS_SHOWN)
+        reply = None if limit is None else self._workflow(workflow_id, limit)
+        if reply is not None:
+            self._json(HTTPStatus.OK, {"workflow": reply})
+
+    def _workflow_page(self, workflow_id: str) -> None:
+        dashboard = self.server.dashboard
+        if reply := self._workflow(workflow_id, workflow_page.STEPS_SHOWN):
+            where = dashboard.coordinator_address
+            self._html(workflow_page.page(reply, title=dashboard.title, coordinator_address=where))
 
     def _retry(self, job_id: str) -> None:
         client = self.server.dashboard.client

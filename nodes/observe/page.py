@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from nodes.observe import charts
 from nodes.observe.formatting import (
@@ -45,7 +46,8 @@ def _type(job: dict[str, Any]) -> str:
     if made_by:
         suffix = f' <span class="schedule">schedule {_e(made_by)}</span>'
     elif workflow:
-        suffix = f' <span class="schedule">workflow {_e(workflow)}</span>'
+        link = f"/workflows/{quote(str(workflow), safe='')}"
+        suffix = f' <a class="workflow" href="{_e(link)}">workflow {_e(workflow)}</a>'
     return _e(job["type"]) + suffix
 
 
@@ -69,6 +71,11 @@ def _summary(view: dict[str, Any]) -> str:
         ("Completed", str(total["completed"]), "kept for a day"),
         ("Dead", str(total["discarded"]), "discarded, retry by hand"),
     ]
+    return _cards(cards)
+
+
+def _cards(cards: list[tuple[str, str, str]]) -> str:
+    """A row of cards, each (label, value, note)."""
     return (
         '<div class="cards">'
         + "".join(
@@ -213,16 +220,39 @@ def page(
             '<label class="token">Admin token <input id="token" type="password" '
             'autocomplete="off" placeholder="to retry dead jobs"></label>'
         )
-    refresh_ms = int(refresh_s * 1000)
+    return shell(
+        content(view),
+        title=title,
+        coordinator_address=coordinator_address,
+        tools=token,
+        refresh_ms=int(refresh_s * 1000),
+    )
+
+
+def shell(
+    main: str,
+    *,
+    title: str,
+    coordinator_address: str,
+    subtitle: str = "dashboard",
+    tools: str = "",
+    refresh_ms: int | None = None,
+) -> str:
+    """A dashboard page around `main` (ready HTML): the stylesheet, and a header whose title
+    leads back to the overview, with `tools` (ready HTML) at its end. With `refresh_ms`, the
+    script refreshes `#content` that often; without, the page is still."""
+    refresh, script = "", ""
+    if refresh_ms is not None:
+        refresh = f' data-refresh-ms="{refresh_ms}"'
+        script = '<script src="/dashboard.js"></script>'
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)} dashboard</title>"
+        f"<title>{_e(title)} {_e(subtitle)}</title>"
         '<link rel="stylesheet" href="/dashboard.css"></head>'
-        f'<body data-refresh-ms="{refresh_ms}"><header><h1>{_e(title)}</h1>'
+        f'<body{refresh}><header><h1><a href="/">{_e(title)}</a></h1>'
         f'<span class="where">coordinator {_e(coordinator_address)}</span>'
-        f'{token}<span id="status" class="status"></span></header>'
-        f'<main id="content">{content(view)}</main>'
-        '<script src="/dashboard.js"></script></body></html>'
+        f'{tools}<span id="status" class="status"></span></header>'
+        f'<main id="content">{main}</main>{script}</body></html>'
     )

@@ -15,10 +15,11 @@ import subprocess
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from nodes import Client, Coordinator, WorkerNode
+from nodes import Client, Coordinator, WorkerNode, chain, group, step
 from nodes.observe.dashboard import Dashboard
 from tests.conftest import wait_for
 
@@ -152,6 +153,42 @@ def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
 
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_person_sees_a_workflow_s_steps_as_a_tree_with_their_states(
+    coordinator: Callable[..., Coordinator],
+    workers: Callable[..., WorkerNode],
+    tmp_path: Path,
+) -> None:
+    dashboard = Dashboard("127.0.0.1:0")
+    node = coordinator(addons=[dashboard])
+    handlers = {"square": lambda x: x * x, "resize": disk_full, "add": sum}
+    workers(node.address, handlers=handlers, concurrency=2)
+    tree = chain(
+        step("square", [3]),
+        group(step("square"), step("resize", max_attempts=1), callback=step("add")),
+    )
+    with Client(node.address) as client:
+        made = client.enqueue_workflow(tree, request_id="thumbnails <1>")
+        wait_for(lambda: client.workflow("thumbnails <1>")["state"] == "failed", 10, what="failed")
+
+    url = dashboard.url + "workflows/" + quote("thumbnails <1>", safe="")
+    loaded = chromium(tmp_path / "profile", "--dump-dom", url)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+
+    shown = [
+        (row["Step"], row["Job"], row["State"], row["Attempt"])
+        for row in Page(loaded.stdout).table("steps")
+    ]
+    first, left, right, callback = (job_id[-12:] for job_id in made["job_ids"])
+    assert shown == [
+        ("square", first, "completed", "1"),
+        ("├─ square", left, "completed", "1"),
+        ("└─ resize", right, "discarded", "1"),
+        ("└─ add after 2 steps", callback, "cancelled", "0"),  # never ran: its parent failed
+    ]
+    assert '<span class="badge failed">failed</span>' in loaded.stdout
+    assert "thumbnails &lt;1&gt;" in loaded.stdout
 
 
 class Charts(HTMLParser):

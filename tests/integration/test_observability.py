@@ -1,6 +1,6 @@
 """What an operator sees of a running coordinator: Prometheus metrics over HTTP, `corral jobs`
-and `corral get` against real sockets, JSON logs of a real node process, and the dashboard's
-admin-only retry.
+and `corral get` against real sockets, JSON logs of a real node process, the dashboard's
+admin-only retry and its view of a workflow.
 
 Every wait is on a condition with a deadline; every process is killed at teardown.
 """
@@ -15,9 +15,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from actors.store.memory import MemoryStore
-from nodes import Client, Coordinator, WorkerNode
+from nodes import Client, Coordinator, WorkerNode, chain, step
 from nodes.observe.dashboard import Dashboard
 from nodes.observe.metrics import MetricsExporter
 from tests.conftest import wait_for
@@ -212,6 +213,41 @@ def test_retrying_from_the_dashboard_needs_the_admin_token(
     assert http(guarded.url + "api/jobs/nope")[0] == 404
     overview = json.loads(http(guarded.url + "api/overview")[1])
     assert [job["id"] for job in overview["dead"]] == [failed]
+
+
+def test_the_dashboard_shows_a_workflow_as_json_and_as_a_page_of_its_steps(
+    coordinator: Callable[..., Coordinator], workers: Callable[..., WorkerNode]
+) -> None:
+    dashboard = Dashboard("127.0.0.1:0")
+    node = coordinator(addons=[dashboard])
+    workers(node.address, handlers=HANDLERS)
+    workflow_id = "report/42 <x>"  # the client's request id: any text, even a slash
+    with Client(node.address) as client:
+        made = client.enqueue_workflow(
+            chain(step("square", [3]), step("square")), request_id=workflow_id
+        )
+        first, second = made["job_ids"]
+        wait_for(lambda: client.workflow(workflow_id)["state"] == "completed", 10, what="done")
+        assert client.get(second).result == 81  # 3 squared, then squared again
+
+    status, body = http(dashboard.url + "api/workflows/" + quote(workflow_id, safe=""))
+    assert status == 200, body
+    shown = json.loads(body)["workflow"]
+    assert (shown["workflow_id"], shown["state"], shown["total"]) == (workflow_id, "completed", 2)
+    assert shown["counts"] == {"completed": 2}
+    assert [(s["id"], s["type"], s["state"], s["after"]) for s in shown["steps"]] == [
+        (first, "square", "completed", []),
+        (second, "square", "completed", [0]),
+    ]
+    status, body = http(dashboard.url + "api/workflows/nope")
+    assert (status, json.loads(body)) == (404, {"error": "no workflow nope"})
+
+    status, html = http(dashboard.url + "workflows/" + quote(workflow_id, safe=""))
+    assert status == 200
+    assert "report/42 &lt;x&gt;" in html and "<x>" not in html
+    assert html.count('<tr class="step">') == 2
+    assert html.count('<span class="badge completed">completed</span>') == 3  # workflow, steps
+    assert http(dashboard.url + "workflows/nope")[0] == 404
 
 
 class HeldListings(MemoryStore):

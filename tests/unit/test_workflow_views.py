@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 
-from actors.workflow_view import workflow_view as workflow_reply
 from nodes import chain, cli, group, step
 from nodes.cli import commands as cli_commands
 from nodes.cli import views
-from nodes.cli.workflow import tree_rows, workflow_view
+from nodes.cli.workflow import workflow_view
+from nodes.observe.workflow_tree import tree_rows
+from tests.unit.workflow_replies import workflow_reply
 from transport.errors import UnknownJob
-from transport.validation.limits import Limits
-from transport.validation.workflows import compile_workflow
 
 NOWHERE = ["--connect", "tcp://127.0.0.1:1", "--timeout", "0.2"]
 ROW = re.compile(r"^ (?P<step>.*?) +(?P<job>[0-9a-f]{12}) +(?P<state>[a-z]+) +(?P<attempt>\d+)$")
@@ -30,20 +29,7 @@ def reply(
     tree: dict[str, Any], limit: int = 1000, states: dict[int, str] | None = None
 ) -> dict[str, Any]:
     """What `workflow_get` answers for `tree`, every step completed unless `states` says."""
-    steps = compile_workflow(tree, Limits())
-    ids = [f"01a25118-3e3f-7a75-99f6-{index:012x}" for index in range(len(steps))]
-    jobs = [
-        {
-            "id": ids[index],
-            "type": made.spec.type,
-            "state": (states or {}).get(index, "completed"),
-            "attempt": 1,
-            "depends_on": [ids[parent] for parent in made.parents],
-            "workflow_id": "wf-1",
-        }
-        for index, made in enumerate(steps)
-    ]
-    return {"type": "reply", "rid": 1, **workflow_reply("wf-1", jobs, limit)}
+    return {"type": "reply", "rid": 1, **workflow_reply(tree, limit, states)}
 
 
 def drawn(shown: dict[str, Any]) -> list[str]:
