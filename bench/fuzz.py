@@ -12,7 +12,13 @@ every request type, valid ones mutated (fields deleted or swapped for hostile va
 added, rid and type replaced, values nested up to 2,000 deep, strings inflated past the size
 limits, other peers' worker ids, bytes truncated, appended, flipped or replaced, msgpack
 extension types). Job specs (of enqueues and schedules) sometimes carry the limit fields,
-`concurrency_key`, `concurrency_limit` and `rate_limit`, valid and not. A bomber peer sends
+`concurrency_key`, `concurrency_limit` and `rate_limit`, valid and not, and `depends_on` (with
+`on_failure`, `pass_results`): real ids from earlier replies, unknown ids, guesses at the id
+the job itself is about to get, ids of the wrong kind. `workflow` requests carry random trees
+of chains, groups and callbacks, or hostile ones (nested past `max_depth`, groups of 100,001
+steps, a group after a group that makes 160,000 dependencies, steps with `depends_on`, wrong
+types); now and then a valid group of 5,000 steps. `workflow_get` and `workflow_cancel` name
+workflows from earlier replies, or none. A bomber peer sends
 frames over twice `max_message_size` (ZeroMQ drops them with the connection), multi-frame
 messages and garbage. With `--secure`, peers hold keys with different roles and two intruders
 (an unknown key, no CURVE) send valid frames.
@@ -25,7 +31,8 @@ The coordinator must survive all of it. The summary counts:
   no answer; spoofed: a request with another peer's `worker_id` that was not refused;
   intruder: answers received by peers without an allowed key;
 - state changes: jobs or workers in `stats` that no accepted request created (the jobs a
-  schedule made are the schedule's: they go to a queue of their own and carry its name);
+  schedule made are the schedule's: they go to a queue of their own and carry its name; a
+  workflow's steps are named in its reply, as an enqueue's jobs are);
 - RSS of the coordinator (from /proc) after warm-up and at the end, and frames/s.
 The last line is one JSON object; exit status 1 when any count that must be 0 is not.
 """
@@ -44,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +77,12 @@ from transport.validation import (  # noqa: E402
 from transport.validation.limits import Limits  # noqa: E402
 
 KINDS = sorted(REQUEST_TYPES)
-CREATING = ("enqueue", "hello")  # the requests whose success adds state (jobs, sessions)
+CREATING = ("enqueue", "hello", "workflow")  # the requests whose success adds state
 QUEUE = "fuzz"
+FLOW_QUEUE = "fuzz-flow"  # the steps of large workflows: no worker fetches them
+WORKFLOW_IDS = ["fuzz-wf-a", "fuzz-wf-b"]  # request ids, so that workflows are replayed too
+FLOW_KINDS = ("workflow", "workflow_get", "workflow_cancel")
+KEPT_IDS = 32  # the job and workflow ids a peer remembers from its replies
 SCHEDULED = "fuzz-scheduled"  # the schedules' jobs: the coordinator makes them, no reply names them
 PAUSABLE = ["fuzz-paused", "default"]
 CRONS = ["*/5 * * * *", "@hourly", "61 * * * *", "* * 31 2 *"]
@@ -237,21 +249,57 @@ def start_coordinator(keys: str | None, work: Path) -> CoordinatorProcess:
 # -- frames --------------------------------------------------------------------------------------
 
 
+def named_jobs(answer: dict[str, Any]) -> list[str]:
+    """The job ids a reply names: an enqueue's (one job or a batch), or a workflow's steps."""
+    made = answer.get("job_ids") or [answer.get("job_id")]
+    return [job_id for job_id in made if isinstance(job_id, str)]
+
+
+@dataclass
+class Seen:
+    """The last ids a peer's replies named: jobs to depend on, workflows to read and cancel."""
+
+    jobs: list[str] = field(default_factory=list)
+    workflows: list[str] = field(default_factory=lambda: list(WORKFLOW_IDS))
+
+    def note(self, job_ids: list[str], workflow_id: Any) -> None:
+        self.jobs = [*self.jobs, *job_ids][-KEPT_IDS:]
+        if isinstance(workflow_id, str) and workflow_id not in self.workflows:
+            self.workflows = [*self.workflows[1 - KEPT_IDS :], workflow_id]
+
+
+def successor(job_id: str, step: int) -> str:
+    """The UUIDv7 `step` after `job_id`: the ids of one millisecond count up from the last one,
+    so this guesses the id the coordinator gives next (a job that depends on itself)."""
+    try:
+        return str(uuid.UUID(int=(uuid.UUID(job_id).int + step) % (1 << 128)))
+    except ValueError:
+        return job_id
+
+
 class Mutator:
     """Valid frames of every request type, then mutated ones (seeded: a run replays)."""
 
-    def __init__(self, rng: random.Random, worker_id: str, job_id: str, others: list[str]):
+    def __init__(
+        self,
+        rng: random.Random,
+        worker_id: str,
+        job_id: str,
+        others: list[str],
+        seen: Seen | None = None,
+    ):
         self.rng = rng
         self.worker_id = worker_id
         self.job_id = job_id
         self.others = others  # every peer's worker id: impersonation targets
+        self.seen = seen or Seen()
 
     def name(self) -> str:
         return self.rng.choice(["t", "a-b", "é", "x" * self.rng.randint(1, 40)])
 
-    def valid(self, kind: str) -> dict[str, Any]:
-        r, me = self.rng, self.worker_id
-        job = r.choice([self.job_id, "no-such-job"])
+    def spec(self) -> dict[str, Any]:
+        """A JobSpec map of QUEUE, sometimes with the limit fields (valid or not)."""
+        r = self.rng
         spec = {"type": self.name(), "queue": QUEUE, "args": [r.randint(0, 9), "s"]}
         if r.random() < 0.3:
             spec.update(priority=r.randint(-5, 5), unique_key=self.name(), meta={"k": 1})
@@ -259,6 +307,119 @@ class Mutator:
             for key, (valid, refused) in LIMIT_FIELDS.items():
                 if r.random() < 0.7:
                     spec[key] = r.choice(valid if r.random() < 0.7 else refused)
+        return spec
+
+    def parents(self) -> Any:
+        """A `depends_on`: mostly ids of real jobs, else unknown, guessed or mistyped ones."""
+        r = self.rng
+        known = self.seen.jobs or [self.job_id]
+        last = known[-1]
+        return r.choice(
+            [
+                [r.choice(known)],
+                r.sample(known, min(len(known), r.randint(1, 4))),
+                [self.job_id, self.job_id],
+                ["no-such-job"],
+                [r.choice(known), "no-such-job"],
+                [successor(last, r.randint(1, 3))],  # the job itself, if the guess is right
+                [successor(last, 1), successor(last, 2)],
+                [self.worker_id],  # an id, of another kind
+                [r.choice(self.seen.workflows)],
+                [],
+                None,
+                last,
+                [""],
+                ["x" * 257],
+                [5],
+                {last: 1},
+            ]
+        )
+
+    def flow_fields(self) -> dict[str, Any]:
+        """`depends_on`, `on_failure`, `pass_results`: each present or not, valid or not."""
+        r = self.rng
+        fields: dict[str, Any] = {"depends_on": self.parents()}
+        if r.random() < 0.4:
+            fields["on_failure"] = r.choice([*m.ON_FAILURE, None, "stop", 1])
+        if r.random() < 0.3:
+            fields["pass_results"] = r.choice([True, False, None, 1, "no"])
+        return {key: value for key, value in fields.items() if r.random() < 0.9}
+
+    def workflow_tree(self, depth: int = 0) -> Any:
+        """A random tree of chains, groups and callbacks over QUEUE's specs (valid or not)."""
+        r = self.rng
+        roll = r.random()
+        if depth >= 3 or roll < 0.4:
+            step = self.spec()
+            if r.random() < 0.2:
+                step["pass_results"] = r.choice([True, False])
+            return step
+        members = [self.workflow_tree(depth + 1) for _ in range(r.randint(1, 3))]
+        if roll < 0.7:
+            return {"chain": members}
+        node: dict[str, Any] = {"group": members}
+        if r.random() < 0.5:
+            node["callback"] = self.workflow_tree(depth + 1)
+        return node
+
+    def hostile_workflow(self) -> Any:
+        r = self.rng
+        step: dict[str, Any] = {"type": "t"}  # 8 bytes: 100,001 of them fit in a frame
+        how = r.randrange(10)
+        if how == 0:  # nested chains: past max_depth from ~16 levels on
+            tree: Any = step
+            for _ in range(r.randint(5, 40)):
+                tree = {"chain": [tree]}
+            return tree
+        if how == 1:  # over the step limit (refused), or now and then a valid group of 5,000
+            if r.random() < 0.1:
+                flow_step = {**step, "queue": FLOW_QUEUE}
+                return {"group": [flow_step] * 5_000, "callback": flow_step}
+            return {"group": [step] * (LIMITS.max_list_items + 1)}
+        if how == 2:  # a group after a group: 400 x 400 = 160,000 dependencies
+            return {"chain": [{"group": [step] * 400}, {"group": [step] * 400}]}
+        if how == 3:
+            return {**step, **self.flow_fields()}  # a step may not say what it waits for
+        if how == 4:
+            return {"group": [step], "callback": {**step, "on_failure": "continue"}}
+        if how == 5:
+            return {"chain": [step, {**step, "pass_results": r.choice(HOSTILE)}]}
+        if how == 6:
+            return r.choice(
+                [{"chain": []}, {"group": []}, {"chain": {}}, {"group": [step], "chain": [step]}]
+            )
+        if how == 7:
+            return {r.choice(["chain", "group"]): [step, r.choice(HOSTILE)], "then": step}
+        if how == 8:
+            return {"group": [step], "callback": r.choice(HOSTILE)}
+        return r.choice(HOSTILE)
+
+    def flow_body(self, kind: str) -> dict[str, Any]:
+        """The workflow requests: real trees and hostile ones; reads and cancels of workflows
+        from earlier replies, of one of the pooled request ids, or of none."""
+        r = self.rng
+        workflow_id = r.choice([*self.seen.workflows, "no-such-workflow", self.job_id])
+        if kind == "workflow_get":
+            return {"workflow_id": workflow_id, "limit": r.choice([0, 1, 10, 1000, 100_000])}
+        if kind == "workflow_cancel":
+            return {"workflow_id": workflow_id}
+        body: dict[str, Any] = {
+            "workflow": self.workflow_tree() if r.random() < 0.7 else self.hostile_workflow()
+        }
+        if r.random() < 0.5:
+            body["on_failure"] = r.choice([*m.ON_FAILURE, *m.ON_FAILURE, "stop", None, 0])
+        if r.random() < 0.4:
+            body["request_id"] = r.choice(WORKFLOW_IDS)
+        return body
+
+    def valid(self, kind: str) -> dict[str, Any]:
+        if kind in FLOW_KINDS:
+            return self.flow_body(kind)
+        r, me = self.rng, self.worker_id
+        job = r.choice([self.job_id, "no-such-job"])
+        spec = self.spec()
+        if r.random() < 0.2:  # the workflow extension: a job that waits for others
+            spec.update(self.flow_fields())
         return {
             "hello": {"v": 1, "role": "worker", "hostname": self.name(), "pid": r.randint(0, 99)},
             "register": {
@@ -339,9 +500,8 @@ class Mutator:
         elif how == "swap":
             body[key] = r.choice(HOSTILE)
         elif how == "add":
-            body[r.choice(["z", "job", "jobs", "result", "queues", "labels", "wait", 7])] = (
-                r.choice(HOSTILE)
-            )
+            added = r.choice(["z", "job", "jobs", "result", "queues", "labels", "wait", 7])
+            body[r.choice([added, added, "workflow", "depends_on"])] = r.choice(HOSTILE)
         elif how == "rid":
             body["rid"] = r.choice([*HOSTILE, "r" * 65, "r" * 64])
         elif how == "type":
@@ -447,6 +607,7 @@ class Peer(threading.Thread):
         self.awaiting: Counter[Any] = Counter()  # rid -> answers due at once (None: no rid)
         self.frames_of: dict[Any, bytes] = {}  # rid -> the last frame sent with it
         self.spoofs: set[Any] = set()  # rids of frames sent with another peer's worker_id
+        self.seen = Seen()  # ids from this peer's replies, for the mutator to name
         self.error: BaseException | None = None  # a bug of this script, reported, never hidden
         self.rid = 0
 
@@ -467,7 +628,7 @@ class Peer(threading.Thread):
         self.setup()
         self.ready.set()
         self.go.wait()
-        mutator = Mutator(self.rng, self.worker_id, self.job_id, self.others)
+        mutator = Mutator(self.rng, self.worker_id, self.job_id, self.others, self.seen)
         while self.tally.sent < self.frames:
             for _ in range(min(BATCH, self.frames - self.tally.sent)):
                 # random 62-bit rids: a flipped or truncated byte never lands on another
@@ -562,9 +723,9 @@ class Peer(threading.Thread):
         if kind == "workerregistered":
             t.worker_ids.add(answer["worker_id"])
         elif kind == "reply":
-            t.job_ids.update(answer.get("job_ids") or [])
-            if isinstance(answer.get("job_id"), str):
-                t.job_ids.add(answer["job_id"])
+            made = named_jobs(answer)
+            t.job_ids.update(made)
+            self.seen.note(made, answer.get("workflow_id"))
 
 
 class Bomber(threading.Thread):

@@ -210,7 +210,18 @@ LIMIT_FIELDS = {
 }
 
 
-def job_specs() -> st.SearchStrategy[dict[str, Any]]:
+# The workflow extension's fields of a job spec: `depends_on` is drawn by the caller (ids of
+# real jobs, unknown ones, any scalar), the policy fields valid or any scalar.
+FLOW_FIELDS = {
+    "on_failure": st.one_of(st.sampled_from(m.ON_FAILURE), scalars),
+    "pass_results": st.one_of(st.booleans(), scalars),
+}
+
+
+def job_specs(
+    depends_on: st.SearchStrategy[Any] | None = None,
+) -> st.SearchStrategy[dict[str, Any]]:
+    flow = {} if depends_on is None else {"depends_on": depends_on, **FLOW_FIELDS}
     return st.fixed_dictionaries(
         {"type": names, "queue": st.just(QUEUE)},
         optional={
@@ -223,13 +234,32 @@ def job_specs() -> st.SearchStrategy[dict[str, Any]]:
             "meta": st.dictionaries(names, scalars, max_size=2),
             "scheduled_at": st.floats(0, 2e9),
             **LIMIT_FIELDS,
+            **flow,
         },
+    )
+
+
+def workflow_trees() -> st.SearchStrategy[Any]:
+    """Chains, groups and callbacks of steps (job specs, some with `pass_results`)."""
+    steps = st.tuples(
+        job_specs(), st.fixed_dictionaries({}, optional={"pass_results": st.booleans()})
+    ).map(lambda pair: {**pair[0], **pair[1]})
+    return st.recursive(
+        steps,
+        lambda inner: st.one_of(
+            st.fixed_dictionaries({"chain": st.lists(inner, min_size=1, max_size=3)}),
+            st.fixed_dictionaries(
+                {"group": st.lists(inner, min_size=1, max_size=3)}, optional={"callback": inner}
+            ),
+        ),
+        max_leaves=6,
     )
 
 
 def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict[str, Any]]:
     """A frame body (without type and rid) the protocol accepts for this connection."""
     me, job = st.just(worker_id), st.sampled_from([job_id, "no-such-job"])
+    parents = st.one_of(st.lists(job, min_size=1, max_size=3), st.lists(names, max_size=2), scalars)
     bodies: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         "hello": st.fixed_dictionaries(
             {"v": st.just(1), "role": st.just("worker"), "hostname": names, "pid": st.integers(0)}
@@ -296,9 +326,11 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         "deregister": st.fixed_dictionaries({"worker_id": me}),
         "ping": st.fixed_dictionaries({}, optional={"identify": st.booleans()}),
         "enqueue": st.one_of(
-            st.fixed_dictionaries({"job": job_specs()}, optional={"request_id": request_ids}),
             st.fixed_dictionaries(
-                {"jobs": st.lists(job_specs(), min_size=1, max_size=3)},
+                {"job": job_specs(parents)}, optional={"request_id": request_ids}
+            ),
+            st.fixed_dictionaries(
+                {"jobs": st.lists(job_specs(parents), min_size=1, max_size=3)},
                 optional={"request_id": request_ids},
             ),
         ),
@@ -329,6 +361,18 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         "schedule_remove": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
         "schedule_pause": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
         "schedule_resume": st.fixed_dictionaries({"name": st.sampled_from(SCHEDULES)}),
+        # workflow ids are request ids: the enqueues' pool, so either may replay the other
+        "workflow": st.fixed_dictionaries(
+            {"workflow": workflow_trees()},
+            optional={
+                "on_failure": st.one_of(st.sampled_from(m.ON_FAILURE), scalars),
+                "request_id": request_ids,
+            },
+        ),
+        "workflow_get": st.fixed_dictionaries(
+            {"workflow_id": request_ids}, optional={"limit": st.one_of(st.integers(0), scalars)}
+        ),
+        "workflow_cancel": st.fixed_dictionaries({"workflow_id": request_ids}),
     }
     return bodies.get(kind, st.just({}))  # a newer type: its defaults, then mutations
 
@@ -530,9 +574,10 @@ def test_a_mutated_frame_gets_one_answer_of_the_right_shape_and_changes_only_wha
         named = set(answers[0].get("job_ids", [answers[0].get("job_id")])) if answers else set()
         assert created <= named, f"jobs {created - named} appeared from {frame!r}"
         if answers and answers[0].get("replayed"):  # a request id seen before: nothing new
-            assert isinstance(expected.request, m.Enqueue) and expected.request.request_id
+            assert isinstance(expected.request, m.Enqueue | m.WorkflowSubmit)
+            assert expected.request.request_id
             assert not created, f"a replay of {frame!r} created {created}"
-            event("enqueue replayed")
+            event(f"{type(expected.request).__name__} replayed")
         workers = {row[0] for row in after[1]} - {row[0] for row in before[1]}
         assert workers <= {answers[0].get("worker_id")} if answers else not workers
     conn.close()

@@ -20,6 +20,7 @@ from transport.errors import BadRequest, TooLarge, UnsupportedVersion
 from transport.validation import REQUEST_TYPES, parse_request, request_rid, request_type
 from transport.validation.jobs import job_spec
 from transport.validation.limits import DEFAULT_LIMITS, Limits
+from transport.validation.workflows import compile_workflow, with_parents
 
 DETERMINISTIC = settings(derandomize=True, deadline=None, database=None, max_examples=300)
 WID = "0190f0a0-0000-7000-8000-000000000001"
@@ -438,6 +439,11 @@ REQUIRED_FIELDS = [
     ("cancel", ("job_id",)),
     ("direct", ("worker_id",)),
     ("direct", ("state",)),
+    ("workflow", ("workflow",)),
+    ("workflow", ("workflow", "chain", 0, "type")),
+    ("workflow", ("workflow", "chain", 1, "callback", "type")),
+    ("workflow_get", ("workflow_id",)),
+    ("workflow_cancel", ("workflow_id",)),
 ]
 
 
@@ -594,6 +600,17 @@ MISTYPED: list[tuple[str, tuple[str, ...], list[Any]]] = [
     ("cancel", ("job_id",), STR[1:]),
     ("direct", ("worker_id",), STR[1:]),
     ("direct", ("state",), STR[1:]),
+    ("enqueue", ("job", "depends_on"), STRS),
+    ("workflow", ("workflow",), MAP),
+    ("workflow", ("workflow", "chain"), ["x", 5, True, {"type": "a"}]),
+    ("workflow", ("workflow", "chain", 1, "group"), ["x", 5, True, {"type": "a"}]),
+    ("workflow", ("workflow", "chain", 0, "type"), STR[1:]),
+    ("workflow", ("workflow", "chain", 0, "pass_results"), BOOL),
+    ("workflow", ("on_failure",), STR[1:]),
+    ("workflow", ("request_id",), STR[1:]),
+    ("workflow_get", ("workflow_id",), STR[1:]),
+    ("workflow_get", ("limit",), INT),
+    ("workflow_cancel", ("workflow_id",), STR[1:]),
 ]
 MISTYPED_CASES = [
     (kind, path, value) for kind, path, bad_values in MISTYPED for value in bad_values
@@ -795,6 +812,301 @@ def test_a_bad_limit_field_is_refused_naming_it_in_an_enqueue_a_batch_and_a_sche
         with pytest.raises(BadRequest) as refusal:
             parse(body)
         assert refusal.value.message == where + says
+
+
+# -- workflows (extension of docs/PROTOCOL.md, "Workflows") ---------------------------------------
+
+DEPENDS_ON = "field 'depends_on' must be a list of at most 100000 job ids"
+JOB_IDS = "field 'depends_on' must hold job ids (1 to 256 characters)"
+NEED_PARENTS = "on_failure and pass_results need depends_on"
+ON_FAILURE = "field 'on_failure' must be one of cancel, continue"
+ACCEPTED_FLOWS = [
+    pytest.param({}, None, id="none"),
+    pytest.param({"depends_on": None, "on_failure": None, "pass_results": None}, None, id="nulls"),
+    pytest.param({"depends_on": []}, None, id="empty-list"),
+    pytest.param({"depends_on": [JID]}, m.Flow((JID,)), id="one-parent"),
+    pytest.param(
+        {"depends_on": ["b", "a", "b"]}, m.Flow(("b", "a")), id="repeats-dropped-order-kept"
+    ),
+    pytest.param(
+        {"depends_on": [JID], "on_failure": "continue"},
+        m.Flow((JID,), "continue"),
+        id="continue",
+    ),
+    pytest.param(
+        {"depends_on": [JID], "on_failure": None, "pass_results": None},
+        m.Flow((JID,)),
+        id="policy-nulls",
+    ),
+    pytest.param(
+        {"depends_on": [JID], "on_failure": "cancel", "pass_results": False},
+        m.Flow((JID,), "cancel", pass_results=False),
+        id="no-results",
+    ),
+    pytest.param({"depends_on": ["é" * 256]}, m.Flow(("é" * 256,)), id="longest-id"),
+]
+
+
+@pytest.mark.parametrize(("fields", "flow"), ACCEPTED_FLOWS)
+def test_depends_on_gives_the_jobspec_its_flow_and_the_job_map_echoes_it(fields, flow):
+    assert job_spec({"type": "t", **fields}).flow == flow
+    parsed = parse({"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, {"type": "t", **fields}]})
+    assert [s.flow for s in parsed.specs] == [None, flow]  # type: ignore[union-attr]
+    if flow is not None:  # pass_results only when false, and no workflow_id outside a workflow
+        wire = flow.to_wire("req-1")
+        assert wire["depends_on"] == list(flow.depends_on)
+        assert wire.get("pass_results", True) is flow.pass_results
+        assert "workflow_id" not in wire
+        assert m.Flow.of_wire(wire) == flow
+
+
+REFUSED_FLOWS = [
+    ({"on_failure": "continue"}, NEED_PARENTS),
+    ({"pass_results": False}, NEED_PARENTS),
+    ({"depends_on": [], "on_failure": "cancel"}, NEED_PARENTS),
+    ({"depends_on": None, "pass_results": True}, NEED_PARENTS),
+    *[({"depends_on": bad}, DEPENDS_ON) for bad in ["a", JID, 5, True, {"a": 1}, b"a"]],
+    *[({"depends_on": [bad]}, JOB_IDS) for bad in ["", "x" * 257, 5, None, True, ["a"], b"a"]],
+    ({"depends_on": [JID, ""]}, JOB_IDS),
+    *[({"depends_on": [JID], "on_failure": bad}, ON_FAILURE) for bad in ["x", "Cancel", ""]],
+    *[
+        ({"depends_on": [JID], "on_failure": bad}, "field 'on_failure' must be a string")
+        for bad in STR[1:]
+    ],
+    *[
+        ({"depends_on": [JID], "pass_results": bad}, "field 'pass_results' must be a boolean")
+        for bad in BOOL
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"), REFUSED_FLOWS, ids=[repr(fields) for fields, _ in REFUSED_FLOWS]
+)
+def test_a_bad_flow_field_is_refused_naming_it_in_an_enqueue_and_a_batch(fields, says):
+    spec = {"type": "t", **fields}
+    for body, where in (
+        ({"type": "enqueue", "rid": 1, "job": spec}, ""),
+        ({"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, spec]}, "jobs[1]: "),
+    ):
+        with pytest.raises(BadRequest) as refusal:
+            parse(body)
+        assert refusal.value.message == where + says
+
+
+def test_depends_on_holds_at_most_max_list_items_ids():
+    two = Limits(max_list_items=2)
+    assert job_spec({"type": "t", "depends_on": ["a", "b"]}, limits=two).flow == m.Flow(("a", "b"))
+    with pytest.raises(BadRequest, match="at most 2 job ids"):
+        parse({"type": "enqueue", "rid": 1, "job": {"type": "t", "depends_on": ["a"] * 3}}, two)
+
+
+def _step(job_type: str, parents: tuple[int, ...] = (), **spec: Any) -> m.WorkflowStep:
+    pass_results = spec.pop("pass_results", True)
+    return m.WorkflowStep(m.JobSpec(type=job_type, **spec), parents, pass_results)
+
+
+def test_a_workflow_request_parses_into_its_steps_in_order_with_its_policy_and_id():
+    assert parse(request("workflow")) == m.WorkflowSubmit(
+        1, (_step("a"), _step("b", (0,)), _step("c", (1,))), "continue", "wf-1"
+    )
+    bare = parse({"type": "workflow", "rid": 2, "workflow": {"type": "a"}, "on_failure": None})
+    assert bare == m.WorkflowSubmit(2, (_step("a"),), "cancel", None)
+
+
+def test_workflow_get_and_workflow_cancel_name_a_workflow_and_get_lists_1000_steps_by_default():
+    assert parse(request("workflow_get")) == m.WorkflowGet(1, "wf-1", 10)
+    assert parse({"type": "workflow_get", "rid": 1, "workflow_id": "w"}) == m.WorkflowGet(
+        1, "w", 1000
+    )
+    assert parse(request("workflow_get", limit=None)).limit == 1000  # type: ignore[union-attr]
+    for limit in (0, 100_000):
+        assert parse(request("workflow_get", limit=limit)).limit == limit  # type: ignore[union-attr]
+    assert parse(request("workflow_cancel")) == m.WorkflowCancel(1, "wf-1")
+
+
+A, B, C, D, E = ({"type": name} for name in "abcde")
+COMPILED = [
+    pytest.param(A, [("a", ())], id="one-step"),
+    pytest.param({"chain": [A, B, C]}, [("a", ()), ("b", (0,)), ("c", (1,))], id="chain"),
+    pytest.param({"group": [A, B]}, [("a", ()), ("b", ())], id="group"),
+    pytest.param(
+        {"group": [A, B, C], "callback": D},
+        [("a", ()), ("b", ()), ("c", ()), ("d", (0, 1, 2))],
+        id="group-callback",
+    ),
+    pytest.param({"group": [A], "callback": None}, [("a", ())], id="null-callback"),
+    pytest.param(
+        {"chain": [{"group": [A, B]}, {"group": [C, D]}, E]},
+        [("a", ()), ("b", ()), ("c", (0, 1)), ("d", (0, 1)), ("e", (2, 3))],
+        id="chain-of-groups",
+    ),
+    pytest.param(
+        {"chain": [A, {"group": [{"chain": [B, C]}, D], "callback": E}]},
+        [("a", ()), ("b", (0,)), ("c", (1,)), ("d", (0,)), ("e", (2, 3))],
+        id="group-of-chains-after-a-step",
+    ),
+    pytest.param(
+        {"group": [A, B], "callback": {"chain": [C, D]}},
+        [("a", ()), ("b", ()), ("c", (0, 1)), ("d", (2,))],
+        id="chain-as-callback",
+    ),
+    pytest.param(
+        {"chain": [{"chain": [A]}, {"chain": [{"chain": [B]}]}]},
+        [("a", ()), ("b", (0,))],
+        id="chains-in-chains",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tree", "steps"), COMPILED)
+def test_a_workflow_compiles_to_steps_each_after_the_steps_it_waits_for(tree, steps):
+    compiled = compile_workflow(copy.deepcopy(tree), DEFAULT_LIMITS)
+    assert [(step.spec.type, step.parents) for step in compiled] == steps
+    assert all(parent < index for index, s in enumerate(compiled) for parent in s.parents)
+
+
+def test_a_step_keeps_its_jobspec_and_pass_results_and_its_job_waits_for_its_parents_ids():
+    tree = {"chain": [copy.deepcopy(FULL_SPEC), {"type": "b", "pass_results": False}]}
+    first, second = compile_workflow(tree, DEFAULT_LIMITS)
+    assert first.spec == job_spec(copy.deepcopy(FULL_SPEC))
+    assert (second.spec, second.parents, second.pass_results) == (m.JobSpec("b"), (0,), False)
+    spec = with_parents(second, ["j0", "j1"], "continue")
+    assert spec.flow == m.Flow(("j0",), "continue", pass_results=False, workflow=True)
+    assert spec.flow.to_wire("wf-1") == {
+        "depends_on": ["j0"],
+        "on_failure": "continue",
+        "pass_results": False,
+        "workflow_id": "wf-1",
+    }
+    assert with_parents(first, ["j0", "j1"], "cancel").flow == m.Flow((), workflow=True)
+
+
+NOT_A_NODE = "a workflow node must be a map"
+SETS_ITSELF = "a workflow sets {} itself, from the step's place"
+REFUSED_WORKFLOWS = [
+    (5, f"workflow: {NOT_A_NODE}"),
+    ([A], f"workflow: {NOT_A_NODE}"),
+    ("a", f"workflow: {NOT_A_NODE}"),
+    ({"chain": [A, "b"]}, f"workflow.chain[1]: {NOT_A_NODE}"),
+    ({"group": [A], "callback": 5}, f"workflow.callback: {NOT_A_NODE}"),
+    ({"chain": []}, "workflow.chain must be a non-empty list of nodes"),
+    ({"group": []}, "workflow.group must be a non-empty list of nodes"),
+    ({"chain": A}, "workflow.chain must be a non-empty list of nodes"),
+    ({"group": None}, "workflow.group must be a non-empty list of nodes"),
+    ({"chain": [A, {"group": []}]}, "workflow.chain[1].group must be a non-empty list of nodes"),
+    ({"chain": [A], "callback": B}, "workflow: a chain takes no 'callback'"),
+    ({"chain": [A], "group": [B]}, "workflow: a chain takes no 'group'"),
+    ({"chain": [A], "type": "a"}, "workflow: a chain takes no 'type'"),
+    ({"group": [A], "then": B, "x": 1}, "workflow: a group takes no 'then', 'x'"),
+    ({"group": [{"chain": [A], "queue": "q"}]}, "workflow.group[0]: a chain takes no 'queue'"),
+    ({}, "workflow: missing field 'type'"),
+    ({"group": [A], "callback": {"args": []}}, "workflow.callback: missing field 'type'"),
+    (
+        {"chain": [A, {"group": [{"type": "b", "priority": "high"}]}]},
+        "workflow.chain[1].group[0]: field 'priority' must be an integer",
+    ),
+    (
+        {"group": [A, {"type": "b", "concurrency_limit": 2}]},
+        "workflow.group[1]: concurrency_limit and rate_limit need a concurrency_key",
+    ),
+    (
+        {"chain": [A, {"type": "b", "depends_on": [JID]}]},
+        "workflow.chain[1]: " + SETS_ITSELF.format("depends_on"),
+    ),
+    (
+        {"group": [A], "callback": {"type": "c", "on_failure": "continue"}},
+        "workflow.callback: " + SETS_ITSELF.format("on_failure"),
+    ),
+    *[
+        (
+            {"chain": [A, {"type": "b", "pass_results": bad}]},
+            "workflow.chain[1].pass_results must be a boolean",
+        )
+        for bad in BOOL
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    ("tree", "says"), REFUSED_WORKFLOWS, ids=[repr(tree)[:60] for tree, _ in REFUSED_WORKFLOWS]
+)
+def test_a_bad_workflow_node_is_refused_naming_its_place(tree, says):
+    with pytest.raises(BadRequest) as refusal:
+        parse(request("workflow", workflow=tree))
+    assert refusal.value.message == says
+
+
+WORKFLOW_LIMITS = [
+    pytest.param({"group": [A] * 4}, 4, None, id="4-steps"),
+    pytest.param({"group": [A] * 5}, 4, "workflow.group[4]", id="5-steps"),
+    pytest.param({"chain": [A] * 5}, 4, "workflow.chain[4]", id="5-chained"),
+    pytest.param(
+        {"chain": [{"group": [A] * 3}, {"group": [B] * 3}]},
+        8,
+        "workflow.chain[1].group[2]",
+        id="group-then-group-9-dependencies",
+    ),
+    pytest.param(
+        {"chain": [{"group": [A] * 3, "callback": C}, {"group": [B] * 3}]},
+        8,
+        None,
+        id="a-callback-between-6-dependencies",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tree", "most", "refused_at"), WORKFLOW_LIMITS)
+def test_a_workflow_has_at_most_max_list_items_steps_and_dependencies(tree, most, refused_at):
+    body, limits = request("workflow", workflow=tree), Limits(max_list_items=most)
+    if refused_at is None:
+        assert parse(body, limits)
+        return
+    with pytest.raises(BadRequest) as refusal:
+        parse(body, limits)
+    assert refusal.value.message == (
+        f"{refused_at}: a workflow may have at most {most} steps and {most} dependencies"
+        " (a group followed by a group waits for every pair: put a callback between)"
+    )
+
+
+def test_a_workflow_step_over_max_job_size_is_too_large():
+    tree = {"chain": [A, {"type": "b", "args": ["x" * 1000]}]}
+    with pytest.raises(TooLarge, match="max_job_size 1000"):
+        parse(request("workflow", workflow=tree), SMALL)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "says"),
+    [
+        ("workflow", {"workflow": None}, "missing field 'workflow'"),
+        ("workflow", {"on_failure": "stop"}, ON_FAILURE),
+        ("workflow", {"on_failure": 1}, "field 'on_failure' must be a string"),
+        ("workflow", {"request_id": "r" * 65}, "field 'request_id' must have 1 to 64 characters"),
+        ("workflow_get", {"workflow_id": None}, "missing field 'workflow_id'"),
+        ("workflow_get", {"workflow_id": ""}, "field 'workflow_id' must have 1 to 64 characters"),
+        ("workflow_get", {"workflow_id": 5}, "field 'workflow_id' must be a string"),
+        ("workflow_get", {"limit": -1}, "field 'limit' must be >= 0"),
+        ("workflow_get", {"limit": 100_001}, "field 'limit' must be at most 100000"),
+        ("workflow_get", {"limit": 2**64 - 1}, "field 'limit' must be at most 100000"),
+        ("workflow_get", {"limit": True}, "field 'limit' must be an integer"),
+        ("workflow_get", {"limit": 10.0}, "field 'limit' must be an integer"),
+        ("workflow_cancel", {"workflow_id": None}, "missing field 'workflow_id'"),
+        ("workflow_cancel", {"workflow_id": "w" * 65}, "1 to 64 characters"),
+        ("workflow_cancel", {"workflow_id": ["w"]}, "field 'workflow_id' must be a string"),
+    ],
+    ids=repr,
+)
+def test_a_bad_workflow_request_field_is_refused_naming_it(kind, fields, says):
+    with pytest.raises(BadRequest) as refusal:
+        parse(request(kind, **fields))
+    assert says in refusal.value.message
+
+
+def test_the_workflow_get_limit_is_at_most_max_list_items():
+    with pytest.raises(BadRequest, match="at most 3"):
+        parse(request("workflow_get", limit=4), Limits(max_list_items=3))
+    assert parse(request("workflow_get", limit=3), Limits(max_list_items=3))
 
 
 # -- rid and type ---------------------------------------------------------------------------------
