@@ -77,10 +77,12 @@ def store_and_hand_out(
 
 
 def _check_parents(ctx: CoordinatorContext, jobs: list[Job]) -> None:
-    """Every job a new job waits for is known: stored, or made by the same request."""
-    made = {job.id for job in jobs}
+    """Every job a new job waits for exists already. A workflow's steps wait for earlier steps
+    of the same request, which it compiled so (never a cycle); any other job waits for stored
+    jobs only, so a guessed id of its own batch (itself, or a cycle) is refused."""
     for job in jobs:
-        if job.flow is not None:
-            for parent_id in job.flow.depends_on:
-                if parent_id not in made and ctx.store.get(parent_id) is None:
+        flow = job.flow
+        if flow is not None and not flow.workflow:
+            for parent_id in flow.depends_on:
+                if ctx.store.get(parent_id) is None:
                     raise LookupError(f"depends_on: no job {parent_id}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nodes.job_types import JobType, job_spec
+from nodes.request_ids import new_request_id
 from nodes.schedule_requests import ScheduleRequests
 from nodes.workflow_requests import WorkflowRequests
 from transport import messages as m
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
 
 REQUEST_TIMEOUT_S = 10.0
-REQUEST_ID_BYTES = 12  # random bytes in a request id: 96 bits, 16 characters once encoded
 @dataclass(frozen=True)
 class Job:
     """A job as `get` returns it (PROTOCOL.md section 4); `raw` keeps every wire field."""
@@ -250,10 +249,3 @@ def _failover(
             pass
 
     return FailoverRequester(endpoints, pump, pause)
-
-
-def new_request_id() -> str:
-    """A fresh enqueue request id (docs/PROTOCOL.md extension): 96 random bits in 16 URL-safe
-    characters. Every job the request makes keeps it in its store record, so it is short: a
-    uuid4 in hex (32) cost 16 bytes more per queued job (bench/million.py)."""
-    return secrets.token_urlsafe(REQUEST_ID_BYTES)

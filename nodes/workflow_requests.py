@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nodes.job_types import job_spec
+from nodes.request_ids import new_request_id
 
 
 def step(job_type: str, args: list[Any] | tuple[Any, ...] = (), **options: Any) -> dict[str, Any]:
@@ -53,11 +54,14 @@ class WorkflowRequests:
         """Make every step at once; returns `workflow_id`, `job_ids` and `states` (steps in the
         order made, each after its parents). `on_failure`: what a discarded or cancelled step
         does to the steps after it, `cancel` them or `continue` (they run, given None for its
-        result). A resend with the same `request_id` (the workflow's id) makes nothing new."""
-        fields: dict[str, Any] = {"workflow": workflow, "on_failure": on_failure}
-        if request_id is not None:
-            fields["request_id"] = request_id
-        return self.request("workflow", **fields)
+        result). The request carries `request_id` (a fresh one unless given): it is the
+        workflow's id, and a resend of it makes nothing new."""
+        return self.request(
+            "workflow",
+            workflow=workflow,
+            on_failure=on_failure,
+            request_id=request_id or new_request_id(),  # a resend is then a replay
+        )
 
     def workflow(self, workflow_id: str, limit: int = 1000) -> dict[str, Any]:
         """The workflow's state (running, completed, failed, cancelled), its counts per state,

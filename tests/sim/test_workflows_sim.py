@@ -179,3 +179,22 @@ def test_a_job_may_not_wait_for_an_unknown_job_and_a_resent_workflow_makes_nothi
     assert again["job_ids"] == made["job_ids"] and again["replayed"] is True
     cluster.run_until(lambda: ended(client, made["job_ids"]))
     assert client.get(made["job_ids"][1]).result == 81
+
+
+def test_a_workflow_goes_on_after_its_leader_dies_and_a_standby_takes_over(make_cluster, history):
+    cluster = make_cluster(
+        2, seed=21, concurrency=1, coordinators=2, failover_timeout=3.0, handlers=handlers()
+    )
+    client = cluster.client()
+    first_leader = cluster.leader()
+    made = client.enqueue_workflow(
+        chain(step("sleep", [20]), group(step("square", [3], pass_results=False)), step("square"))
+    )
+    head = made["job_ids"][0]
+    cluster.run_until(lambda: client.get(head).state == "active")
+    cluster.kill_coordinator(first_leader.bind)
+    cluster.run_until(lambda: cluster.leader() not in (None, first_leader), within=60)
+    cluster.run_until(lambda: ended(client, made["job_ids"]), within=600)
+    assert [client.get(j).result for j in made["job_ids"][1:]] == [9, 81]
+    assert client.workflow(made["workflow_id"])["state"] == "completed"
+    history.check(cluster, made["job_ids"])

@@ -108,3 +108,25 @@ def test_a_fan_in_of_ten_thousand_touches_each_member_once():
         assert core.ended(member, states.COMPLETED) == []
     assert core.ended(members[-1], states.COMPLETED) == [Released(callback)]
     assert not core.children
+
+
+def test_a_plain_job_may_wait_only_for_stored_jobs_never_for_its_own_batch():
+    """Ids are guessable (time-ordered): a batch naming its own jobs would wait for ever."""
+    from types import SimpleNamespace
+
+    from actors.admission import _check_parents
+    from actors.store.memory import MemoryStore
+
+    store = MemoryStore()
+    ctx = SimpleNamespace(store=store)
+    first = Job.from_spec(JobSpec(type="t"), "a", NOW, 1)
+    itself = deferred("b", "b")
+    cycle = [deferred("c", "d"), deferred("d", "c")]
+    for batch in ([first, deferred("e", "a")], [itself], cycle):
+        with pytest.raises(LookupError, match="depends_on: no job"):
+            _check_parents(ctx, batch)  # type: ignore[arg-type]
+    store.add([first])
+    _check_parents(ctx, [deferred("e", "a")])  # type: ignore[arg-type]
+    steps = [Job.from_spec(JobSpec(type="t", flow=Flow((), workflow=True)), "s0", NOW, 1)]
+    steps.append(Job.from_spec(JobSpec(type="t", flow=Flow(("s0",), workflow=True)), "s1", NOW, 2))
+    _check_parents(ctx, steps)  # type: ignore[arg-type]  # a workflow's steps: compiled so

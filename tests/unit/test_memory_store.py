@@ -13,7 +13,7 @@ from actors import lifecycle, states
 from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.store.memory import MemoryStore
-from nodes.client import new_request_id
+from nodes.request_ids import new_request_id
 from tests.unit.store_jobs import T0, end, make, nonzero
 from transport.validation.jobs import job_spec
 

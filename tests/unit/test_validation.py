@@ -967,9 +967,10 @@ def test_a_workflow_compiles_to_steps_each_after_the_steps_it_waits_for(tree, st
 
 
 def test_a_step_keeps_its_jobspec_and_pass_results_and_its_job_waits_for_its_parents_ids():
-    tree = {"chain": [copy.deepcopy(FULL_SPEC), {"type": "b", "pass_results": False}]}
+    step_spec = {k: v for k, v in copy.deepcopy(FULL_SPEC).items() if k != "unique_key"}
+    tree = {"chain": [step_spec, {"type": "b", "pass_results": False}]}
     first, second = compile_workflow(tree, DEFAULT_LIMITS)
-    assert first.spec == job_spec(copy.deepcopy(FULL_SPEC))
+    assert first.spec == job_spec(copy.deepcopy(step_spec))
     assert (second.spec, second.parents, second.pass_results) == (m.JobSpec("b"), (0,), False)
     spec = with_parents(second, ["j0", "j1"], "continue")
     assert spec.flow == m.Flow(("j0",), "continue", pass_results=False, workflow=True)
@@ -1037,18 +1038,27 @@ def test_a_bad_workflow_node_is_refused_naming_its_place(tree, says):
     assert refusal.value.message == says
 
 
-WORKFLOW_LIMITS = [
-    pytest.param({"group": [A] * 4}, 4, None, id="4-steps"),
-    pytest.param({"group": [A] * 5}, 4, "workflow.group[4]", id="5-steps"),
-    pytest.param({"chain": [A] * 5}, 4, "workflow.chain[4]", id="5-chained"),
+STEPS_AT_MOST = "a workflow may have at most {} steps"
+EDGES_AT_MOST = (
+    "a workflow may have at most {} dependencies (a group followed by a group waits for every"
+    " pair: put a callback between)"
+)
+WORKFLOW_LIMITS = [  # (tree, max_batch_jobs: steps at most twice it, max_list_items, refusal)
+    pytest.param({"group": [A] * 4}, 2, 100, None, id="4-steps"),
+    pytest.param({"group": [A] * 5}, 2, 100, ("workflow.group[4]", STEPS_AT_MOST, 4), id="5-steps"),
+    pytest.param(
+        {"chain": [A] * 5}, 2, 100, ("workflow.chain[4]", STEPS_AT_MOST, 4), id="5-chained"
+    ),
     pytest.param(
         {"chain": [{"group": [A] * 3}, {"group": [B] * 3}]},
+        100,
         8,
-        "workflow.chain[1].group[2]",
+        ("workflow.chain[1].group[2]", EDGES_AT_MOST, 8),
         id="group-then-group-9-dependencies",
     ),
     pytest.param(
         {"chain": [{"group": [A] * 3, "callback": C}, {"group": [B] * 3}]},
+        100,
         8,
         None,
         id="a-callback-between-6-dependencies",
@@ -1056,18 +1066,31 @@ WORKFLOW_LIMITS = [
 ]
 
 
-@pytest.mark.parametrize(("tree", "most", "refused_at"), WORKFLOW_LIMITS)
-def test_a_workflow_has_at_most_max_list_items_steps_and_dependencies(tree, most, refused_at):
-    body, limits = request("workflow", workflow=tree), Limits(max_list_items=most)
-    if refused_at is None:
+@pytest.mark.parametrize(("tree", "batch", "items", "refusal"), WORKFLOW_LIMITS)
+def test_a_workflow_has_at_most_twice_max_batch_jobs_steps_and_max_list_items_dependencies(
+    tree, batch, items, refusal
+):
+    body = request("workflow", workflow=tree)
+    limits = Limits(max_batch_jobs=batch, max_list_items=items)
+    if refusal is None:
         assert parse(body, limits)
         return
-    with pytest.raises(BadRequest) as refusal:
+    with pytest.raises(BadRequest) as refused:
         parse(body, limits)
-    assert refusal.value.message == (
-        f"{refused_at}: a workflow may have at most {most} steps and {most} dependencies"
-        " (a group followed by a group waits for every pair: put a callback between)"
-    )
+    where, says, most = refusal
+    assert refused.value.message == f"{where}: {says.format(most)}"
+
+
+def test_a_workflow_step_may_not_carry_a_unique_key():
+    """A duplicate would not be made, and the steps after it would wait for nothing."""
+    with pytest.raises(BadRequest, match=r"workflow.chain\[0\]: a workflow step cannot carry"):
+        parse(request("workflow", workflow={"chain": [{"type": "a", "unique_key": "u"}, B]}))
+
+
+def test_a_schedules_job_may_not_wait_for_other_jobs():
+    schedule = {"name": "s", "every": 60, "job": {"type": "t", "depends_on": ["j1"]}}
+    with pytest.raises(BadRequest, match="cannot wait for other jobs"):
+        parse(request("schedule_put", schedule=schedule))
 
 
 def test_a_workflow_step_over_max_job_size_is_too_large():

@@ -23,7 +23,8 @@ def schedule(body: dict[str, Any], limits: Limits) -> m.Schedule:
     job = body.get("job")
     if not isinstance(job, dict):
         raise BadRequest("field 'job' must be a map (a job spec)")
-    job_spec(job, limits=limits)  # refused now rather than at every slot
+    if job_spec(job, limits=limits).flow is not None:  # refused now rather than at every slot
+        raise BadRequest("a schedule's job cannot wait for other jobs (depends_on)")
     cron = string(body, "cron", None, limit=MAX_CRON_CHARS)
     every = number(body, "every", None, minimum=m.MIN_EVERY_S)
     if (cron is None) == (every is None):

@@ -8,7 +8,13 @@ node comes after the previous node's last steps, a group's members after what th
 after, a callback after every member's last steps. A group of n with a callback is n + 1 steps
 and n dependencies: fan-in is linear. A chain step after a group waits for each of its last
 steps, so a group followed by a group of m costs n x m dependencies; the whole workflow may
-have at most `max_list_items` (100,000) of them and as many steps.
+have at most `max_list_items` (100,000) of them. It may have at most twice `max_batch_jobs`
+(20,000) steps: its reply lists every step's id and state, ~50 bytes each, and must fit in one
+frame of `max_message_size` (1 MiB).
+
+A step may not carry a `unique_key`: a duplicate of a live job would not be made, and the
+steps after it would wait for a job that never exists. A workflow is made once per request
+id instead (its id).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from transport.validation.limits import Limits
 
 GET_LIMIT = 1_000  # steps a workflow_get lists unless asked for another number
 FLOW_KEYS = ("depends_on", "on_failure")  # set by the workflow, not by a step
+STEP_ONLY = frozenset({"pass_results", *FLOW_KEYS})  # not passed on to the step's JobSpec
 
 
 class _Compiler:
@@ -63,23 +70,31 @@ class _Compiler:
         return tuple(last)
 
     def _step(self, raw: dict[str, Any], after: tuple[int, ...], where: str) -> int:
-        given = [key for key in FLOW_KEYS if key in raw]
+        given = [key for key in FLOW_KEYS if raw.get(key) not in (None, [])]
         if given:
             raise BadRequest(f"{where}: a workflow sets {given[0]} itself, from the step's place")
-        pass_results = raw.get("pass_results", True)
+        if raw.get("unique_key") is not None:
+            raise BadRequest(
+                f"{where}: a workflow step cannot carry a unique_key (resend the workflow with"
+                " its request_id to make it once)"
+            )
+        pass_results = raw.get("pass_results")
+        pass_results = True if pass_results is None else pass_results
         if not isinstance(pass_results, bool):
             raise BadRequest(f"{where}.pass_results must be a boolean")
-        spec_map = {key: value for key, value in raw.items() if key != "pass_results"}
+        spec_map = {key: value for key, value in raw.items() if key not in STEP_ONLY}
         try:
             spec = job_spec(spec_map, check_size=True, limits=self.limits)
         except BadRequest as exc:
             raise BadRequest(f"{where}: {exc.message}") from None
-        limit = self.limits.max_list_items
+        most_steps, most_edges = 2 * self.limits.max_batch_jobs, self.limits.max_list_items
         self.edges += len(after)
-        if len(self.steps) >= limit or self.edges > limit:
+        if len(self.steps) >= most_steps:
+            raise BadRequest(f"{where}: a workflow may have at most {most_steps} steps")
+        if self.edges > most_edges:
             raise BadRequest(
-                f"{where}: a workflow may have at most {limit} steps and {limit} dependencies"
-                " (a group followed by a group waits for every pair: put a callback between)"
+                f"{where}: a workflow may have at most {most_edges} dependencies (a group"
+                " followed by a group waits for every pair: put a callback between)"
             )
         self.steps.append(m.WorkflowStep(spec, after, pass_results))
         return len(self.steps) - 1
