@@ -136,7 +136,7 @@ class FlowActor(CorralActor):
             self._apply(core.defer(job, ended))
 
     def _ended(self, message: ParentEnded) -> None:
-        self._apply(self.core.ended(message.job_id, message.state))
+        self._apply(self.core.ended(message.job_id, message.state, message.result))
 
     def _cancel(self, message: CancelJob) -> None:
         job = self.core.remove(message.job_id)
@@ -148,17 +148,20 @@ class FlowActor(CorralActor):
     def _apply(self, effects: list[Released | Abandoned]) -> None:
         for effect in effects:
             if isinstance(effect, Released):
-                self._release(effect.job)
+                self._release(effect.job, effect.results)
             else:
                 parent = f"job {effect.parent_id} ended {effect.parent_state}"
                 self._give_up(effect.job, "parent_failed", parent)
 
-    def _release(self, job: Job) -> None:
+    def _release(self, job: Job, heard: dict[str, Any]) -> None:
         ctx = self.ctx
         assert job.flow is not None
         results = None
         if job.flow.pass_results:
-            results = tuple(self._result(parent_id) for parent_id in job.flow.depends_on)
+            results = tuple(
+                heard[parent_id] if parent_id in heard else self._result(parent_id)
+                for parent_id in job.flow.depends_on
+            )
             size = len(encode([*job.args, list(results)]))
             if size > ctx.max_job_size:
                 why = f"its parents' results make its args {size} bytes, over max_job_size"
@@ -194,7 +197,7 @@ class FlowWatch:
         if name == events.JOB_TERMINAL:
             job = payload["job"]
             if job.id in self._children:
-                self._flows.tell(ParentEnded(job.id, job.state))
+                self._flows.tell(ParentEnded(job.id, job.state, job.result))
 
 
 def _no_workflow(workflow_id: str, rid: m.Rid) -> bytes:

@@ -15,7 +15,8 @@ discarded or cancelled gives up its dependents (`Abandoned`) unless their policy
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from actors import states
 from actors.jobs import Job
@@ -23,9 +24,12 @@ from actors.jobs import Job
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """Every parent of the job has ended: it may go to its queue."""
+    """Every parent of the job has ended: it may go to its queue. `results`: the results of
+    the parents heard of as they ended (the others, ended before it was deferred, are read
+    from the store)."""
 
     job: Job
+    results: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,9 @@ class FlowCore:
     def __init__(self) -> None:
         self.deferred: dict[str, Job] = {}
         self._pending: dict[str, set[str]] = {}  # job_id -> parents that have not ended
+        # job_id -> the results of its parents that ended since it was deferred, kept for a
+        # job that takes them: a callback over 10,000 then reads none from the store
+        self._results: dict[str, dict[str, Any]] = {}
         # parent_id -> the jobs that wait for it (a dict as an ordered set: O(1) to drop one,
         # and the same order every run, so a simulation's seed replays exactly)
         self.children: dict[str, dict[str, None]] = {}
@@ -72,32 +79,41 @@ class FlowCore:
                 waiting.pop(job.id, None)
                 if not waiting:
                     del self.children[parent_id]
-            effects += self._parent_ended(job.id, parent_id, state)
+            effects += self._parent_ended(job.id, parent_id, state, None, heard=False)
         return effects
 
-    def ended(self, parent_id: str, state: str) -> list[Effect]:
-        """A job ended in `state`: the jobs waiting for it move on."""
+    def ended(self, parent_id: str, state: str, result: Any = None) -> list[Effect]:
+        """A job ended in `state` (with `result`, when completed): the jobs waiting for it
+        move on."""
         effects: list[Effect] = []
         for job_id in self.children.pop(parent_id, ()):
-            effects += self._parent_ended(job_id, parent_id, state)
+            effects += self._parent_ended(job_id, parent_id, state, result, heard=True)
         return effects
 
     def remove(self, job_id: str) -> Job | None:
         """Take a deferred job out (cancelled); its parents' lists drop it lazily."""
         self._pending.pop(job_id, None)
+        self._results.pop(job_id, None)
         return self.deferred.pop(job_id, None)
 
-    def _parent_ended(self, job_id: str, parent_id: str, state: str) -> list[Effect]:
+    def _parent_ended(
+        self, job_id: str, parent_id: str, state: str, result: Any, *, heard: bool
+    ) -> list[Effect]:
         job = self.deferred.get(job_id)
         pending = self._pending.get(job_id)
         if job is None or pending is None or parent_id not in pending:
             return []  # moved on already, or heard of this parent before
-        assert job.flow is not None
+        flow = job.flow
+        assert flow is not None
         pending.discard(parent_id)
-        if state != states.COMPLETED and job.flow.on_failure == "cancel":
+        if state != states.COMPLETED and flow.on_failure == "cancel":
             self.remove(job_id)
             return [Abandoned(job, parent_id, state)]
+        if heard and flow.pass_results:
+            completed = state == states.COMPLETED
+            self._results.setdefault(job_id, {})[parent_id] = result if completed else None
         if pending:
             return []
+        results = self._results.pop(job_id, {})
         self.remove(job_id)
-        return [Released(job)]
+        return [Released(job, results)]

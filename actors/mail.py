@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from actors.jobs import Job
 from actors.routing import WorkerProfile
@@ -129,6 +130,7 @@ class ParentEnded:
 
     job_id: str
     state: str
+    result: Any = None  # when completed: what its dependents may take
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,24 @@ def held(core: FlowCore, job: Job, **ended: str) -> list:
     return core.defer(job, ended)
 
 
+def released(*jobs: Job) -> list[tuple[str, str]]:
+    return [("released", job.id) for job in jobs]
+
+
+def moved(effects: list) -> list[tuple[str, str]]:
+    """What happened to which job: released, or abandoned."""
+    return [
+        ("released" if isinstance(effect, Released) else "abandoned", effect.job.id)
+        for effect in effects
+    ]
+
+
 def test_a_job_is_released_when_its_last_parent_completes():
     core = FlowCore()
     job = deferred("c", "a", "b")
     assert held(core, job) == []
     assert core.ended("a", states.COMPLETED) == []
-    assert core.ended("b", states.COMPLETED) == [Released(job)]
+    assert moved(core.ended("b", states.COMPLETED)) == released(job)
     assert len(core) == 0 and not core.children
 
 
@@ -40,13 +52,13 @@ def test_parents_that_ended_before_it_was_deferred_count_at_once():
     job = deferred("c", "a", "b")
     assert held(core, job, a=states.COMPLETED) == []
     assert core.children == {"b": {"c": None}}  # nothing waits on `a` any more
-    assert core.ended("b", states.COMPLETED) == [Released(job)]
+    assert moved(core.ended("b", states.COMPLETED)) == released(job)
 
 
 def test_a_job_whose_parents_all_ended_is_released_at_once():
     core = FlowCore()
     job = deferred("c", "a")
-    assert held(core, job, a=states.COMPLETED) == [Released(job)]
+    assert moved(held(core, job, a=states.COMPLETED)) == released(job)
     assert not core.children and len(core) == 0
 
 
@@ -60,12 +72,13 @@ def test_a_failed_parent_gives_up_its_dependents_by_default(failed):
     assert len(core) == 0
 
 
-def test_under_continue_a_failed_parent_counts_as_ended():
+def test_under_continue_a_failed_parent_counts_as_ended_with_no_result():
     core = FlowCore()
     job = deferred("c", "a", "b", on_failure="continue")
     held(core, job)
-    assert core.ended("a", states.DISCARDED) == []
-    assert core.ended("b", states.COMPLETED) == [Released(job)]
+    assert core.ended("a", states.DISCARDED, "ignored") == []
+    (effect,) = core.ended("b", states.COMPLETED, 42)
+    assert isinstance(effect, Released) and effect.results == {"a": None, "b": 42}
 
 
 def test_hearing_of_a_parent_twice_changes_nothing():
@@ -76,7 +89,7 @@ def test_hearing_of_a_parent_twice_changes_nothing():
     assert core.defer(job, {"a": states.COMPLETED}) == []
     assert core.ended("a", states.COMPLETED) == []
     assert core.ended("a", states.DISCARDED) == []  # a stale notice, not a failure
-    assert core.ended("b", states.COMPLETED) == [Released(job)]
+    assert moved(core.ended("b", states.COMPLETED)) == released(job)
 
 
 def test_a_cancelled_deferred_job_is_never_released():
@@ -93,7 +106,7 @@ def test_children_of_one_parent_are_released_in_the_order_they_were_deferred():
     jobs = [deferred(f"c{n}", "a") for n in (3, 1, 2)]
     for job in jobs:
         held(core, job)
-    assert core.ended("a", states.COMPLETED) == [Released(job) for job in jobs]
+    assert moved(core.ended("a", states.COMPLETED)) == released(*jobs)
 
 
 def test_a_fan_in_of_ten_thousand_touches_each_member_once():
@@ -104,9 +117,12 @@ def test_a_fan_in_of_ten_thousand_touches_each_member_once():
     callback = deferred("cb", *members)
     half = {m: states.COMPLETED for m in members[:5_000]}  # ended before it was deferred
     assert held(core, callback, **half) == []
-    for member in members[5_000:-1]:
-        assert core.ended(member, states.COMPLETED) == []
-    assert core.ended(members[-1], states.COMPLETED) == [Released(callback)]
+    for n, member in enumerate(members[5_000:-1]):
+        assert core.ended(member, states.COMPLETED, n) == []
+    effects = core.ended(members[-1], states.COMPLETED, "last")
+    assert moved(effects) == released(callback)
+    heard = effects[0].results  # the half heard of as they ended, the other half left to the store
+    assert len(heard) == 5_000 and heard[members[5_000]] == 0 and heard[members[-1]] == "last"
     assert not core.children
 
 
