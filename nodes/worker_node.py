@@ -173,25 +173,29 @@ class WorkerNode:
             worker = self._worker_ref.proxy()
             try:
                 worker.set_state(states.TERMINATE).get()
-                self._settle_in_flight()
+                answered = self._settle_in_flight()
                 if not self._wait(lambda: worker.running().get() == 0, grace):
                     log.warning(
                         "grace period over: failing %d running jobs", worker.running().get()
                     )
                     worker.fail_unfinished("worker shut down before the job finished").get()
+                # A coordinator that did not answer the settling beat (gone, or none reached)
+                # will not answer these either: they are sent, not waited for.
+                report_grace = REPORT_GRACE_S if answered else 0.0
                 connection = self._connection_ref.proxy()
-                self._wait(lambda: connection.status().get()["unreported"] == 0, REPORT_GRACE_S)
+                self._wait(lambda: connection.status().get()["unreported"] == 0, report_grace)
                 assert self._connection is not None
                 self._connection.tell(Deregister())
                 self._wait(
                     lambda: self._connection_ref.proxy().status().get()["pending"] == 0,
-                    REPORT_GRACE_S,
+                    report_grace,
                 )
             finally:
                 self.kill()
 
-    def _settle_in_flight(self) -> None:
-        """Let jobs already on the wire arrive before counting what still runs.
+    def _settle_in_flight(self) -> bool:
+        """Let jobs already on the wire arrive before counting what still runs; False when
+        no coordinator answered (no session, or none within REPORT_GRACE_S).
 
         The coordinator may have handed out a job just before it learns that we stop; a beat
         that reports `terminate` is answered after that job (one connection, in order), and
@@ -202,10 +206,12 @@ class WorkerNode:
         connection = self._connection_ref.proxy()
         status = connection.status().get()
         if not status["registered"]:
-            return
+            return False
         answered = status["beat_replies"]
         self._connection.tell(BeatNow())
-        self._wait(lambda: connection.status().get()["beat_replies"] > answered, REPORT_GRACE_S)
+        return self._wait(
+            lambda: connection.status().get()["beat_replies"] > answered, REPORT_GRACE_S
+        )
 
     def _wait(self, done: Callable[[], bool], seconds: float) -> bool:
         """Poll `done` on the actors (asks at the edge) until true or the deadline passes."""

@@ -1,6 +1,6 @@
 """Chaos with real processes: two coordinators on one PostgreSQL database, three workers,
-20,000 jobs enqueued by a client that follows the leader. The leader is SIGKILLed three
-times and frozen (SIGSTOP, then SIGCONT) once while the jobs run. Every acknowledged enqueue
+15,000 jobs enqueued by a client that follows the leader. The leader is SIGKILLed twice and
+frozen (SIGSTOP, then SIGCONT) once while the jobs run. Every acknowledged enqueue
 ends completed exactly once, none is lost or made twice, and the failover times are printed.
 """
 
@@ -15,11 +15,11 @@ from tests.conftest import wait_for
 from tests.integration.ha_cluster import Pair, rows
 from tests.integration.real_cluster import start_worker
 
-JOBS = 20_000
+JOBS = 15_000
 BATCH = 250
-# Kill (or freeze) the leader each time this many more jobs have completed.
-FAULTS = ((2_000, signal.SIGKILL), (6_000, signal.SIGSTOP), (10_000, signal.SIGKILL),
-          (14_000, signal.SIGKILL))  # fmt: skip
+# Kill (or freeze) the leader each time this many more jobs have completed: each failover
+# costs the suite ~3 s of its five-minute budget.
+FAULTS = ((2_000, signal.SIGKILL), (6_000, signal.SIGSTOP), (10_000, signal.SIGKILL))
 RUN_WITHIN_S = 240.0
 
 

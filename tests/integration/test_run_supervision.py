@@ -130,7 +130,7 @@ def test_a_coordinator_that_dies_ends_the_run_with_exit_1_and_its_reason(
     runner, address = started_run(tmp_path, spawn)
 
     os.kill(started_pid(runner, "coordinator", "coordinator"), signal.SIGKILL)
-    code = runner.wait(FAIL_FAST_S + 20)  # the worker's graceful stop has a 10 s grace
+    code = runner.wait(FAIL_FAST_S + 20)  # the worker's stop waits 5 s for an answer
 
     assert code == 1, runner.output
     reason = f"coordinator 'coordinator' on {address} exited unexpectedly (killed by SIGKILL)"
