@@ -11,6 +11,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from tests.conftest import wait_for
 from tests.integration.ha_cluster import Pair, rows
 from tests.integration.real_cluster import start_worker
@@ -27,6 +29,7 @@ def completed(url: str) -> int:
     return rows(url, "SELECT count(*) FROM jobs WHERE state = 'completed'")[0][0]
 
 
+@pytest.mark.slow  # a soak of ~13 s: the default suite keeps its five-minute budget
 def test_no_job_is_lost_or_completed_twice_through_kills_and_a_freeze_of_the_leader(
     spawn, postgres, tmp_path
 ):
