@@ -13,7 +13,7 @@ from actors.context import CoordinatorContext
 from actors.jobs import Job
 from actors.mail import Defer, Hold
 from actors.store.base import Replay
-from transport.messages import JobSpec
+from transport.jobspec import JobSpec
 
 
 @dataclass(frozen=True)

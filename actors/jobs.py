@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors import states
-from transport.messages import (
+from transport.jobspec import (
     DEFAULT_RETRY,
     EMPTY_MAP,
     Flow,

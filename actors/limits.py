@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from actors.jobs import Job
-from transport.messages import Rate
+from transport.jobspec import Rate
 
 Bucket = tuple[str, str]  # (scope, key): ("job", key), ("type:T", key), ("queue:Q", key)
 

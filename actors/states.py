@@ -6,7 +6,7 @@ table raises, so an impossible move is a loud bug, not a silently corrupted job.
 
 from __future__ import annotations
 
-from transport.messages import JOB_STATES
+from transport.jobspec import JOB_STATES
 
 DEFERRED, SCHEDULED, AVAILABLE, ACTIVE, RETRYABLE, COMPLETED, DISCARDED, CANCELLED = JOB_STATES
 TERMINAL_STATES = frozenset({COMPLETED, DISCARDED, CANCELLED})

@@ -64,7 +64,7 @@ import zmq.auth
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from transport import codec  # noqa: E402
+from transport import codec, jobspec  # noqa: E402
 from transport import messages as m  # noqa: E402
 from transport.auth import permits  # noqa: E402
 from transport.errors import WIRE_CODES, CorralError  # noqa: E402
@@ -340,7 +340,7 @@ class Mutator:
         r = self.rng
         fields: dict[str, Any] = {"depends_on": self.parents()}
         if r.random() < 0.4:
-            fields["on_failure"] = r.choice([*m.ON_FAILURE, None, "stop", 1])
+            fields["on_failure"] = r.choice([*jobspec.ON_FAILURE, None, "stop", 1])
         if r.random() < 0.3:
             fields["pass_results"] = r.choice([True, False, None, 1, "no"])
         return {key: value for key, value in fields.items() if r.random() < 0.9}
@@ -407,7 +407,9 @@ class Mutator:
             "workflow": self.workflow_tree() if r.random() < 0.7 else self.hostile_workflow()
         }
         if r.random() < 0.5:
-            body["on_failure"] = r.choice([*m.ON_FAILURE, *m.ON_FAILURE, "stop", None, 0])
+            body["on_failure"] = r.choice(
+                [*jobspec.ON_FAILURE, *jobspec.ON_FAILURE, "stop", None, 0]
+            )
         if r.random() < 0.4:
             body["request_id"] = r.choice(WORKFLOW_IDS)
         return body

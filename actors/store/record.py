@@ -34,7 +34,7 @@ import msgpack
 
 from actors import states
 from actors.jobs import Job
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, Flow, JobLimit, Rate, shared_name
+from transport.jobspec import DEFAULT_RETRY, EMPTY_MAP, Flow, JobLimit, Rate, shared_name
 
 FIELDS = (
     "id",

@@ -15,7 +15,7 @@ from actors.clock import SystemClock
 from nodes.cli import views
 from nodes.cli.commands import _client, to_json
 from nodes.cli.enqueue import untaken, waited_out
-from transport.messages import JOB_STATES
+from transport.jobspec import JOB_STATES
 
 MAX_LIMIT = 1000
 

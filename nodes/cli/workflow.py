@@ -20,7 +20,7 @@ from rich.text import Text
 from nodes.cli import flags, views
 from nodes.cli.commands import _client, to_json
 from nodes.observe.workflow_tree import SHORT_ID, tree_rows
-from transport.messages import JOB_STATES
+from transport.jobspec import JOB_STATES
 
 DEFAULT_LIMIT = 200
 REPLY_ENVELOPE = ("type", "rid")  # not the workflow's: left out of `--json`

@@ -19,7 +19,7 @@ from actors.limits import LimitRule
 from nodes.config import fields as f
 from nodes.config.fields import Where
 from transport.errors import BadRequest
-from transport.messages import Rate
+from transport.jobspec import Rate
 from transport.validation.jobs import rate
 from transport.validation.limits import DEFAULT_LIMITS
 

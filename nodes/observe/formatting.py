@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from transport.messages import JOB_STATES
+from transport.jobspec import JOB_STATES
 
 QUEUE_STATES = JOB_STATES  # a queue's counts, one per job state
 DEFERRED = "deferred"  # waiting for other jobs (workflows): a column only when some are

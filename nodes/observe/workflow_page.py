@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from nodes.observe.page import _badge, _cards, _e, _table, shell
 from nodes.observe.workflow_tree import SHORT_ID, tree_rows
-from transport.messages import JOB_STATES
+from transport.jobspec import JOB_STATES
 
 STEPS_SHOWN = 500  # the first steps made, whose parents are always among them
 

@@ -22,7 +22,8 @@ from actors.store.postgres import PostgresFeed, PostgresStore
 from actors.store.postgres_lease import PostgresLease
 from actors.store.shared import MemoryDatabase, MemoryFeed, SharedStore
 from actors.store.sqlite import SqliteStore
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo
+from transport.jobspec import DEFAULT_RETRY, EMPTY_MAP
+from transport.messages import ErrorInfo
 from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0

@@ -21,7 +21,7 @@ from actors.mail import CancelJob, Claim, Claimed, Hold, Inbound, RoutingUpdate
 from actors.queue_actor import QueueActor
 from actors.store.memory import MemoryStore
 from actors.worker_supervisor import WorkerSupervisor
-from transport import codec
+from transport import codec, jobspec
 from transport import messages as m
 
 WORKER = b"worker-connection"
@@ -101,7 +101,7 @@ class World:
                 self.to_supervisor.queued.append(message)
 
     def enqueue(self) -> str:
-        job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", self.ctx.clock.now(), 1)
+        job = Job.from_spec(jobspec.JobSpec(type="t", queue="a"), "job-1", self.ctx.clock.now(), 1)
         self.ctx.store.add([job])
         self.queue.on_receive(Hold([job]))
         return job.id

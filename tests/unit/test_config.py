@@ -17,7 +17,7 @@ from nodes.demo import square
 from nodes.factory import build_node, load_node
 from nodes.producer import Producer, expand, percentile
 from nodes.worker_node import WorkerNode
-from transport.messages import Rate
+from transport.jobspec import Rate
 
 REPO = Path(__file__).resolve().parents[2]
 

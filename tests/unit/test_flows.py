@@ -9,7 +9,7 @@ import pytest
 from actors import states
 from actors.flows import Abandoned, FlowCore, Released
 from actors.jobs import Job
-from transport.messages import Flow, JobSpec
+from transport.jobspec import Flow, JobSpec
 
 NOW = 1_700_000_000.0
 

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from actors.base import Activity
 from actors.clock import ManualClock
 from nodes import Coordinator
-from transport import codec
+from transport import codec, jobspec
 from transport import messages as m
 from transport.auth import SecuritySettings, permits
 from transport.errors import WIRE_CODES, CorralError
@@ -213,7 +213,7 @@ LIMIT_FIELDS = {
 # The workflow extension's fields of a job spec: `depends_on` is drawn by the caller (ids of
 # real jobs, unknown ones, any scalar), the policy fields valid or any scalar.
 FLOW_FIELDS = {
-    "on_failure": st.one_of(st.sampled_from(m.ON_FAILURE), scalars),
+    "on_failure": st.one_of(st.sampled_from(jobspec.ON_FAILURE), scalars),
     "pass_results": st.one_of(st.booleans(), scalars),
 }
 
@@ -365,7 +365,7 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         "workflow": st.fixed_dictionaries(
             {"workflow": workflow_trees()},
             optional={
-                "on_failure": st.one_of(st.sampled_from(m.ON_FAILURE), scalars),
+                "on_failure": st.one_of(st.sampled_from(jobspec.ON_FAILURE), scalars),
                 "request_id": request_ids,
             },
         ),

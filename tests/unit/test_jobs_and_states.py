@@ -17,7 +17,7 @@ from actors import states
 from actors.clock import ManualClock, SystemClock
 from actors.ids import IdFactory
 from actors.jobs import Job, retry_delay
-from transport.messages import JobSpec, RetryPolicy
+from transport.jobspec import JobSpec, RetryPolicy
 
 DETERMINISTIC = settings(derandomize=True, deadline=None, database=None, max_examples=300)
 CANONICAL_UUID = re.compile(

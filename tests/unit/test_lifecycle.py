@@ -12,7 +12,8 @@ import pytest
 
 from actors import lifecycle, states
 from actors.jobs import Job, retry_delay
-from transport.messages import ErrorInfo, JobSpec, RetryPolicy
+from transport.jobspec import JobSpec, RetryPolicy
+from transport.messages import ErrorInfo
 
 NOW = 1_700_000_000.0
 LATER = NOW + 50.0

@@ -7,7 +7,7 @@ import pytest
 
 from actors.jobs import Job
 from actors.limits import Limit, Limiter, LimitRule, LimitRules
-from transport.messages import JobLimit, JobSpec, Rate
+from transport.jobspec import JobLimit, JobSpec, Rate
 
 NOW = 1_700_000_000.0
 

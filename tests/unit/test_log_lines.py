@@ -19,7 +19,7 @@ from actors.link.session import Session
 from actors.worker_settings import WorkerSettings
 from nodes.observe.formatting import format_time
 from nodes.observe.logs import EventLog, JsonFormatter
-from transport import messages as m
+from transport import jobspec
 from transport.endpoints import Endpoints
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ ADDRESS = "tcp://127.0.0.1:5555"
 
 
 def test_a_retry_is_logged_with_its_delay_in_seconds_and_a_local_time(caplog):
-    job = Job.from_spec(m.JobSpec(type="t"), "job-1", FAILED_AT - 5, 1)
+    job = Job.from_spec(jobspec.JobSpec(type="t"), "job-1", FAILED_AT - 5, 1)
     job.attempt = 1
     job.record_error("ValueError", "bad", FAILED_AT)
     job.next_attempt_at = FAILED_AT + 1.3

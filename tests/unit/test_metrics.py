@@ -22,7 +22,7 @@ from nodes.cluster import Cluster
 from nodes.observe.gauges import CoordinatorCollector
 from nodes.observe.metrics import MetricsObserver
 from nodes.observe.traffic import Traffic
-from transport.messages import JobSpec
+from transport.jobspec import JobSpec
 
 FAST = CoordinatorSettings(heartbeat_interval=1.0, heartbeat_timeout=5.0, reaper_interval=0.5)
 NO_WAIT_RETRY = {"initial_interval": 0.1, "jitter": False}

@@ -26,7 +26,7 @@ from nodes.observe.logs import EventLog, JsonFormatter
 from nodes.observe.progress import progress_line, text_bar
 from nodes.observe.traffic import LOCAL_PEER_PREFIX, Traffic
 from transport.errors import BadRequest
-from transport.messages import JobSpec
+from transport.jobspec import JobSpec
 from transport.validation import parse_request
 from transport.validation.admin import MAX_JOBS_LIMIT
 

@@ -20,7 +20,7 @@ from actors import states
 from actors.jobs import Job
 from actors.queue import QueueCore
 from actors.routing import WorkerProfile
-from transport.messages import DEFAULT_RETRY
+from transport.jobspec import DEFAULT_RETRY
 
 NOW = 1_700_000_000.0
 QUEUE = "q"

@@ -14,7 +14,7 @@ from actors.limits import Limiter, LimitRule, LimitRules
 from actors.queue import QueueCore
 from actors.routing import WorkerProfile
 from tests.unit.counting import CountedSeq
-from transport.messages import JobLimit, JobSpec, Rate
+from transport.jobspec import JobLimit, JobSpec, Rate
 
 NOW = 1_700_000_000.0
 ANY = WorkerProfile.build("w", ("q",), (), None)

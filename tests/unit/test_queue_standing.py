@@ -15,7 +15,7 @@ from actors.mail import Claimed, Hold, RoutingUpdate, Stand, Withdraw
 from actors.queue_actor import QueueActor
 from actors.routing import WorkerProfile
 from actors.store.memory import MemoryStore
-from transport import messages as m
+from transport import jobspec
 
 
 class Recorder:
@@ -44,7 +44,7 @@ def make_queue(*workers: str) -> tuple[QueueActor, Recorder]:
 
 
 def job(job_id: str, seq: int, route: dict[str, str] | None = None) -> Job:
-    return Job.from_spec(m.JobSpec(type="t", queue="a", route=route or {}), job_id, 0.0, seq)
+    return Job.from_spec(jobspec.JobSpec(type="t", queue="a", route=route or {}), job_id, 0.0, seq)
 
 
 def worker(worker_id: str, **labels: str) -> WorkerProfile:

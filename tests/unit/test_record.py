@@ -15,7 +15,8 @@ import pytest
 from actors import lifecycle, states
 from actors.jobs import Job
 from actors.store import record
-from transport.messages import DEFAULT_RETRY, EMPTY_MAP, ErrorInfo, RetryPolicy
+from transport.jobspec import DEFAULT_RETRY, EMPTY_MAP, RetryPolicy
+from transport.messages import ErrorInfo
 from transport.validation.jobs import job_spec
 
 T0 = 1_700_000_000.0
@@ -324,10 +325,10 @@ def test_a_job_rebuilt_from_a_wire_form_takes_the_compact_forms_too():
 
 
 def test_shared_names_are_one_object_per_name_and_the_cache_stays_bounded():
-    from transport import messages
+    from transport import jobspec
 
-    first = messages.shared_name("".join(["que", "ue-a"]))
-    assert messages.shared_name("".join(["queu", "e-a"])) is first
-    for n in range(messages.NAMES_KEPT + 10):
-        messages.shared_name(f"name-{n}")
-    assert len(messages._names) <= messages.NAMES_KEPT
+    first = jobspec.shared_name("".join(["que", "ue-a"]))
+    assert jobspec.shared_name("".join(["queu", "e-a"])) is first
+    for n in range(jobspec.NAMES_KEPT + 10):
+        jobspec.shared_name(f"name-{n}")
+    assert len(jobspec._names) <= jobspec.NAMES_KEPT

@@ -30,7 +30,8 @@ from nodes.client import Client, JobHandle, JobType, job_spec
 from nodes.worker_node import WorkerNode
 from tests.unit.counting import CountedSeq
 from transport import codec
-from transport.messages import DEFAULT_RETRY, ErrorInfo, JobSpec, RetryPolicy
+from transport.jobspec import DEFAULT_RETRY, JobSpec, RetryPolicy
+from transport.messages import ErrorInfo
 from transport.validation.jobs import job_spec as parse_job_spec
 
 NOW = 1_700_000_000.0

@@ -38,7 +38,7 @@ from tests.unit.store_jobs import (
     open_kind,
     run,
 )
-from transport.messages import EMPTY_MAP, Flow, JobLimit, Rate
+from transport.jobspec import EMPTY_MAP, Flow, JobLimit, Rate
 
 RETENTION_S = 100.0
 

@@ -15,7 +15,7 @@ from actors.jobs import Job
 from actors.mail import Claim, Claimed, Hold, Stand, Withdraw
 from actors.store.memory import MemoryStore
 from actors.supervisor_core import SupervisorCore
-from transport import codec
+from transport import codec, jobspec
 from transport import messages as m
 
 PEER = b"worker-connection"
@@ -130,7 +130,7 @@ def _parked_worker(core: SupervisorCore, queues: Port, sent: list[dict[str, Any]
 
 
 def _job(job_id: str, queue: str = "a") -> Job:
-    return Job.from_spec(m.JobSpec(type="t", queue=queue), job_id, 0.0, 1)
+    return Job.from_spec(jobspec.JobSpec(type="t", queue=queue), job_id, 0.0, 1)
 
 
 def test_a_fetch_that_found_nothing_stands_at_every_queue_and_waits():
@@ -220,7 +220,7 @@ def test_a_full_worker_parks_its_fetch_without_claiming_or_standing():
     worker_id = sent[-1]["worker_id"]
     core.handle(NOW, PEER, register(worker_id, ("a",), 1))
     core.handle(NOW, PEER, m.Fetch(3, worker_id, 1, None, 0.0))
-    job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
+    job = Job.from_spec(jobspec.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
     core.claimed(NOW, Claimed(claims(queues, "a")[-1].token, worker_id, "a", [job]))
 
     core.handle(NOW, PEER, m.Fetch(4, worker_id, 1, None, 5.0))
@@ -236,7 +236,7 @@ def _worker_holding(core: SupervisorCore, queues: Port, sent: list[dict[str, Any
     worker_id = sent[-1]["worker_id"]
     core.handle(NOW, PEER, register(worker_id, ("a",), n))
     core.handle(NOW, PEER, m.Fetch(3, worker_id, n, None, 0.0))
-    jobs = [Job.from_spec(m.JobSpec(type="t"), f"job-{i}", 0.0, i) for i in range(n)]
+    jobs = [Job.from_spec(jobspec.JobSpec(type="t"), f"job-{i}", 0.0, i) for i in range(n)]
     for job in jobs:
         core.store.add([job])
     core.claimed(NOW, Claimed(claims(queues, "a")[-1].token, worker_id, "a", jobs))
@@ -326,7 +326,7 @@ def test_a_claim_that_comes_back_after_the_worker_was_told_to_stop_goes_back_to_
     token = claims(queues, "a")[-1].token
     core.handle(NOW, PEER, m.Beat(4, worker_id, "terminate", ()))  # stopping, the claim still out
 
-    job = Job.from_spec(m.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
+    job = Job.from_spec(jobspec.JobSpec(type="t", queue="a"), "job-1", 0.0, 1)
     core.claimed(NOW, Claimed(token, worker_id, "a", [job]))
 
     assert [j.id for message in told(queues, "a", Hold) for j in message.jobs] == ["job-1"]

@@ -18,6 +18,7 @@ from actors.coordinator_settings import CoordinatorSettings
 from actors.jobs import Job
 from actors.mail import Claim, Claimed, Hold
 from tests.unit.test_supervisor_core import NOW, make_core
+from transport import jobspec
 from transport import messages as m
 
 SETTINGS = CoordinatorSettings(
@@ -117,7 +118,7 @@ class SupervisorModel(RuleBasedStateMachine):
     @rule()
     def enqueue(self) -> None:
         seq = len(self.jobs) + 1
-        spec = m.JobSpec(type="t", queue="a", max_attempts=MAX_ATTEMPTS)
+        spec = jobspec.JobSpec(type="t", queue="a", max_attempts=MAX_ATTEMPTS)
         job = Job.from_spec(spec, f"job-{seq}", self.now, seq)
         self.core.store.add([job])
         self.jobs[job.id] = job

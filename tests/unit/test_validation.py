@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transport import codec
+from transport import codec, jobspec
 from transport import messages as m
 from transport.errors import BadRequest, TooLarge, UnsupportedVersion
 from transport.validation import REQUEST_TYPES, parse_request, request_rid, request_type
@@ -296,14 +296,14 @@ def test_unknown_keys_are_ignored_in_every_request_type():
 
 def test_an_enqueue_of_one_job_fills_in_every_jobspec_default():
     parsed = parse(request("enqueue"))
-    assert parsed == m.Enqueue(1, (m.JobSpec(type="resize"),), batch=False)
+    assert parsed == m.Enqueue(1, (jobspec.JobSpec(type="resize"),), batch=False)
     spec = parsed.specs[0]  # type: ignore[union-attr]
     assert spec.args == ()
     assert spec.queue == "default"
     assert spec.priority == 0
     assert spec.scheduled_at is None
     assert spec.max_attempts == 3
-    assert spec.retry == m.RetryPolicy(1.0, 2.0, 300.0, True)
+    assert spec.retry == jobspec.RetryPolicy(1.0, 2.0, 300.0, True)
     assert spec.timeout is None
     assert spec.route == {}
     assert spec.unique_key is None
@@ -311,33 +311,33 @@ def test_an_enqueue_of_one_job_fills_in_every_jobspec_default():
 
 
 def test_a_jobspec_with_every_field_keeps_every_value():
-    assert job_spec(copy.deepcopy(FULL_SPEC)) == m.JobSpec(
+    assert job_spec(copy.deepcopy(FULL_SPEC)) == jobspec.JobSpec(
         type="resize",
         args=(1, "two", {"three": 3}),
         queue="images",
         priority=5,
         scheduled_at=1_700_000_123.5,
         max_attempts=7,
-        retry=m.RetryPolicy(0.5, 3.0, 60.0, False),
+        retry=jobspec.RetryPolicy(0.5, 3.0, 60.0, False),
         timeout=30.0,
         route={"gpu": "a100"},
         unique_key="img-1",
         meta={"owner": "me"},
-        limit=m.JobLimit("customer:1", 2, m.Rate(5, 60.0)),
+        limit=jobspec.JobLimit("customer:1", 2, jobspec.Rate(5, 60.0)),
     )
 
 
 @pytest.mark.parametrize(
     ("partial", "expected"),
     [
-        ({}, m.RetryPolicy(1.0, 2.0, 300.0, True)),
-        ({"initial_interval": 5}, m.RetryPolicy(5.0, 2.0, 300.0, True)),
-        ({"backoff_coefficient": 1.5}, m.RetryPolicy(1.0, 1.5, 300.0, True)),
-        ({"max_interval": 10.0}, m.RetryPolicy(1.0, 2.0, 10.0, True)),
-        ({"jitter": False}, m.RetryPolicy(1.0, 2.0, 300.0, False)),
+        ({}, jobspec.RetryPolicy(1.0, 2.0, 300.0, True)),
+        ({"initial_interval": 5}, jobspec.RetryPolicy(5.0, 2.0, 300.0, True)),
+        ({"backoff_coefficient": 1.5}, jobspec.RetryPolicy(1.0, 1.5, 300.0, True)),
+        ({"max_interval": 10.0}, jobspec.RetryPolicy(1.0, 2.0, 10.0, True)),
+        ({"jitter": False}, jobspec.RetryPolicy(1.0, 2.0, 300.0, False)),
         (
             {"initial_interval": 0.1, "jitter": False},
-            m.RetryPolicy(0.1, 2.0, 300.0, False),
+            jobspec.RetryPolicy(0.1, 2.0, 300.0, False),
         ),
     ],
     ids=["empty", "initial", "coefficient", "max", "jitter", "two-keys"],
@@ -359,7 +359,7 @@ def test_a_batch_enqueue_keeps_its_specs_in_order_and_says_it_is_a_batch():
         {"type": "enqueue", "rid": 1, "jobs": [{"type": "a"}, {"type": "b", "priority": 2}]}
     )
     assert parsed == m.Enqueue(
-        1, (m.JobSpec(type="a"), m.JobSpec(type="b", priority=2)), batch=True
+        1, (jobspec.JobSpec(type="a"), jobspec.JobSpec(type="b", priority=2)), batch=True
     )
 
 
@@ -382,7 +382,7 @@ def test_a_batch_enqueue_keeps_its_specs_in_order_and_says_it_is_a_batch():
 )
 def test_any_valid_jobspec_parses_to_its_own_values_with_the_rest_defaulted(raw):
     spec = job_spec(copy.deepcopy(raw))
-    defaults = m.JobSpec(type=raw["type"])
+    defaults = jobspec.JobSpec(type=raw["type"])
     assert list(spec.args) == raw.get("args", [])
     for name in (
         "queue",
@@ -395,7 +395,7 @@ def test_any_valid_jobspec_parses_to_its_own_values_with_the_rest_defaulted(raw)
         "meta",
     ):
         assert getattr(spec, name) == raw.get(name, getattr(defaults, name)), name
-    assert spec.retry == m.DEFAULT_RETRY
+    assert spec.retry == jobspec.DEFAULT_RETRY
 
 
 # -- missing fields -------------------------------------------------------------------------------
@@ -470,9 +470,9 @@ def test_a_request_missing_a_required_field_raises_bad_request(kind, path):
 
 def test_an_enqueue_carries_its_request_id_for_one_job_or_a_batch():
     one = parse(request("enqueue", request_id="req-1"))
-    assert one == m.Enqueue(1, (m.JobSpec(type="resize"),), batch=False, request_id="req-1")
+    assert one == m.Enqueue(1, (jobspec.JobSpec(type="resize"),), batch=False, request_id="req-1")
     batch = parse({"type": "enqueue", "rid": 2, "jobs": [{"type": "a"}], "request_id": "r"})
-    assert batch == m.Enqueue(2, (m.JobSpec(type="a"),), batch=True, request_id="r")
+    assert batch == m.Enqueue(2, (jobspec.JobSpec(type="a"),), batch=True, request_id="r")
 
 
 @pytest.mark.parametrize("body", [{}, {"request_id": None}], ids=["absent", "null"])
@@ -725,38 +725,40 @@ ACCEPTED_LIMITS = [
     pytest.param(
         {"concurrency_key": None, "concurrency_limit": None, "rate_limit": None}, None, id="nulls"
     ),
-    pytest.param({"concurrency_key": "c1"}, m.JobLimit("c1"), id="key-alone"),
+    pytest.param({"concurrency_key": "c1"}, jobspec.JobLimit("c1"), id="key-alone"),
     pytest.param(
         {"concurrency_key": "c1", "concurrency_limit": None, "rate_limit": None},
-        m.JobLimit("c1"),
+        jobspec.JobLimit("c1"),
         id="key-and-nulls",
     ),
     pytest.param(
-        {"concurrency_key": "c1", "concurrency_limit": 1}, m.JobLimit("c1", 1), id="concurrency"
+        {"concurrency_key": "c1", "concurrency_limit": 1},
+        jobspec.JobLimit("c1", 1),
+        id="concurrency",
     ),
     pytest.param(
         {"concurrency_key": "c1", "rate_limit": {"count": 5, "per": 60}},
-        m.JobLimit("c1", rate=m.Rate(5, 60.0)),
+        jobspec.JobLimit("c1", rate=jobspec.Rate(5, 60.0)),
         id="rate-integer-per",
     ),
     pytest.param(
         {"concurrency_key": "c1", "concurrency_limit": 3, "rate_limit": {"count": 1, "per": 0.25}},
-        m.JobLimit("c1", 3, m.Rate(1, 0.25)),
+        jobspec.JobLimit("c1", 3, jobspec.Rate(1, 0.25)),
         id="both",
     ),
     pytest.param(
         {"concurrency_key": "é" * 256, "concurrency_limit": 2**64 - 1},
-        m.JobLimit("é" * 256, 2**64 - 1),
+        jobspec.JobLimit("é" * 256, 2**64 - 1),
         id="longest-key-huge-limit",
     ),
     pytest.param(
         {"concurrency_key": "c1", "rate_limit": {"count": 2**64 - 1, "per": 5e-324}},
-        m.JobLimit("c1", rate=m.Rate(2**64 - 1, 5e-324)),
+        jobspec.JobLimit("c1", rate=jobspec.Rate(2**64 - 1, 5e-324)),
         id="huge-count-tiny-per",
     ),
     pytest.param(
         {"concurrency_key": "c1", "rate_limit": {"count": 2, "per": 1e308, "burst": 9}},
-        m.JobLimit("c1", rate=m.Rate(2, 1e308)),
+        jobspec.JobLimit("c1", rate=jobspec.Rate(2, 1e308)),
         id="unknown-rate-key-ignored",
     ),
 ]
@@ -771,7 +773,7 @@ def test_the_limit_fields_give_the_jobspec_its_limit_and_the_job_map_echoes_them
     if spec.limit is not None:  # the Job map carries the fields set, and reads back the same
         echo = spec.limit.to_wire()
         assert set(echo) == {name for name, value in fields.items() if value is not None}
-        assert m.JobLimit.of_wire(echo) == limit
+        assert jobspec.JobLimit.of_wire(echo) == limit
         assert spec.limit.rate is None or type(spec.limit.rate.per) is float
 
 
@@ -824,26 +826,26 @@ ACCEPTED_FLOWS = [
     pytest.param({}, None, id="none"),
     pytest.param({"depends_on": None, "on_failure": None, "pass_results": None}, None, id="nulls"),
     pytest.param({"depends_on": []}, None, id="empty-list"),
-    pytest.param({"depends_on": [JID]}, m.Flow((JID,)), id="one-parent"),
+    pytest.param({"depends_on": [JID]}, jobspec.Flow((JID,)), id="one-parent"),
     pytest.param(
-        {"depends_on": ["b", "a", "b"]}, m.Flow(("b", "a")), id="repeats-dropped-order-kept"
+        {"depends_on": ["b", "a", "b"]}, jobspec.Flow(("b", "a")), id="repeats-dropped-order-kept"
     ),
     pytest.param(
         {"depends_on": [JID], "on_failure": "continue"},
-        m.Flow((JID,), "continue"),
+        jobspec.Flow((JID,), "continue"),
         id="continue",
     ),
     pytest.param(
         {"depends_on": [JID], "on_failure": None, "pass_results": None},
-        m.Flow((JID,)),
+        jobspec.Flow((JID,)),
         id="policy-nulls",
     ),
     pytest.param(
         {"depends_on": [JID], "on_failure": "cancel", "pass_results": False},
-        m.Flow((JID,), "cancel", pass_results=False),
+        jobspec.Flow((JID,), "cancel", pass_results=False),
         id="no-results",
     ),
-    pytest.param({"depends_on": ["é" * 256]}, m.Flow(("é" * 256,)), id="longest-id"),
+    pytest.param({"depends_on": ["é" * 256]}, jobspec.Flow(("é" * 256,)), id="longest-id"),
 ]
 
 
@@ -857,7 +859,7 @@ def test_depends_on_gives_the_jobspec_its_flow_and_the_job_map_echoes_it(fields,
         assert wire["depends_on"] == list(flow.depends_on)
         assert wire.get("pass_results", True) is flow.pass_results
         assert "workflow_id" not in wire
-        assert m.Flow.of_wire(wire) == flow
+        assert jobspec.Flow.of_wire(wire) == flow
 
 
 REFUSED_FLOWS = [
@@ -896,14 +898,16 @@ def test_a_bad_flow_field_is_refused_naming_it_in_an_enqueue_and_a_batch(fields,
 
 def test_depends_on_holds_at_most_max_list_items_ids():
     two = Limits(max_list_items=2)
-    assert job_spec({"type": "t", "depends_on": ["a", "b"]}, limits=two).flow == m.Flow(("a", "b"))
+    assert job_spec({"type": "t", "depends_on": ["a", "b"]}, limits=two).flow == jobspec.Flow(
+        ("a", "b")
+    )
     with pytest.raises(BadRequest, match="at most 2 job ids"):
         parse({"type": "enqueue", "rid": 1, "job": {"type": "t", "depends_on": ["a"] * 3}}, two)
 
 
 def _step(job_type: str, parents: tuple[int, ...] = (), **spec: Any) -> m.WorkflowStep:
     pass_results = spec.pop("pass_results", True)
-    return m.WorkflowStep(m.JobSpec(type=job_type, **spec), parents, pass_results)
+    return m.WorkflowStep(jobspec.JobSpec(type=job_type, **spec), parents, pass_results)
 
 
 def test_a_workflow_request_parses_into_its_steps_in_order_with_its_policy_and_id():
@@ -971,16 +975,16 @@ def test_a_step_keeps_its_jobspec_and_pass_results_and_its_job_waits_for_its_par
     tree = {"chain": [step_spec, {"type": "b", "pass_results": False}]}
     first, second = compile_workflow(tree, DEFAULT_LIMITS)
     assert first.spec == job_spec(copy.deepcopy(step_spec))
-    assert (second.spec, second.parents, second.pass_results) == (m.JobSpec("b"), (0,), False)
+    assert (second.spec, second.parents, second.pass_results) == (jobspec.JobSpec("b"), (0,), False)
     spec = with_parents(second, ["j0", "j1"], "continue")
-    assert spec.flow == m.Flow(("j0",), "continue", pass_results=False, workflow=True)
+    assert spec.flow == jobspec.Flow(("j0",), "continue", pass_results=False, workflow=True)
     assert spec.flow.to_wire("wf-1") == {
         "depends_on": ["j0"],
         "on_failure": "continue",
         "pass_results": False,
         "workflow_id": "wf-1",
     }
-    assert with_parents(first, ["j0", "j1"], "cancel").flow == m.Flow((), workflow=True)
+    assert with_parents(first, ["j0", "j1"], "cancel").flow == jobspec.Flow((), workflow=True)
 
 
 NOT_A_NODE = "a workflow node must be a map"

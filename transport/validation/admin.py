@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from transport import jobspec
 from transport import messages as m
 from transport.errors import BadRequest
 from transport.validation.fields import Parser, boolean, integer, number, string, worker_state
@@ -36,8 +37,8 @@ def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
 
 def _jobs(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Jobs:
     state = string(b, "state", None)
-    if state is not None and state not in m.JOB_STATES:
-        raise BadRequest(f"state must be one of {', '.join(m.JOB_STATES)}")
+    if state is not None and state not in jobspec.JOB_STATES:
+        raise BadRequest(f"state must be one of {', '.join(jobspec.JOB_STATES)}")
     limit = integer(b, "limit", DEFAULT_JOBS_LIMIT, minimum=1)
     if limit > MAX_JOBS_LIMIT:
         raise BadRequest(f"field 'limit' must be <= {MAX_JOBS_LIMIT}")

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from transport import jobspec
 from transport import messages as m
 from transport.codec import encode
 from transport.errors import BadRequest, TooLarge
@@ -17,9 +18,9 @@ from transport.validation.limits import DEFAULT_LIMITS, Limits
 REQUEST_ID_CHARS = 64
 
 
-def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
-    base = m.DEFAULT_RETRY
-    policy = m.RetryPolicy(
+def _retry_policy(raw: dict[str, Any]) -> jobspec.RetryPolicy:
+    base = jobspec.DEFAULT_RETRY
+    policy = jobspec.RetryPolicy(
         initial_interval=number(raw, "initial_interval", base.initial_interval, minimum=0.0),
         backoff_coefficient=number(
             raw, "backoff_coefficient", base.backoff_coefficient, minimum=1.0
@@ -30,7 +31,7 @@ def _retry_policy(raw: dict[str, Any]) -> m.RetryPolicy:
     return base if policy == base else policy
 
 
-def rate(raw: Any, key: str) -> m.Rate:
+def rate(raw: Any, key: str) -> jobspec.Rate:
     """`{count, per}`: at most `count` (an integer >= 1) starts per `per` seconds (> 0)."""
     if not isinstance(raw, dict):
         raise BadRequest(f"field '{key}' must be a map {{count, per}}")
@@ -39,25 +40,23 @@ def rate(raw: Any, key: str) -> m.Rate:
         raise BadRequest(f"field '{key}.count' must be an integer >= 1")
     if isinstance(per, bool) or not isinstance(per, int | float) or not 0 < per < math.inf:
         raise BadRequest(f"field '{key}.per' must be a number of seconds > 0")
-    return m.Rate(count=count, per=float(per))
+    return jobspec.Rate(count=count, per=float(per))
 
 
-def _job_limit(raw: dict[str, Any], chars: int) -> m.JobLimit:
+def _job_limit(raw: dict[str, Any], chars: int) -> jobspec.JobLimit:
     """The limit fields (docs/PROTOCOL.md extension "Limits") of a spec that has one at least."""
     concurrency, rate_map = raw.get("concurrency_limit"), raw.get("rate_limit")
     key = string(raw, "concurrency_key", None, limit=chars)
     if key is None:
         raise BadRequest("concurrency_limit and rate_limit need a concurrency_key")
-    return m.JobLimit(
+    return jobspec.JobLimit(
         key=key,
-        concurrency=(
-            None if concurrency is None else integer(raw, "concurrency_limit", minimum=1)
-        ),
+        concurrency=(None if concurrency is None else integer(raw, "concurrency_limit", minimum=1)),
         rate=None if rate_map is None else rate(rate_map, "rate_limit"),
     )
 
 
-def _flow(raw: dict[str, Any], limits: Limits) -> m.Flow | None:
+def _flow(raw: dict[str, Any], limits: Limits) -> jobspec.Flow | None:
     """`depends_on` (docs/PROTOCOL.md extension "Workflows"), with `on_failure` and
     `pass_results`; None for a spec that waits for nothing."""
     get = raw.get
@@ -74,18 +73,20 @@ def _flow(raw: dict[str, Any], limits: Limits) -> m.Flow | None:
     if not all(isinstance(p, str) and 0 < len(p) <= chars for p in parents):
         raise BadRequest(f"field 'depends_on' must hold job ids (1 to {chars} characters)")
     on_failure = string(raw, "on_failure", "cancel")
-    if on_failure not in m.ON_FAILURE:
-        raise BadRequest(f"field 'on_failure' must be one of {', '.join(m.ON_FAILURE)}")
+    if on_failure not in jobspec.ON_FAILURE:
+        raise BadRequest(f"field 'on_failure' must be one of {', '.join(jobspec.ON_FAILURE)}")
     pass_results = boolean(raw, "pass_results", True)
-    return m.Flow(tuple(dict.fromkeys(parents)), on_failure, pass_results)
+    return jobspec.Flow(tuple(dict.fromkeys(parents)), on_failure, pass_results)
 
 
-def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS) -> m.JobSpec:
+def job_spec(
+    raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIMITS
+) -> jobspec.JobSpec:
     """Validate one JobSpec map and fill in its defaults, in the compact forms JobSpec names.
 
     Absent fields take their default without a parser call: most specs carry two or three
     fields, and this runs once per job of every batch (it was the enqueue path's top cost).
-    `type` and `queue` are shared strings (`messages.shared_name`): msgpack decodes a new string
+    `type` and `queue` are shared strings (`jobspec.shared_name`): msgpack decodes a new string
     per occurrence, and a million queued jobs would otherwise hold a million copies of each.
     """
     if not isinstance(raw, dict):
@@ -94,7 +95,7 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         raise TooLarge(f"job spec exceeds max_job_size {limits.max_job_size}")
     get = raw.get
     chars = limits.max_name_chars
-    route: Mapping[str, str] = m.EMPTY_MAP
+    route: Mapping[str, str] = jobspec.EMPTY_MAP
     if get("route") is not None:
         given = mapping(raw, "route")
         for key, value in given.items():
@@ -115,11 +116,11 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
         timeout = number(raw, "timeout", minimum=0.0)
         if timeout <= 0:
             raise BadRequest("field 'timeout' must be > 0")
-    return m.JobSpec(
-        type=m.shared_name(string(raw, "type", limit=chars)),
+    return jobspec.JobSpec(
+        type=jobspec.shared_name(string(raw, "type", limit=chars)),
         args=tuple(args),  # an empty one is the shared ()
         queue=(
-            m.shared_name(string(raw, "queue", limit=chars))
+            jobspec.shared_name(string(raw, "queue", limit=chars))
             if get("queue") is not None
             else "default"
         ),
@@ -129,13 +130,17 @@ def job_spec(raw: Any, *, check_size: bool = False, limits: Limits = DEFAULT_LIM
             integer(raw, "max_attempts", minimum=1) if get("max_attempts") is not None else 3
         ),
         retry=(
-            _retry_policy(mapping(raw, "retry")) if get("retry") is not None else m.DEFAULT_RETRY
+            _retry_policy(mapping(raw, "retry"))
+            if get("retry") is not None
+            else jobspec.DEFAULT_RETRY
         ),
         timeout=timeout,
         route=route,
         unique_key=unique_key,
         meta=(
-            (dict(mapping(raw, "meta")) or m.EMPTY_MAP) if get("meta") is not None else m.EMPTY_MAP
+            (dict(mapping(raw, "meta")) or jobspec.EMPTY_MAP)
+            if get("meta") is not None
+            else jobspec.EMPTY_MAP
         ),
         limit=(
             None  # most specs: three misses, no call

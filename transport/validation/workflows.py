@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from transport import jobspec
 from transport import messages as m
 from transport.errors import BadRequest
 from transport.validation.fields import Parser, integer, string
@@ -107,9 +108,9 @@ def compile_workflow(raw: Any, limits: Limits) -> tuple[m.WorkflowStep, ...]:
     return tuple(compiler.steps)
 
 
-def with_parents(step: m.WorkflowStep, job_ids: list[str], on_failure: str) -> m.JobSpec:
+def with_parents(step: m.WorkflowStep, job_ids: list[str], on_failure: str) -> jobspec.JobSpec:
     """The step's JobSpec, waiting for its parents (by the ids their jobs were given)."""
-    flow = m.Flow(
+    flow = jobspec.Flow(
         tuple(job_ids[p] for p in step.parents), on_failure, step.pass_results, workflow=True
     )
     return replace(step.spec, flow=flow)
@@ -117,8 +118,8 @@ def with_parents(step: m.WorkflowStep, job_ids: list[str], on_failure: str) -> m
 
 def _submit(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.WorkflowSubmit:
     on_failure = string(b, "on_failure", "cancel")
-    if on_failure not in m.ON_FAILURE:
-        raise BadRequest(f"field 'on_failure' must be one of {', '.join(m.ON_FAILURE)}")
+    if on_failure not in jobspec.ON_FAILURE:
+        raise BadRequest(f"field 'on_failure' must be one of {', '.join(jobspec.ON_FAILURE)}")
     if b.get("workflow") is None:
         raise BadRequest("missing field 'workflow'")
     return m.WorkflowSubmit(
