@@ -50,7 +50,7 @@ def store_and_hand_out(
     """Store new jobs (made by `admit`, or a workflow's), then hand each to its holder: its
     queue, or the FlowActor for a deferred one."""
     targets = {job.queue: ctx.queues.get(job.queue) for job in jobs}
-    _check_parents(ctx, jobs)
+    check_parents(ctx, jobs)
     duplicates = ctx.store.add(jobs)
     if isinstance(duplicates, Replay):
         return duplicates
@@ -76,7 +76,7 @@ def store_and_hand_out(
     return admitted
 
 
-def _check_parents(ctx: CoordinatorContext, jobs: list[Job]) -> None:
+def check_parents(ctx: CoordinatorContext, jobs: list[Job]) -> None:
     """Every job a new job waits for exists already. A workflow's steps wait for earlier steps
     of the same request, which it compiled so (never a cycle); any other job waits for stored
     jobs only, so a guessed id of its own batch (itself, or a cycle) is refused."""

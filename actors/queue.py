@@ -157,7 +157,8 @@ class QueueCore:
                     continue
                 if limit.bucket in self._held:  # jobs of other limits may share the key
                     self.release(limit.bucket)
-            claimed.append(self._jobs.pop(job_id))
+            del self._jobs[job_id]
+            claimed.append(job)
         return claimed
 
     # -- limits -------------------------------------------------------------------------------

@@ -4,11 +4,15 @@ hears, and a fan-in costs each member one step."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from actors import states
+from actors.admission import check_parents
 from actors.flows import Abandoned, FlowCore, Released
 from actors.jobs import Job
+from actors.store.memory import MemoryStore
 from transport.jobspec import Flow, JobSpec
 
 NOW = 1_700_000_000.0
@@ -128,11 +132,6 @@ def test_a_fan_in_of_ten_thousand_touches_each_member_once():
 
 def test_a_plain_job_may_wait_only_for_stored_jobs_never_for_its_own_batch():
     """Ids are guessable (time-ordered): a batch naming its own jobs would wait for ever."""
-    from types import SimpleNamespace
-
-    from actors.admission import _check_parents
-    from actors.store.memory import MemoryStore
-
     store = MemoryStore()
     ctx = SimpleNamespace(store=store)
     first = Job.from_spec(JobSpec(type="t"), "a", NOW, 1)
@@ -140,9 +139,9 @@ def test_a_plain_job_may_wait_only_for_stored_jobs_never_for_its_own_batch():
     cycle = [deferred("c", "d"), deferred("d", "c")]
     for batch in ([first, deferred("e", "a")], [itself], cycle):
         with pytest.raises(LookupError, match="depends_on: no job"):
-            _check_parents(ctx, batch)  # type: ignore[arg-type]
+            check_parents(ctx, batch)  # type: ignore[arg-type]
     store.add([first])
-    _check_parents(ctx, [deferred("e", "a")])  # type: ignore[arg-type]
+    check_parents(ctx, [deferred("e", "a")])  # type: ignore[arg-type]
     steps = [Job.from_spec(JobSpec(type="t", flow=Flow((), workflow=True)), "s0", NOW, 1)]
     steps.append(Job.from_spec(JobSpec(type="t", flow=Flow(("s0",), workflow=True)), "s1", NOW, 2))
-    _check_parents(ctx, steps)  # type: ignore[arg-type]  # a workflow's steps: compiled so
+    check_parents(ctx, steps)  # type: ignore[arg-type]  # a workflow's steps: compiled so
