@@ -36,9 +36,13 @@ def admit(
     """Make, store and hand out the jobs of one request; a Replay (nothing made) when its
     request id made jobs already. `hold_here`: the calling queue's name and its own hold, so
     its jobs skip its mailbox. Raises LookupError past the queue limit, or for a job that
-    depends on no known job, before storing."""
+    depends on no known job, before storing; DuplicateJob (from the store) for a job id a stored
+    job has."""
     now = ctx.clock.now()
-    jobs = [Job.from_spec(spec, ctx.ids.new(), now, next(ctx.seq), request_id) for spec in specs]
+    jobs = [
+        Job.from_spec(spec, spec.id or ctx.ids.new(), now, next(ctx.seq), request_id)
+        for spec in specs
+    ]
     return store_and_hand_out(ctx, jobs, hold_here)
 
 

@@ -11,6 +11,7 @@ from actors import states
 from transport.jobspec import (
     DEFAULT_RETRY,
     EMPTY_MAP,
+    LINEAR,
     Flow,
     JobLimit,
     JobSpec,
@@ -181,11 +182,15 @@ class Job:
 def retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
     """Delay before the attempt after `attempt` (PROTOCOL.md section 5).
 
-    min(initial * coefficient^(attempt-1), max_interval), scaled by U[0.5, 1.0] with jitter.
+    min(initial * coefficient^(attempt-1), max_interval), scaled by U[0.5, 1.0] with jitter;
+    with the `linear` backoff (extension "Linear backoff") min(initial * attempt, max_interval).
     """
     exponent = max(0, attempt - 1)
     try:
-        raw = policy.initial_interval * policy.backoff_coefficient**exponent
+        if policy.backoff == LINEAR:
+            raw = policy.initial_interval * (exponent + 1)
+        else:
+            raw = policy.initial_interval * policy.backoff_coefficient**exponent
     except OverflowError:
         raw = policy.max_interval
     delay = min(raw, policy.max_interval)

@@ -71,6 +71,7 @@ class Failure(Protocol):
     message: str
     retryable: bool
     backtrace: tuple[str, ...]
+    requeue: bool
 
 
 def _move(job: Job, event: str) -> None:
@@ -98,8 +99,12 @@ def complete(job: Job, now: float, result: Any) -> None:
 
 
 def fail(job: Job, now: float, error: Failure, rng: random.Random) -> None:
-    """The attempt failed: retry after the backoff (PROTOCOL.md section 5) or discard."""
-    if error.retryable and job.attempt < job.max_attempts:
+    """The attempt failed: retry after the backoff (PROTOCOL.md section 5) or discard. A
+    retryable failure that asks to be requeued (a worker letting a job go as it shuts down)
+    is available again at once, as a recovered one is."""
+    if error.retryable and error.requeue:
+        recover(job, now, error.type, error.message)
+    elif error.retryable and job.attempt < job.max_attempts:
         _move(job, RETRY)
         job.deadline = None
         job.record_error(error.type, error.message, now, error.backtrace)

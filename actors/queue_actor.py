@@ -36,6 +36,7 @@ from actors.routing import WorkerProfile
 from actors.store import record
 from actors.store.base import Replay
 from transport import codec
+from transport.errors import DuplicateJob
 from transport.messages import Enqueue
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ class QueueActor(CorralActor):
             outcome = admit(ctx, request.specs, request.request_id, (self.core.name, self._hold))
         except LookupError as exc:
             ctx.outbox(inbound.peer, codec.error("bad_request", str(exc), request.rid))
+            return
+        except DuplicateJob as exc:
+            ctx.outbox(inbound.peer, codec.error(exc.code, str(exc), request.rid))
             return
         if isinstance(outcome, Replay):
             frame = _replayed(request, outcome)

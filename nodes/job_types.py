@@ -23,6 +23,7 @@ JOB_OPTIONS = frozenset(
         "depends_on",  # the jobs it waits for (docs/PROTOCOL.md extension "Workflows")
         "on_failure",
         "pass_results",
+        "id",  # the job's own id, chosen by the client (docs/PROTOCOL.md extension "Job ids")
     }
 )
 

@@ -79,6 +79,12 @@ class NotLeader(CorralError):
         self.leader = leader
 
 
+class DuplicateJob(CorralError):
+    """Extension "Job ids": an enqueue names a job id that a stored job already has."""
+
+    code = "duplicate_job"
+
+
 class ConnectionLost(CorralError):
     """Client side: no reply arrived in time (not a wire code)."""
 
@@ -98,6 +104,7 @@ _BY_CODE: dict[str, type[CorralError]] = {
         Unauthorized,
         InternalError,
         NotLeader,
+        DuplicateJob,
     )
 }
 

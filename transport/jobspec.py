@@ -22,22 +22,30 @@ JOB_STATES = (
 )
 
 
+EXPONENTIAL, LINEAR = "exponential", "linear"
+BACKOFFS = (EXPONENTIAL, LINEAR)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Backoff of PROTOCOL.md section 5."""
+    """Backoff of PROTOCOL.md section 5; `backoff` is the extension "Linear backoff"."""
 
     initial_interval: float = 1.0
     backoff_coefficient: float = 2.0
     max_interval: float = 300.0
     jitter: bool = True
+    backoff: str = EXPONENTIAL
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "initial_interval": self.initial_interval,
             "backoff_coefficient": self.backoff_coefficient,
             "max_interval": self.max_interval,
             "jitter": self.jitter,
         }
+        if self.backoff != EXPONENTIAL:  # base-protocol peers see the map they know
+            wire["backoff"] = self.backoff
+        return wire
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -175,3 +183,4 @@ class JobSpec:
     meta: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
     limit: JobLimit | None = None  # concurrency_key, concurrency_limit, rate_limit
     flow: Flow | None = None  # depends_on, on_failure, pass_results
+    id: str | None = None  # the client's own job id (docs/PROTOCOL.md extension "Job ids")

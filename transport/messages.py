@@ -19,6 +19,7 @@ class ErrorInfo:
     message: str
     retryable: bool = True
     backtrace: tuple[str, ...] = ()
+    requeue: bool = False  # extension "Requeue": back to available at once, no backoff
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from actors import states
 from actors.jobs import Job
 from actors.store import record
 from actors.store.base import Entry, Replay
+from transport.errors import DuplicateJob
 
 COMPLETED_RETENTION_S = 86_400.0  # a day of completed jobs stays readable through `get`
 DISCARDED_RETENTION_S = 7 * 86_400.0  # failures are kept a week: someone may want to look
@@ -69,6 +70,9 @@ class MemoryStore:
             if made is not None:
                 held = (made,) if isinstance(made, str) else made
                 return Replay([record.unpack(self._jobs[i].blob) for i in held if i in self._jobs])
+            taken = [job.id for job in jobs if job.id in self._jobs]
+            if taken:  # a client named the id (extension "Job ids"): checked under the lock
+                raise DuplicateJob(f"a job with id {taken[0]} exists")
             outcome: list[dict[str, Any] | None] = []
             for job, entry in zip(jobs, entries, strict=True):
                 holder = self._unique.get(job.unique_key) if job.unique_key else None

@@ -548,6 +548,7 @@ def test_every_jobspec_option_is_accepted_by_client_enqueue(recording_client):
         "depends_on": ["job-1"],
         "on_failure": "continue",
         "pass_results": False,
+        "id": "019a0000-0000-7000-8000-000000000001",
     }
     client.enqueue("t", [1], **options)
     assert sent[0]["job"] == {"type": "t", "args": [1], **options}

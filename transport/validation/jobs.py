@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,9 @@ from transport.validation.limits import DEFAULT_LIMITS, Limits
 # A request id is a client's name for one enqueue (a uuid4 in hex is 32); fixed, not a limit
 # to configure: it is kept with every job the request made.
 REQUEST_ID_CHARS = 64
+# A job id a client names (extension "Job ids"): a UUID in canonical lowercase form, as every id
+# corral makes (UUIDv7), so ids of both kinds sort and compare alike.
+JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
 def _retry_policy(raw: dict[str, Any]) -> jobspec.RetryPolicy:
@@ -27,7 +31,10 @@ def _retry_policy(raw: dict[str, Any]) -> jobspec.RetryPolicy:
         ),
         max_interval=number(raw, "max_interval", base.max_interval, minimum=0.0),
         jitter=boolean(raw, "jitter", base.jitter),
+        backoff=string(raw, "backoff", base.backoff),
     )
+    if policy.backoff not in jobspec.BACKOFFS:
+        raise BadRequest(f"field 'retry.backoff' must be one of {', '.join(jobspec.BACKOFFS)}")
     return base if policy == base else policy
 
 
@@ -156,7 +163,15 @@ def job_spec(
             and get("pass_results") is None
             else _flow(raw, limits)
         ),
+        id=None if get("id") is None else _job_id(raw),
     )
+
+
+def _job_id(raw: dict[str, Any]) -> str:
+    job_id = raw["id"]
+    if not isinstance(job_id, str) or JOB_ID.fullmatch(job_id) is None:
+        raise BadRequest("field 'id' must be a UUID in canonical lowercase form")
+    return job_id
 
 
 def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqueue:
@@ -168,6 +183,9 @@ def _enqueue(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Enqu
     if not isinstance(b.get("jobs"), list):
         raise BadRequest("enqueue needs 'job' (a map) or 'jobs' (a non-empty list)")
     specs = batch(b, "jobs", limits, lambda raw: job_spec(raw, check_size=check, limits=limits))
+    named = [spec.id for spec in specs if spec.id is not None]
+    if len(named) != len(set(named)):
+        raise BadRequest("two jobs of the batch name the same 'id'")
     return m.Enqueue(rid, specs, batch=True, request_id=request_id)
 
 

@@ -48,6 +48,7 @@ def _error_info(raw: dict[str, Any]) -> m.ErrorInfo:
         message=string(raw, "message"),
         retryable=boolean(raw, "retryable", True),
         backtrace=lines(raw, "backtrace"),
+        requeue=boolean(raw, "requeue", False),
     )
 
 

@@ -74,11 +74,12 @@ class _Compiler:
         given = [key for key in FLOW_KEYS if raw.get(key) not in (None, [])]
         if given:
             raise BadRequest(f"{where}: a workflow sets {given[0]} itself, from the step's place")
-        if raw.get("unique_key") is not None:
-            raise BadRequest(
-                f"{where}: a workflow step cannot carry a unique_key (resend the workflow with"
-                " its request_id to make it once)"
-            )
+        for key in ("unique_key", "id"):
+            if raw.get(key) is not None:
+                raise BadRequest(
+                    f"{where}: a workflow step cannot carry {key!r} (resend the workflow with"
+                    " its request_id to make it once)"
+                )
         pass_results = raw.get("pass_results")
         pass_results = True if pass_results is None else pass_results
         if not isinstance(pass_results, bool):
