@@ -125,6 +125,8 @@ class FlowActor(CorralActor):
     def _defer(self, message: Defer) -> None:
         core, store = self.core, self.ctx.store
         for job in message.jobs:
+            if job.expires_at is not None and self._expired(job):
+                continue  # enqueued past its expires_at: discarded at once, nothing to wait for
             ended: dict[str, str] = {}
             for parent_id in core.watch(job):  # watched first: an end meanwhile is heard
                 stored = store.get(parent_id)
@@ -156,6 +158,8 @@ class FlowActor(CorralActor):
     def _release(self, job: Job, heard: dict[str, Any]) -> None:
         ctx = self.ctx
         assert job.flow is not None
+        if job.expires_at is not None and self._expired(job):
+            return  # its parents ended after its expires_at: it never runs
         results = None
         if job.flow.pass_results:
             results = tuple(
@@ -174,6 +178,22 @@ class FlowActor(CorralActor):
     def _result(self, parent_id: str) -> Any:
         stored = self.ctx.store.get(parent_id)
         return stored.get("result") if stored is not None else None
+
+    def _expired(self, job: Job) -> bool:
+        """Discard the job if its expires_at has come (docs/PROTOCOL.md extension "Expiry"),
+        as the queue would; a client's cancel asked first is the answer instead. True when it
+        is gone."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        if not job.expired(now):
+            return False
+        if ctx.cancels.asked(job.id):
+            ctx.cancels.settle(job, now)
+            return True
+        lifecycle.expire(job, now)
+        ctx.store.save(job)
+        ctx.events.emit(events.JOB_TERMINAL, job=job)  # its own dependents hear of it
+        return True
 
     def _give_up(self, job: Job, kind: str, message: str) -> None:
         ctx = self.ctx

@@ -1,10 +1,10 @@
 """The job lifecycle (PROTOCOL.md sections 5 and 6): one table of named events, and one function
 per event that makes the move and sets every field that goes with it.
 
-Callers never set `state` themselves: the queue promotes and cancels, the supervisor activates,
-completes, fails, recovers and cancels, the dead set revives. A (state, event) pair missing from
-`TABLE` raises `IllegalTransition` before any field changes, so an impossible move is a loud
-bug, not a silently corrupted job.
+Callers never set `state` themselves: the queue promotes, cancels and expires, the supervisor
+activates, completes, fails, recovers and cancels, the dead set revives, the FlowActor releases,
+abandons and expires. A (state, event) pair missing from `TABLE` raises `IllegalTransition`
+before any field changes, so an impossible move is a loud bug, not a silently corrupted job.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ PROMOTE = "promote"  # scheduled or retry time reached
 REVIVE = "revive"  # a discarded job retried by hand (the dead set)
 RELEASE = "release"  # every job a deferred one waits for has ended (actors.flows)
 RELEASE_LATER = "release_later"  # the same, for a job whose scheduled_at is still ahead
+EXPIRE = "expire"  # its expires_at came before its next attempt started: discarded unstarted
 EVENTS = (
     ACTIVATE,
     COMPLETE,
@@ -47,6 +48,7 @@ EVENTS = (
     REVIVE,
     RELEASE,
     RELEASE_LATER,
+    EXPIRE,
 )
 
 TABLE: dict[tuple[str, str], str] = {
@@ -61,6 +63,7 @@ TABLE: dict[tuple[str, str], str] = {
     (DEFERRED, RELEASE): AVAILABLE,
     (DEFERRED, RELEASE_LATER): SCHEDULED,
     **{(state, CANCEL): CANCELLED for state in (*sorted(WAITING_STATES), DEFERRED, ACTIVE)},
+    **{(state, EXPIRE): DISCARDED for state in (*sorted(WAITING_STATES), DEFERRED)},
 }
 
 
@@ -82,12 +85,14 @@ def _move(job: Job, event: str) -> None:
 
 
 def activate(job: Job, now: float, worker_id: str, lease: float) -> None:
-    """A new attempt starts under `worker_id`, reserved until now + `lease`."""
+    """A new attempt starts under `worker_id`, reserved until now + `lease`, or until its run
+    timeout passes if that comes first (as actors.leases renews it)."""
     _move(job, ACTIVATE)
     job.attempt += 1
     job.worker_id = worker_id
     job.started_at = now
-    job.deadline = now + lease
+    run_timeout = job.run_timeout
+    job.deadline = now + lease if run_timeout is None else now + min(lease, run_timeout)
 
 
 def complete(job: Job, now: float, result: Any) -> None:
@@ -109,6 +114,7 @@ def fail(job: Job, now: float, error: Failure, rng: random.Random) -> None:
         job.deadline = None
         job.record_error(error.type, error.message, now, error.backtrace)
         job.next_attempt_at = now + retry_delay(job.retry, job.attempt, rng)
+        job.errors[-1]["retry_at"] = job.next_attempt_at  # the delay chosen, kept for readers
     else:
         _discard(job, now, error.type, error.message, error.backtrace)
 
@@ -131,6 +137,19 @@ def _discard(
     _move(job, DISCARD)
     job.deadline = None
     job.record_error(kind, message, now, backtrace)
+    job.completed_at = now
+
+
+def expire(job: Job, now: float) -> None:
+    """Its `expires_at` came while it waited for its next attempt (extension "Expiry"):
+    discarded with an error of type `expired`, the attempt never started."""
+    _move(job, EXPIRE)
+    job.next_attempt_at = None
+    if job.attempt:
+        why = f"expired at {job.expires_at} before attempt {job.attempt + 1} started"
+    else:
+        why = f"expired unstarted at {job.expires_at}"
+    job.record_error("expired", why, now)
     job.completed_at = now
 
 
@@ -167,8 +186,10 @@ def promote(job: Job) -> None:
 def revive(job: Job) -> None:
     """A discarded job retried by hand: one more full round of attempts, its history kept.
 
-    `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced.
+    `attempt` keeps counting (never reset) so acks from any earlier attempt stay fenced. Its
+    `expires_at` goes: the operator asks for it to run now, and an expired job kept it would be
+    discarded again at once.
     """
     _move(job, REVIVE)
     job.max_attempts = job.attempt + job.max_attempts
-    job.completed_at = job.worker_id = None
+    job.completed_at = job.worker_id = job.expires_at = None

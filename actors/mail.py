@@ -105,7 +105,8 @@ class LimitFreed:
 
 @dataclass(frozen=True, slots=True)
 class Promote:
-    """Reaper -> queue: make due scheduled and retryable jobs available."""
+    """Reaper -> queue: discard the jobs whose expires_at came, make due scheduled and
+    retryable jobs available."""
 
     now: float
 

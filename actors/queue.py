@@ -15,6 +15,14 @@ behind them go out (no head-of-line blocking). When the bucket frees a slot (the
 the queue, `release`) or gains tokens (the reaper's round, `refresh`), its best held jobs are
 lined up again. A bucket shared with other queues may fill between lining up and handing out:
 the claim's `acquire` is what counts, and a job it refuses goes back to its bucket's heap.
+
+Jobs with an `expires_at` (docs/PROTOCOL.md extension "Expiry") are also filed in one heap by
+that time (`_expiry`), so the reaper's round (`expire`) pops the jobs that expired and nothing
+else, however many are queued; a claim or a promotion that meets an expired job discards it
+instead of handing it out. Jobs without one never touch that heap. Entries of jobs that left
+(handed out, cancelled) are dropped lazily, and the heap is rebuilt once they outnumber the
+live ones (`_gone`), so it never holds more than about twice the jobs that can expire here.
+Discarded jobs wait in `expired` for the shell to save and announce (`take_expired`).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from actors.limits import Bucket, Limit, Limiter, LimitRules
 from actors.routing import RouteClass, Routing, WorkerProfile, route_class
 
 HeapEntry = tuple[int, int, str]  # (-priority, seq, job_id)
+ExpiryEntry = tuple[float, int, str]  # (expires_at, seq, job_id)
+EXPIRY_SLACK = 64  # stale expiry entries tolerated beyond the live ones before a rebuild
 
 
 class QueueCore:
@@ -47,6 +57,9 @@ class QueueCore:
         self._held_in: dict[str, Bucket] = {}  # job_id -> its bucket, for every held job
         self._promised: Counter[Bucket] = Counter()  # lined-up jobs per bucket
         self._rated: set[Bucket] = set()  # held buckets with a rate: tokens come with time
+        self._expiry: list[ExpiryEntry] = []  # jobs with an expires_at, soonest first
+        self._expiring = 0  # jobs held here with an expires_at (the live entries of _expiry)
+        self.expired: list[Job] = []  # discarded for their expires_at, for the shell to save
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -61,6 +74,9 @@ class QueueCore:
     def add(self, job: Job) -> bool:
         """Hold a waiting job; True when it can be handed out now."""
         self._jobs[job.id] = job
+        if job.expires_at is not None:
+            self._expiring += 1
+            heapq.heappush(self._expiry, (job.expires_at, job.seq, job.id))
         if job.state == states.AVAILABLE:
             return self._offer(job)
         due = job.scheduled_at if job.state == states.SCHEDULED else job.next_attempt_at
@@ -68,13 +84,19 @@ class QueueCore:
         return False
 
     def promote(self, now: float) -> list[Job]:
-        """Make every scheduled or retryable job that is due available; return them."""
+        """Make every scheduled or retryable job that is due available; return them. A due job
+        whose expires_at has come is discarded instead (into `expired`)."""
         promoted = []
         while self._timed and self._timed[0][0] <= now:
             _, _, job_id = heapq.heappop(self._timed)
             job = self._jobs.get(job_id)
             if job is None or job.state == states.AVAILABLE:
                 continue  # cancelled, or a stale entry
+            if job.expires_at is not None and job.expires_at <= now:
+                del self._jobs[job_id]
+                self._gone(job)
+                self._discard(job, now)
+                continue
             lifecycle.promote(job)
             self._offer(job)
             promoted.append(job)
@@ -120,6 +142,8 @@ class QueueCore:
         """Take a job out (cancellation); its heap entries are skipped lazily."""
         job = self._jobs.pop(job_id, None)
         held = self._held_in.pop(job_id, None)  # if held, its heap entry is skipped lazily
+        if job is not None:
+            self._gone(job)
         if job is not None and job.state == states.AVAILABLE and held is None:
             self._discount(self._class(job))
             limit = self._limit_of(job)
@@ -128,9 +152,10 @@ class QueueCore:
                 self.release(limit.bucket)  # its place in line goes to the best held job
         return job
 
-    def claim(self, worker: WorkerProfile, count: int) -> list[Job]:
+    def claim(self, worker: WorkerProfile, count: int, now: float | None = None) -> list[Job]:
         """Pop up to `count` jobs this worker may take, best first (priority, then age); none
-        while the queue is paused."""
+        while the queue is paused. A job whose expires_at has come by `now` is discarded (into
+        `expired`) instead of handed out; without `now`, none is."""
         if self.paused:
             return []
         classes = [
@@ -150,6 +175,14 @@ class QueueCore:
             self._discount(best)  # filed under `best`, so of that class
             job = self._jobs[job_id]
             limit = self._limit_of(job)
+            if job.expires_at is not None and now is not None and job.expires_at <= now:
+                del self._jobs[job_id]
+                self._gone(job)
+                if limit is not None:
+                    self._unpromise(limit)
+                    self.release(limit.bucket)  # its place in line goes to the best held job
+                self._discard(job, now)
+                continue
             if limit is not None:
                 self._unpromise(limit)
                 if not self.limiter.acquire(limit, self.name):
@@ -158,8 +191,58 @@ class QueueCore:
                 if limit.bucket in self._held:  # jobs of other limits may share the key
                     self.release(limit.bucket)
             del self._jobs[job_id]
+            if job.expires_at is not None:
+                self._gone(job)
             claimed.append(job)
         return claimed
+
+    # -- expiry (docs/PROTOCOL.md extension "Expiry") ----------------------------------------
+
+    def expire(self, now: float) -> None:
+        """The reaper's round: discard every job held here (scheduled, available or retryable)
+        whose expires_at has come, into `expired`. Costs a heap pop per expired job (and per
+        stale entry), never a pass over the queue."""
+        while self._expiry and self._expiry[0][0] <= now:
+            _, _, job_id = heapq.heappop(self._expiry)  # read anew: `remove` may rebuild it
+            job = self._jobs.get(job_id)
+            if job is None or not job.expired(now):
+                continue  # handed out or cancelled since (a stale entry), or revived
+            self.remove(job_id)
+            self._discard(job, now)
+
+    def next_expiry(self) -> float | None:
+        """The soonest expires_at of the jobs held here (perhaps of one gone: a lower bound)."""
+        return self._expiry[0][0] if self._expiry else None
+
+    def take_expired(self) -> list[Job]:
+        """The jobs discarded for their expires_at since the last call, for the shell to save
+        and announce."""
+        expired, self.expired = self.expired, []
+        return expired
+
+    def _discard(self, job: Job, now: float) -> None:
+        lifecycle.expire(job, now)
+        self.expired.append(job)
+
+    def _gone(self, job: Job) -> None:
+        """A job left the queue: one expiry entry fewer is live. Once the stale entries
+        outnumber the live ones (plus EXPIRY_SLACK), the heap is rebuilt from its live entries:
+        its size stays within twice the jobs that can expire, and a rebuild's cost is paid for
+        by the jobs that left since the last one."""
+        if job.expires_at is None:
+            return
+        self._expiring -= 1
+        if len(self._expiry) <= 2 * self._expiring + EXPIRY_SLACK:
+            return
+        jobs, seen = self._jobs, set()
+        live = []
+        for entry in self._expiry:
+            held = jobs.get(entry[2])
+            if held is not None and held.expires_at == entry[0] and entry[2] not in seen:
+                seen.add(entry[2])
+                live.append(entry)
+        heapq.heapify(live)
+        self._expiry = live
 
     # -- limits -------------------------------------------------------------------------------
 

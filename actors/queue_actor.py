@@ -77,8 +77,21 @@ class QueueActor(CorralActor):
         }
 
     def after_message(self) -> None:
+        if self.core.expired:  # discarded by a claim, a promotion or a round: expires_at came
+            self._discard_expired()
         self.ctx.unroutable[self.core.name] = self.core.unroutable()  # read by stats
         self.ctx.limited[self.core.name] = self.core.limited()
+
+    def _discard_expired(self) -> None:
+        ctx = self.ctx
+        for job in self.core.take_expired():
+            ctx.store.save(job)
+            ctx.events.emit(events.JOB_TERMINAL, job=job)
+
+    def _now_if_expiring(self) -> float | None:
+        """The time, when some job held here has an expires_at (else no clock read: most
+        queues)."""
+        return self.ctx.clock.now() if self.core.next_expiry() is not None else None
 
     def on_handler_error(self, message: Any) -> None:
         if isinstance(message, Inbound):
@@ -120,6 +133,11 @@ class QueueActor(CorralActor):
                 cancels.settle(job, self.ctx.clock.now())
             else:
                 ready = self.core.add(job) or ready
+        first = self.core.next_expiry()
+        if first is not None:  # a job past its expires_at already is discarded at once
+            now = self.ctx.clock.now()
+            if first <= now:
+                self.core.expire(now)
         if ready:
             self._serve_standing()
 
@@ -147,7 +165,7 @@ class QueueActor(CorralActor):
             self._serve_standing()
 
     def _claim(self, message: Claim) -> None:
-        jobs = self.core.claim(message.worker, message.count)
+        jobs = self.core.claim(message.worker, message.count, self._now_if_expiring())
         self.ctx.supervisor.tell(
             Claimed(message.token, message.worker.worker_id, self.core.name, jobs)
         )
@@ -170,7 +188,7 @@ class QueueActor(CorralActor):
             self._serve(stand)
 
     def _serve(self, stand: Stand) -> None:
-        jobs = self.core.claim(stand.worker, stand.count)
+        jobs = self.core.claim(stand.worker, stand.count, self._now_if_expiring())
         if jobs:
             worker_id = stand.worker.worker_id
             del self.standing[worker_id]
@@ -179,6 +197,7 @@ class QueueActor(CorralActor):
             )
 
     def _promote(self, message: Promote) -> None:
+        self.core.expire(message.now)  # first: an expired job is discarded, never promoted
         promoted = self.core.promote(message.now)
         for job in promoted:
             self.ctx.store.save(job)

@@ -1,6 +1,6 @@
 """ReaperActor: owns nothing but its schedule. Each tick it asks the owners to act: the
-supervisor declares silent workers dead and expires reservations, the queues promote due jobs,
-the scheduler makes the jobs of due schedules."""
+supervisor declares silent workers dead and expires reservations, the queues discard expired
+jobs and promote due ones, the scheduler makes the jobs of due schedules."""
 
 from __future__ import annotations
 

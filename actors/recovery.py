@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from actors import events, lifecycle, states
 from actors.jobs import Job
-from actors.leases import Leases
+from actors.leases import Leases, run_out
 from actors.mail import Hold
 from actors.sessions import Session
 from actors.store.base import Store
@@ -65,8 +65,11 @@ class Recovery:
     def expire(self, now: float) -> None:
         """Recover every lease past its deadline, and the orphans past their grace."""
         for session, job in self.leases.expired(now):
-            lease = self.leases.length(job)
-            self.recover(now, session, job, "timeout", f"reservation expired after {lease} s")
+            if run_out(job):  # docs/PROTOCOL.md extension "Run timeout"
+                why = f"run timeout of {job.run_timeout} s passed (started at {job.started_at})"
+            else:
+                why = f"reservation expired after {self.leases.length(job)} s"
+            self.recover(now, session, job, "timeout", why)
         if self.orphans and now >= self.orphans_until:
             for ghost in self.orphans.values():
                 self.recover_all(now, ghost, "not resumed after the coordinator restarted")

@@ -12,16 +12,16 @@ every request type, valid ones mutated (fields deleted or swapped for hostile va
 added, rid and type replaced, values nested up to 2,000 deep, strings inflated past the size
 limits, other peers' worker ids, bytes truncated, appended, flipped or replaced, msgpack
 extension types). Job specs (of enqueues and schedules) sometimes carry the limit fields,
-`concurrency_key`, `concurrency_limit` and `rate_limit`, valid and not, and `depends_on` (with
-`on_failure`, `pass_results`): real ids from earlier replies, unknown ids, guesses at the id
-the job itself is about to get, ids of the wrong kind. `workflow` requests carry random trees
-of chains, groups and callbacks, or hostile ones (nested past `max_depth`, groups of 100,001
-steps, a group after a group that makes 160,000 dependencies, steps with `depends_on`, wrong
-types); now and then a valid group of 5,000 steps. `workflow_get` and `workflow_cancel` name
-workflows from earlier replies, or none. A bomber peer sends
-frames over twice `max_message_size` (ZeroMQ drops them with the connection), multi-frame
-messages and garbage. With `--secure`, peers hold keys with different roles and two intruders
-(an unknown key, no CURVE) send valid frames.
+`concurrency_key`, `concurrency_limit` and `rate_limit`, and `expires_at` and `run_timeout`,
+valid and not, and `depends_on` (with `on_failure`, `pass_results`): real ids from earlier
+replies, unknown ids, guesses at the id the job itself is about to get, ids of the wrong kind.
+`workflow` requests carry random trees of chains, groups and callbacks, or hostile ones (nested
+past `max_depth`, groups of 100,001 steps, a group after a group that makes 160,000
+dependencies, steps with `depends_on`, wrong types); now and then a valid group of 5,000 steps.
+`workflow_get` and `workflow_cancel` name workflows from earlier replies, or none. A bomber
+peer sends frames over twice `max_message_size` (ZeroMQ drops them with the connection),
+multi-frame messages and garbage. With `--secure`, peers hold keys with different roles and
+two intruders (an unknown key, no CURVE) send valid frames.
 
 The coordinator must survive all of it. The summary counts:
 - crashes: the process died, stopped answering `ping`, logged a traceback, or cannot run a job
@@ -120,6 +120,18 @@ LIMIT_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
             5,
             "1/s",
         ],
+    ),
+}
+# The expiry and run timeout fields of a job spec (PROTOCOL.md extensions "Expiry" and "Run
+# timeout"): (valid values, refused ones). An expires_at may be long past (discarded at once).
+DEADLINE_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
+    "expires_at": (
+        [0, 1.5, 4e9, 1e308, -1e308, None],
+        [True, math.nan, math.inf, -math.inf, "soon", [1], {}],
+    ),
+    "run_timeout": (
+        [0.001, 1, 3600.0, 1e308, None],
+        [0, -1, -0.5, True, math.nan, math.inf, "5", [5], {}],
     ),
 }
 MAX_MESSAGE_SIZE = codec.MAX_MESSAGE_SIZE_BYTES
@@ -305,6 +317,10 @@ class Mutator:
             spec.update(priority=r.randint(-5, 5), unique_key=self.name(), meta={"k": 1})
         if r.random() < 0.3:  # the limit extension: each field present or not, valid or not
             for key, (valid, refused) in LIMIT_FIELDS.items():
+                if r.random() < 0.7:
+                    spec[key] = r.choice(valid if r.random() < 0.7 else refused)
+        if r.random() < 0.2:  # expires_at and run_timeout: each present or not, valid or not
+            for key, (valid, refused) in DEADLINE_FIELDS.items():
                 if r.random() < 0.7:
                     spec[key] = r.choice(valid if r.random() < 0.7 else refused)
         return spec

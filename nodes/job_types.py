@@ -24,6 +24,8 @@ JOB_OPTIONS = frozenset(
         "on_failure",
         "pass_results",
         "id",  # the job's own id, chosen by the client (docs/PROTOCOL.md extension "Job ids")
+        "expires_at",  # no attempt starts from then on (docs/PROTOCOL.md extension "Expiry")
+        "run_timeout",  # one attempt's longest run (docs/PROTOCOL.md extension "Run timeout")
     }
 )
 

@@ -184,3 +184,7 @@ class JobSpec:
     limit: JobLimit | None = None  # concurrency_key, concurrency_limit, rate_limit
     flow: Flow | None = None  # depends_on, on_failure, pass_results
     id: str | None = None  # the client's own job id (docs/PROTOCOL.md extension "Job ids")
+    # no attempt starts at or after it, UNIX seconds (docs/PROTOCOL.md extension "Expiry")
+    expires_at: float | None = None
+    # the longest one attempt runs, from its start (docs/PROTOCOL.md extension "Run timeout")
+    run_timeout: float | None = None

@@ -231,12 +231,14 @@ ScheduleRequest = SchedulePut | ScheduleRemove | SchedulePause | SchedulesList
 
 @dataclass(frozen=True, slots=True)
 class WorkflowStep:
-    """One job of a workflow: its spec, the steps it waits for (indexes of earlier steps), and
-    whether it takes their results as its last argument."""
+    """One job of a workflow: its spec, the steps it waits for (indexes of earlier steps),
+    whether it takes their results as its last argument, and its own failure policy (None: the
+    workflow's; extension "Step policies")."""
 
     spec: JobSpec
     parents: tuple[int, ...] = ()
     pass_results: bool = True
+    on_failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,8 @@ MIGRATIONS = (
     "SELECT 1",
     # 7: records may end with the job's flow (the jobs it waits for), likewise.
     "SELECT 1",
+    # 8: records may end with the job's deadlines (its expires_at and run_timeout), likewise.
+    "SELECT 1",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,10 +15,11 @@ values alone, or with its request id as one more. A change of layout needs a new
 version (actors.store.sqlite.SCHEMA_VERSION); `unpack` also reads the rows of schema version 1,
 which hold the Job map itself, and the full records of version 2, which had no `request_id`.
 
-`limit` (the job's concurrency key and own limits, schema version 5) is the array
-[key, concurrency, rate count, rate per] with nils for what is unset; `flow` (schema version 6:
-the jobs it waits for, actors.flows) is [depends_on, on_failure, pass_results, workflow]. A full
-record of version 3 or 4 ends before `limit`, one of version 5 before `flow`.
+The last fields are compound, each a short array or nil (actors.store.record_fields): `limit`
+(the job's concurrency key and own limits, schema version 5), `flow` (the jobs it waits for,
+schema version 6) and `deadlines` (its `expires_at` and `run_timeout`, schema version 7). A full
+record of version 3 or 4 ends before `limit`, one of version 5 before `flow`, one of version 6
+before `deadlines`.
 
 `request_id` (the enqueue's request id, docs/PROTOCOL.md) is the store's, not the Job map's:
 `unpack` leaves it out and `read` returns it beside the map. It follows the head so that a
@@ -34,7 +35,18 @@ import msgpack
 
 from actors import states
 from actors.jobs import Job
-from transport.jobspec import DEFAULT_RETRY, EMPTY_MAP, Flow, JobLimit, Rate, shared_name
+from actors.store.record_fields import (
+    deadlines_wire,
+    flow_wire,
+    is_deadlines,
+    is_flow,
+    is_limit,
+    limit_wire,
+    pack_deadlines,
+    pack_flow,
+    pack_limit,
+)
+from transport.jobspec import DEFAULT_RETRY, EMPTY_MAP, shared_name
 
 FIELDS = (
     "id",
@@ -62,16 +74,26 @@ FIELDS = (
     "result",
     "limit",
     "flow",
+    "deadlines",
 )
 HEAD = FIELDS.index("request_id")
 DEFAULT_TAIL = (None,) * (len(FIELDS) - HEAD - 1)  # every field after `request_id` a default
-_VERSION_2_FULL = len(FIELDS) - 3  # without `request_id`, `limit` and `flow`
-_VERSION_4_FULL = len(FIELDS) - 2  # without `limit` and `flow`
-_VERSION_5_FULL = len(FIELDS) - 1  # without `flow`
-_SIZES = (HEAD, HEAD + 1, _VERSION_2_FULL, _VERSION_4_FULL, _VERSION_5_FULL, len(FIELDS))
+_VERSION_2_FULL = len(FIELDS) - 4  # without `request_id`, `limit`, `flow` and `deadlines`
+_VERSION_4_FULL = len(FIELDS) - 3  # without `limit`, `flow` and `deadlines`
+_VERSION_5_FULL = len(FIELDS) - 2  # without `flow` and `deadlines`
+_VERSION_6_FULL = len(FIELDS) - 1  # without `deadlines`
+_SIZES = (
+    HEAD,
+    HEAD + 1,
+    _VERSION_2_FULL,
+    _VERSION_4_FULL,
+    _VERSION_5_FULL,
+    _VERSION_6_FULL,
+    len(FIELDS),
+)
 # Where the index's fields sit in a full record (in a version 2 one, one place earlier)
 UNIQUE_KEY, COMPLETED_AT = FIELDS.index("unique_key"), FIELDS.index("completed_at")
-_LIMIT = FIELDS.index("limit")
+_LIMIT, _FLOW = FIELDS.index("limit"), FIELDS.index("flow")
 # Keys Job.to_wire always writes: what a schema version 1 row must hold to be a job.
 MAP_FIELDS = frozenset(
     {
@@ -138,8 +160,9 @@ def pack(job: Job) -> bytes:
         job.next_attempt_at,
         job.errors or None,
         job.result if job.state == states.COMPLETED else None,
-        None if job.limit is None else _pack_limit(job.limit),
-        None if job.flow is None else _pack_flow(job.flow),
+        None if job.limit is None else pack_limit(job.limit),
+        None if job.flow is None else pack_flow(job.flow),
+        None if job.expires_at is None and job.run_timeout is None else pack_deadlines(job),
     )
     if tail == DEFAULT_TAIL:  # a queued job without options: its head, request id if any
         values = head if job.request_id is not None else head[:HEAD]
@@ -166,10 +189,12 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
     _check(value)
     if len(value) == _VERSION_2_FULL:
         value.insert(HEAD, None)
-        value.extend((None, None))
+        value.extend((None, None, None))
     elif len(value) == _VERSION_4_FULL:
-        value.extend((None, None))
+        value.extend((None, None, None))
     elif len(value) == _VERSION_5_FULL:
+        value.extend((None, None))
+    elif len(value) == _VERSION_6_FULL:
         value.append(None)
     elif len(value) <= HEAD + 1:
         value.extend((None,) * (HEAD + 1 - len(value)) + DEFAULT_TAIL)
@@ -198,6 +223,7 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
         result,
         limit,
         flow,
+        deadlines,
     ) = value
     wire: dict[str, Any] = {
         "id": job_id,
@@ -226,26 +252,14 @@ def read(blob: bytes) -> tuple[dict[str, Any], str | None]:
         if optional is not None:
             wire[key] = optional
     if limit is not None:
-        key, concurrency, count, per = limit
-        rate = None if count is None else Rate(count, per)
-        wire.update(JobLimit(key, concurrency, rate).to_wire())
+        wire.update(limit_wire(limit))
     if flow is not None:
-        depends_on, on_failure, pass_results, workflow = flow
-        wire.update(Flow(tuple(depends_on), on_failure, pass_results, workflow).to_wire(request_id))
+        wire.update(flow_wire(flow, request_id))
+    if deadlines is not None:
+        wire.update(deadlines_wire(deadlines))
     if state == states.COMPLETED:
         wire["result"] = result
     return wire, request_id
-
-
-def _pack_flow(flow: Flow) -> list[Any]:
-    return [flow.depends_on, flow.on_failure, flow.pass_results, flow.workflow]
-
-
-def _pack_limit(limit: JobLimit) -> list[Any]:
-    rate = limit.rate
-    if rate is None:
-        return [limit.key, limit.concurrency, None, None]
-    return [limit.key, limit.concurrency, rate.count, rate.per]
 
 
 def job(blob: bytes, seq: int) -> Job:
@@ -321,16 +335,6 @@ def _decode(blob: bytes) -> Any:
         raise RecordError(f"undecodable job record ({type(exc).__name__}: {exc})") from None
 
 
-def _is_limit(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and len(value) == 4)
-
-
-def _is_flow(value: Any) -> bool:
-    return value is None or (
-        isinstance(value, list) and len(value) == 4 and isinstance(value[0], list)
-    )
-
-
 def _check(value: Any) -> None:
     """Refuse what is not a record's array: its length, its four names as text, and a request
     id that is not text."""
@@ -343,7 +347,8 @@ def _check(value: Any) -> None:
         and isinstance(value[2], str)
         and isinstance(value[3], str)
         and (len(value) in (HEAD, _VERSION_2_FULL) or isinstance(value[HEAD], (str, type(None))))
-        and (len(value) < _VERSION_5_FULL or _is_limit(value[_LIMIT]))
-        and (len(value) != len(FIELDS) or _is_flow(value[-1]))
+        and (len(value) < _VERSION_5_FULL or is_limit(value[_LIMIT]))
+        and (len(value) < _VERSION_6_FULL or is_flow(value[_FLOW]))
+        and (len(value) != len(FIELDS) or is_deadlines(value[-1]))
     ):
         raise RecordError(f"not a job record: {str(value)[:80]}")

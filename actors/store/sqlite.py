@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 # still read. 3: a record may end with the enqueue's request id; version 2 records are still
 # read. 4: the `settings` table (a paused queue, ...). 5: a record may end with the job's
 # limit (its concurrency key and own limits). 6: a record may end with the job's flow (the
-# jobs it waits for). An older corral refuses a file of a newer version at open.
-SCHEMA_VERSION = 6
+# jobs it waits for). 7: a record may end with the job's deadlines (its expires_at and
+# run_timeout); version 6 records, without them, are still read. An older corral refuses a
+# file of a newer version at open.
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_S = 0.5  # SQLite's own wait on a locked file, behind our lock file
 LOCK_ATTEMPTS = 10  # one every LOCK_RETRY_S: a coordinator still stopping gets half a second
 LOCK_RETRY_S = 0.05

@@ -210,6 +210,14 @@ LIMIT_FIELDS = {
 }
 
 
+# The expiry and run timeout extensions' fields: valid times (long past to far ahead of the
+# ManualClock) and durations, or any scalar (null, booleans, NaN and infinities, 0, negatives).
+DEADLINE_FIELDS = {
+    "expires_at": st.one_of(st.floats(0, 4e9), scalars),
+    "run_timeout": st.one_of(st.floats(0.001, 3600), scalars),
+}
+
+
 # The workflow extension's fields of a job spec: `depends_on` is drawn by the caller (ids of
 # real jobs, unknown ones, any scalar), the policy fields valid or any scalar.
 FLOW_FIELDS = {
@@ -234,6 +242,7 @@ def job_specs(
             "meta": st.dictionaries(names, scalars, max_size=2),
             "scheduled_at": st.floats(0, 2e9),
             **LIMIT_FIELDS,
+            **DEADLINE_FIELDS,
             **flow,
         },
     )

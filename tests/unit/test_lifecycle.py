@@ -23,8 +23,10 @@ FATAL = ErrorInfo("Fatal", "never again", retryable=False)
 
 
 def job_in(state: str) -> Job:
-    """A job that reached `state` the usual way: attempt 1 ran under worker w-1 where it had to."""
-    job = Job.from_spec(JobSpec(type="t", max_attempts=2, retry=RETRY), "job-1", NOW, seq=1)
+    """A job that reached `state` the usual way: attempt 1 ran under worker w-1 where it had to.
+    It expires at LATER (its expires_at goes with every state; only waiting ones expire)."""
+    spec = JobSpec(type="t", max_attempts=2, retry=RETRY, expires_at=LATER)
+    job = Job.from_spec(spec, "job-1", NOW, seq=1)
     job.state = state
     if state == states.DEFERRED:  # waits for its parents, then is due at LATER + 10
         job.scheduled_at = LATER + 10
@@ -51,6 +53,7 @@ APPLY: dict[str, Callable[[Job], None]] = {
     lifecycle.REVIVE: lifecycle.revive,
     lifecycle.RELEASE: lambda job: lifecycle.release(job, LATER + 20, ({"r": 1},)),
     lifecycle.RELEASE_LATER: lambda job: lifecycle.release(job, LATER, None),
+    lifecycle.EXPIRE: lambda job: lifecycle.expire(job, LATER),
 }
 
 
@@ -68,8 +71,9 @@ def expected_fields(before: Job, event: str) -> dict[str, Any]:
     if event == lifecycle.COMPLETE:
         return {"deadline": None, "result": {"ok": 1}, "completed_at": LATER}
     if event == lifecycle.RETRY:
-        delay = retry_delay(RETRY, 1, random.Random(0))
-        return {"deadline": None, "errors": (error(BOOM),), "next_attempt_at": LATER + delay}
+        retry_at = LATER + retry_delay(RETRY, 1, random.Random(0))
+        failed = {**error(BOOM), "retry_at": retry_at}  # the delay chosen, for readers
+        return {"deadline": None, "errors": (failed,), "next_attempt_at": retry_at}
     if event == lifecycle.DISCARD:
         return {"deadline": None, "errors": (error(FATAL),), "completed_at": LATER}
     if event == lifecycle.RECOVER:
@@ -83,11 +87,24 @@ def expected_fields(before: Job, event: str) -> dict[str, Any]:
         return {"args": (*before.args, {"r": 1})}
     if event == lifecycle.RELEASE_LATER:
         return {}
+    if event == lifecycle.EXPIRE:
+        why = (
+            f"expired at {LATER} before attempt 2 started"
+            if before.attempt
+            else f"expired unstarted at {LATER}"
+        )
+        expired = ErrorInfo("expired", why)
+        return {
+            "next_attempt_at": None,
+            "errors": (*before.errors, error(expired, before.attempt)),
+            "completed_at": LATER,
+        }
     assert event == lifecycle.REVIVE
     return {
         "max_attempts": before.attempt + before.max_attempts,
         "completed_at": None,
         "worker_id": None,
+        "expires_at": None,  # a manual retry runs it now: an expired job would go again at once
     }
 
 
@@ -135,6 +152,10 @@ def test_the_table_has_exactly_the_protocols_edges():
         ("deferred", "available"),  # workflows: every parent ended
         ("deferred", "scheduled"),  # the same, with its scheduled_at still ahead
         ("deferred", "cancelled"),  # a cancel, or a parent's failure under on_failure: cancel
+        ("scheduled", "discarded"),  # expires_at came before it started (extension "Expiry")
+        ("available", "discarded"),
+        ("retryable", "discarded"),  # ... or before its next attempt started
+        ("deferred", "discarded"),
     }
 
 
@@ -153,6 +174,15 @@ def test_a_failure_or_a_lost_reservation_of_the_last_attempt_discards(attempt):
         end(job)
         assert job.state == "discarded" and job.completed_at == LATER
         assert job.worker_id == "w-1" and job.errors[-1]["attempt"] == attempt
+
+
+def test_an_attempt_with_a_run_timeout_is_reserved_until_it_ends_if_that_comes_first():
+    job = Job.from_spec(JobSpec(type="t", run_timeout=12.0), "job-1", NOW, seq=1)
+    lifecycle.activate(job, NOW, "w-1", 30.0)
+    assert job.deadline == NOW + 12
+    long = Job.from_spec(JobSpec(type="t", run_timeout=90.0), "job-2", NOW, seq=2)
+    lifecycle.activate(long, NOW, "w-1", 30.0)
+    assert long.deadline == NOW + 30  # the lease comes first: beats renew it up to NOW + 90
 
 
 def test_a_job_walks_the_whole_way_and_an_illegal_event_leaves_it_alone():

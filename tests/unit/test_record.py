@@ -44,6 +44,11 @@ def completed(job: Job, result: Any = None) -> Job:
     return job
 
 
+def expired(job: Job) -> Job:
+    lifecycle.expire(job, T0 + 700)
+    return job
+
+
 def ended(job: Job, state: str) -> Job:
     if state == states.DISCARDED:
         fatal = ErrorInfo("Boom", "it broke", retryable=False)
@@ -68,6 +73,7 @@ EVERY_OPTION = {
 }
 
 LIMITED = {"concurrency_key": "customer:42", "concurrency_limit": 2}
+DEADLINES = {"expires_at": T0 + 600, "run_timeout": 30}
 RATED_ONLY = {"rate_limit": {"count": 10, "per": 60.0}}
 RATED = {"concurrency_key": "customer:42", **RATED_ONLY}
 
@@ -81,6 +87,13 @@ JOBS = {
     "deferred, continuing on failure, without results": lambda: queued(
         depends_on=["job-a"], on_failure="continue", pass_results=False
     ),
+    "queued with an expiry": lambda: queued(expires_at=T0 + 600),
+    "queued with a run timeout": lambda: queued(run_timeout=2.5),
+    "active with both deadlines": lambda: active(queued(expires_at=T0 + 600, run_timeout=9)),
+    "completed with every option and deadlines": lambda: completed(
+        queued(**EVERY_OPTION, **LIMITED, **DEADLINES), 1
+    ),
+    "expired unstarted": lambda: expired(queued(**DEADLINES)),
     "queued with every option": lambda: queued(**EVERY_OPTION),
     "scheduled": lambda: queued(scheduled_at=T0 + 60),
     "active": lambda: active(queued(**EVERY_OPTION)),
@@ -179,7 +192,7 @@ def test_a_request_id_costs_its_own_bytes_and_nothing_for_a_job_without_one():
 def test_a_schema_2_full_record_without_the_request_id_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     fields = msgpack.unpackb(record.pack(job))
-    assert fields.pop() is None and fields.pop() is None  # nor a flow, nor a limit at the end
+    assert [fields.pop() for _ in range(3)] == [None] * 3  # no deadlines, flow or limit at the end
     assert fields.pop(record.HEAD) is None  # version 2 had no request_id there
     version_2 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_2) == (job.to_wire(), None)
@@ -193,10 +206,42 @@ def test_a_schema_4_full_record_without_the_limit_field_is_still_read():
     job = completed(failed_once(queued(**EVERY_OPTION)), {"n": 1})
     job.request_id = "req-4"
     fields = msgpack.unpackb(record.pack(job))
-    assert fields.pop() is None and fields.pop() is None  # version 4 ended with the result
+    assert [fields.pop() for _ in range(3)] == [None] * 3  # version 4 ended with the result
     version_4 = msgpack.packb(fields, use_bin_type=True)
     assert record.read(version_4) == (job.to_wire(), "req-4")
     assert record.read_row(version_4)[1].request_id == "req-4"
+
+
+def test_a_schema_6_full_record_without_the_deadlines_field_is_still_read():
+    job = queued(**EVERY_OPTION, **LIMITED, depends_on=["job-a"])  # deferred, with a flow
+    job.request_id = "req-6"
+    fields = msgpack.unpackb(record.pack(job))
+    assert fields.pop() is None  # version 6 ended with the flow
+    version_6 = msgpack.packb(fields, use_bin_type=True)
+    assert record.read(version_6) == (job.to_wire(), "req-6")
+    assert record.job(version_6, 3) == Job.from_wire(job.to_wire(), 3, "req-6")
+    assert record.read_row(version_6)[1].request_id == "req-6"
+
+
+def test_deadlines_are_one_field_at_the_end_and_nothing_for_a_job_without_them():
+    plain, timed = queued(), queued(**DEADLINES)
+    assert len(msgpack.unpackb(record.pack(plain))) == record.HEAD  # still the head alone
+    fields = msgpack.unpackb(record.pack(timed))
+    assert record.FIELDS[-1] == "deadlines" and fields[-1] == [T0 + 600, 30]
+    assert fields[: record.HEAD] == msgpack.unpackb(record.pack(plain))
+    only_timeout = msgpack.unpackb(record.pack(queued(run_timeout=4)))
+    assert only_timeout[-1] == [None, 4]
+    wire = record.unpack(record.pack(timed))
+    assert (wire["expires_at"], wire["run_timeout"]) == (T0 + 600, 30.0)
+    assert "expires_at" not in record.unpack(record.pack(plain))
+
+
+@pytest.mark.parametrize("bad", [7, [T0], [T0, 1, 2], "soon"])
+def test_a_deadlines_field_that_is_not_a_pair_is_refused(bad):
+    fields = msgpack.unpackb(record.pack(queued(**DEADLINES)))
+    fields[-1] = bad
+    with pytest.raises(record.RecordError, match="not a job record"):
+        record.unpack(msgpack.packb(fields))
 
 
 def test_a_limit_round_trips_into_the_job_and_its_wire_form():
@@ -226,7 +271,7 @@ def test_a_job_with_options_and_a_request_id_round_trips_in_every_state():
         (msgpack.packb([None] * len(record.FIELDS)), "not a job record"),
         (msgpack.packb({"id": "job-1", "state": "available"}), "not a job map"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued())), 7]), "not a job record"),
-        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 16), "record"),
+        (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 17), "record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 13 + [7]), "record"),
         (msgpack.packb([*msgpack.unpackb(record.pack(queued()))] + [None] * 2), "record"),
     ],

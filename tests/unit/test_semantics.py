@@ -549,6 +549,8 @@ def test_every_jobspec_option_is_accepted_by_client_enqueue(recording_client):
         "on_failure": "continue",
         "pass_results": False,
         "id": "019a0000-0000-7000-8000-000000000001",
+        "expires_at": NOW + 3600,
+        "run_timeout": 90.0,
     }
     client.enqueue("t", [1], **options)
     assert sent[0]["job"] == {"type": "t", "args": [1], **options}

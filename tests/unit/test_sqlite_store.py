@@ -262,7 +262,8 @@ def test_a_schema_version_1_file_opens_with_every_job_count_and_unique_key(path,
     write_version_1_file(path, jobs)
 
     store = stores(path)
-    assert user_version(path) == SCHEMA_VERSION == 6  # settings (4), limits (5), flows (6)
+    # settings (4), limits (5), flows (6), deadlines (7)
+    assert user_version(path) == SCHEMA_VERSION == 7
     assert store.settings() == {}
     assert {job.id: store.get(job.id) for job in jobs} == {job.id: job.to_wire() for job in jobs}
     none = dict.fromkeys(states.JOB_STATES, 0)

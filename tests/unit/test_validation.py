@@ -116,6 +116,8 @@ FULL_SPEC: dict[str, Any] = {
     "concurrency_key": "customer:1",  # the limit extension (docs/PROTOCOL.md, "Limits")
     "concurrency_limit": 2,
     "rate_limit": {"count": 5, "per": 60},
+    "expires_at": 1_700_003_600.0,  # the extensions "Expiry" and "Run timeout"
+    "run_timeout": 120,
 }
 
 
@@ -324,6 +326,8 @@ def test_a_jobspec_with_every_field_keeps_every_value():
         unique_key="img-1",
         meta={"owner": "me"},
         limit=jobspec.JobLimit("customer:1", 2, jobspec.Rate(5, 60.0)),
+        expires_at=1_700_003_600.0,
+        run_timeout=120.0,
     )
 
 
@@ -595,6 +599,8 @@ MISTYPED: list[tuple[str, tuple[str, ...], list[Any]]] = [
     ("enqueue", ("job", "route", "gpu"), STR[1:]),
     ("enqueue", ("job", "unique_key"), STR[1:]),
     ("enqueue", ("job", "meta"), MAP),
+    ("enqueue", ("job", "expires_at"), NUMBER),
+    ("enqueue", ("job", "run_timeout"), [*NUMBER, 0, -1.5]),
     ("get", ("job_id",), STR[1:]),
     ("get", ("wait",), NUMBER),
     ("cancel", ("job_id",), STR[1:]),
@@ -987,6 +993,18 @@ def test_a_step_keeps_its_jobspec_and_pass_results_and_its_job_waits_for_its_par
     assert with_parents(first, ["j0", "j1"], "cancel").flow == jobspec.Flow((), workflow=True)
 
 
+def test_a_step_may_carry_its_own_failure_policy_over_the_workflows():
+    """Extension "Step policies": a callback that runs whatever its parents did, in a workflow
+    whose other steps give up when a parent fails."""
+    tree = {"group": [{"type": "a"}], "callback": {"group": [
+        {"type": "always", "on_failure": "continue"}, {"type": "on_success"}]}}  # fmt: skip
+    _, always, on_success = compile_workflow(tree, DEFAULT_LIMITS)
+    assert always.on_failure == "continue" and on_success.on_failure is None
+    assert with_parents(always, ["j0"], "cancel").flow.on_failure == "continue"
+    assert with_parents(on_success, ["j0"], "cancel").flow.on_failure == "cancel"
+    assert "on_failure" not in always.spec.meta
+
+
 NOT_A_NODE = "a workflow node must be a map"
 SETS_ITSELF = "a workflow sets {} itself, from the step's place"
 REFUSED_WORKFLOWS = [
@@ -1020,8 +1038,8 @@ REFUSED_WORKFLOWS = [
         "workflow.chain[1]: " + SETS_ITSELF.format("depends_on"),
     ),
     (
-        {"group": [A], "callback": {"type": "c", "on_failure": "continue"}},
-        "workflow.callback: " + SETS_ITSELF.format("on_failure"),
+        {"group": [A], "callback": {"type": "c", "on_failure": "later"}},
+        "workflow.callback.on_failure must be one of cancel, continue",
     ),
     *[
         (
@@ -1094,6 +1112,16 @@ def test_a_workflow_step_may_not_carry_a_unique_key():
 def test_a_schedules_job_may_not_wait_for_other_jobs():
     schedule = {"name": "s", "every": 60, "job": {"type": "t", "depends_on": ["j1"]}}
     with pytest.raises(BadRequest, match="cannot wait for other jobs"):
+        parse(request("schedule_put", schedule=schedule))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("id", "019a0000-0000-7000-8000-000000000001"), ("expires_at", 1e9)]
+)
+def test_a_schedules_job_may_not_name_one_id_or_expiry_for_every_slot(field, value):
+    """Its second slot would clash with the first job's id, or every slot would expire."""
+    schedule = {"name": "s", "every": 60, "job": {"type": "t", field: value}}
+    with pytest.raises(BadRequest, match=f"cannot .*'{field}'"):
         parse(request("schedule_put", schedule=schedule))
 
 

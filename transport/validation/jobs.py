@@ -164,7 +164,17 @@ def job_spec(
             else _flow(raw, limits)
         ),
         id=None if get("id") is None else _job_id(raw),
+        expires_at=None if get("expires_at") is None else number(raw, "expires_at"),
+        run_timeout=None if get("run_timeout") is None else _run_timeout(raw),
     )
+
+
+def _run_timeout(raw: dict[str, Any]) -> float:
+    """`run_timeout` (extension "Run timeout"): a finite number of seconds > 0."""
+    run_timeout = number(raw, "run_timeout")
+    if run_timeout <= 0:
+        raise BadRequest("field 'run_timeout' must be > 0")
+    return run_timeout
 
 
 def _job_id(raw: dict[str, Any]) -> str:

@@ -23,8 +23,17 @@ def schedule(body: dict[str, Any], limits: Limits) -> m.Schedule:
     job = body.get("job")
     if not isinstance(job, dict):
         raise BadRequest("field 'job' must be a map (a job spec)")
-    if job_spec(job, limits=limits).flow is not None:  # refused now rather than at every slot
+    spec = job_spec(job, limits=limits)
+    # refused now rather than failing at every slot: each slot makes a new job, now
+    if spec.flow is not None:
         raise BadRequest("a schedule's job cannot wait for other jobs (depends_on)")
+    if spec.id is not None:
+        raise BadRequest("a schedule's job cannot name an 'id': each slot makes a new job")
+    if spec.expires_at is not None:
+        raise BadRequest(
+            "a schedule's job cannot carry 'expires_at' (one time for every slot): use"
+            " run_timeout, or a schedule that makes jobs only while wanted"
+        )
     cron = string(body, "cron", None, limit=MAX_CRON_CHARS)
     every = number(body, "every", None, minimum=m.MIN_EVERY_S)
     if (cron is None) == (every is None):

@@ -30,8 +30,10 @@ from transport.validation.jobs import REQUEST_ID_CHARS, job_spec
 from transport.validation.limits import Limits
 
 GET_LIMIT = 1_000  # steps a workflow_get lists unless asked for another number
-FLOW_KEYS = ("depends_on", "on_failure")  # set by the workflow, not by a step
-STEP_ONLY = frozenset({"pass_results", *FLOW_KEYS})  # not passed on to the step's JobSpec
+FLOW_KEYS = ("depends_on",)  # set by the workflow, not by a step
+# a step's own failure policy (extension "Step policies") and whether it takes its parents'
+# results: not passed on to the step's JobSpec
+STEP_ONLY = frozenset({"pass_results", "on_failure", *FLOW_KEYS})
 
 
 class _Compiler:
@@ -84,6 +86,10 @@ class _Compiler:
         pass_results = True if pass_results is None else pass_results
         if not isinstance(pass_results, bool):
             raise BadRequest(f"{where}.pass_results must be a boolean")
+        on_failure = raw.get("on_failure")
+        if on_failure is not None and on_failure not in jobspec.ON_FAILURE:
+            choices = ", ".join(jobspec.ON_FAILURE)
+            raise BadRequest(f"{where}.on_failure must be one of {choices}")
         spec_map = {key: value for key, value in raw.items() if key not in STEP_ONLY}
         try:
             spec = job_spec(spec_map, check_size=True, limits=self.limits)
@@ -98,7 +104,7 @@ class _Compiler:
                 f"{where}: a workflow may have at most {most_edges} dependencies (a group"
                 " followed by a group waits for every pair: put a callback between)"
             )
-        self.steps.append(m.WorkflowStep(spec, after, pass_results))
+        self.steps.append(m.WorkflowStep(spec, after, pass_results, on_failure))
         return len(self.steps) - 1
 
 
@@ -110,9 +116,11 @@ def compile_workflow(raw: Any, limits: Limits) -> tuple[m.WorkflowStep, ...]:
 
 
 def with_parents(step: m.WorkflowStep, job_ids: list[str], on_failure: str) -> jobspec.JobSpec:
-    """The step's JobSpec, waiting for its parents (by the ids their jobs were given)."""
+    """The step's JobSpec, waiting for its parents (by the ids their jobs were given), under
+    its own failure policy or else the workflow's `on_failure`."""
+    policy = step.on_failure or on_failure
     flow = jobspec.Flow(
-        tuple(job_ids[p] for p in step.parents), on_failure, step.pass_results, workflow=True
+        tuple(job_ids[p] for p in step.parents), policy, step.pass_results, workflow=True
     )
     return replace(step.spec, flow=flow)
 
