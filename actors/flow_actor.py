@@ -151,6 +151,9 @@ class FlowActor(CorralActor):
         for effect in effects:
             if isinstance(effect, Released):
                 self._release(effect.job, effect.results)
+            elif effect.parent_state == states.COMPLETED:  # on_failure: only, none failed
+                why = "every job it waits for completed: it runs only when one fails"
+                self._give_up(effect.job, "not_needed", why)
             else:
                 parent = f"job {effect.parent_id} ended {effect.parent_state}"
                 self._give_up(effect.job, "parent_failed", parent)

@@ -22,6 +22,9 @@ from actors import states
 from actors.jobs import Job
 
 
+ONLY = "only"  # on_failure: the job runs only when a parent failed (a batch's on_failure)
+
+
 @dataclass(frozen=True, slots=True)
 class Released:
     """Every parent of the job has ended: it may go to its queue. `results`: the results of
@@ -34,7 +37,9 @@ class Released:
 
 @dataclass(frozen=True, slots=True)
 class Abandoned:
-    """A parent of the job failed, and its policy is to give up (on_failure: cancel)."""
+    """A parent of the job failed and its policy is to give up (on_failure: cancel), or every
+    parent completed and it runs only when one fails (on_failure: only; `parent_state` is then
+    `completed`)."""
 
     job: Job
     parent_id: str
@@ -56,6 +61,8 @@ class FlowCore:
         # parent_id -> the jobs that wait for it (a dict as an ordered set: O(1) to drop one,
         # and the same order every run, so a simulation's seed replays exactly)
         self.children: dict[str, dict[str, None]] = {}
+        # the jobs of policy ONLY that a parent's failure has called for
+        self._triggered: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.deferred)
@@ -94,6 +101,7 @@ class FlowCore:
         """Take a deferred job out (cancelled); its parents' lists drop it lazily."""
         self._pending.pop(job_id, None)
         self._results.pop(job_id, None)
+        self._triggered.discard(job_id)
         return self.deferred.pop(job_id, None)
 
     def _parent_ended(
@@ -106,14 +114,20 @@ class FlowCore:
         flow = job.flow
         assert flow is not None
         pending.discard(parent_id)
-        if state != states.COMPLETED and flow.on_failure == "cancel":
+        failed = state != states.COMPLETED
+        if failed and flow.on_failure == "cancel":
             self.remove(job_id)
             return [Abandoned(job, parent_id, state)]
+        if failed and flow.on_failure == ONLY:
+            self._triggered.add(job_id)
         if heard and flow.pass_results:
             completed = state == states.COMPLETED
             self._results.setdefault(job_id, {})[parent_id] = result if completed else None
         if pending:
             return []
         results = self._results.pop(job_id, {})
+        triggered = job_id in self._triggered
         self.remove(job_id)
+        if flow.on_failure == ONLY and not triggered:  # every parent completed: not needed
+            return [Abandoned(job, parent_id, state)]
         return [Released(job, results)]

@@ -125,7 +125,10 @@ def shared_name(text: str) -> str:
     return name
 
 
-ON_FAILURE = ("cancel", "continue")  # what a parent's failure does to its dependents
+# What a parent's failure does to its dependents: cancels them, lets them run (given None for
+# its result), or is what they wait for: `only` runs a job only when some parent failed
+# (cancelled as `not_needed` once all completed), as an OJS batch's on_failure callback.
+ON_FAILURE = ("cancel", "continue", "only")
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,26 @@ def test_under_continue_a_failed_parent_counts_as_ended_with_no_result():
     assert isinstance(effect, Released) and effect.results == {"a": None, "b": 42}
 
 
+def test_under_only_a_job_runs_once_every_parent_ended_if_one_failed():
+    """An OJS batch's on_failure callback: it waits for every member, then runs if any failed
+    (even one that ended before it was deferred), else is given up."""
+    core = FlowCore()
+    early = deferred("early", "a", "b", on_failure="only")
+    assert held(core, early, a=states.DISCARDED) == []
+    assert moved(core.ended("b", states.COMPLETED, 7)) == released(early)
+    assert core.ended("b", states.COMPLETED) == []  # heard once only
+    called = deferred("called", "a", "b", on_failure="only")
+    held(core, called)
+    assert core.ended("a", states.CANCELLED) == []  # waits for the others all the same
+    (effect,) = core.ended("b", states.COMPLETED, 7)
+    assert isinstance(effect, Released) and effect.results == {"a": None, "b": 7}
+    spared = deferred("spared", "a", "b", on_failure="only")
+    held(core, spared)
+    assert core.ended("a", states.COMPLETED) == []
+    assert core.ended("b", states.COMPLETED) == [Abandoned(spared, "b", states.COMPLETED)]
+    assert len(core) == 0 and not core._triggered
+
+
 def test_hearing_of_a_parent_twice_changes_nothing():
     """Through the store as it is deferred, and through the event that was on its way."""
     core = FlowCore()

@@ -827,7 +827,7 @@ def test_a_bad_limit_field_is_refused_naming_it_in_an_enqueue_a_batch_and_a_sche
 DEPENDS_ON = "field 'depends_on' must be a list of at most 100000 job ids"
 JOB_IDS = "field 'depends_on' must hold job ids (1 to 256 characters)"
 NEED_PARENTS = "on_failure and pass_results need depends_on"
-ON_FAILURE = "field 'on_failure' must be one of cancel, continue"
+ON_FAILURE = "field 'on_failure' must be one of cancel, continue, only"
 ACCEPTED_FLOWS = [
     pytest.param({}, None, id="none"),
     pytest.param({"depends_on": None, "on_failure": None, "pass_results": None}, None, id="nulls"),
@@ -1039,7 +1039,7 @@ REFUSED_WORKFLOWS = [
     ),
     (
         {"group": [A], "callback": {"type": "c", "on_failure": "later"}},
-        "workflow.callback.on_failure must be one of cancel, continue",
+        "workflow.callback.on_failure must be one of cancel, continue, only",
     ),
     *[
         (
