@@ -5,6 +5,7 @@
         [--failover-timeout S] [--name NAME]
     python bench/_node.py worker --connect tcp://127.0.0.1:PORT [tcp://...] --concurrency 16
     python bench/_node.py raw-workers --connect tcp://127.0.0.1:PORT --count 250
+    python bench/_node.py gateway --connect tcp://127.0.0.1:PORT --bind 127.0.0.1:0
     python bench/_node.py zmq-echo --bind tcp://127.0.0.1:*
     python bench/_node.py floor-coordinator --bind tcp://127.0.0.1:*
     python bench/_node.py floor-worker --connect tcp://127.0.0.1:PORT
@@ -14,8 +15,11 @@ SIGINT (or until its stdin closes, so an orphan never outlives the bench), stops
 A coordinator given a PostgreSQL URL as store, with `--failover-timeout` and `--name`, shares
 that database with others (it prints READY once bound, leading or standing by); a worker given
 several endpoints follows whichever of them leads.
-With `--profile FILE` a coordinator or worker runs every one of its threads (actors, the ZeroMQ
-loop, handler pool) under cProfile and writes the merged stats to FILE on exit.
+A gateway (the OJS HTTP binding, nodes/gateway) prints its base URL (`http://127.0.0.1:PORT`)
+as its address.
+With `--profile FILE` a coordinator, worker or gateway runs every one of its threads (actors,
+the ZeroMQ loop, handler pool, the gateway's uvicorn loop) under cProfile and writes the
+merged stats to FILE on exit.
 `raw-workers` simulates idle workers with raw DEALER sockets (see many_workers.py); it prints
 READY once every one of them is registered.
 """
@@ -307,6 +311,24 @@ def run_floor_worker(args: argparse.Namespace) -> None:
         context.term()
 
 
+def run_gateway(args: argparse.Namespace) -> None:
+    profiles = ThreadProfiles() if args.profile else None
+    if profiles is not None:
+        profiles.install()
+    from nodes.gateway.node import Gateway
+
+    stop = _stop_event()
+    gateway = Gateway(connect=args.connect, bind=args.bind)
+    gateway.start()
+    try:
+        _ready(gateway.url)
+        _wait(stop)
+    finally:
+        gateway.stop()
+        if profiles is not None:
+            profiles.dump(args.profile)
+
+
 def run_raw_workers(args: argparse.Namespace) -> None:
     import many_workers  # bench/ is on sys.path: it is this script's directory
 
@@ -338,6 +360,10 @@ def main(argv: list[str] | None = None) -> None:
     raw.add_argument("--connect", required=True)
     raw.add_argument("--count", type=int, default=250)
     raw.add_argument("--beat-interval", type=float, default=5.0)
+    gateway = sub.add_parser("gateway")
+    gateway.add_argument("--connect", nargs="+", required=True, help="one or more endpoints")
+    gateway.add_argument("--bind", default="127.0.0.1:0", help="host:port (port 0: any)")
+    gateway.add_argument("--profile", metavar="FILE", help="write cProfile stats to FILE")
     echo = sub.add_parser("zmq-echo")
     echo.add_argument("--bind", default="tcp://127.0.0.1:*")
     floor = sub.add_parser("floor-coordinator")
@@ -350,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         "coordinator": run_coordinator,
         "worker": run_worker,
         "raw-workers": run_raw_workers,
+        "gateway": run_gateway,
         "zmq-echo": run_zmq_echo,
         "floor-coordinator": run_floor_coordinator,
         "floor-worker": run_floor_worker,

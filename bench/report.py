@@ -87,3 +87,56 @@ def over_timeout(summary: dict[str, float | None]) -> str:
     """The failover's p50 as a multiple of failover_timeout (the goal is at most 2)."""
     p50, timeout = summary.get("failover_s_p50"), summary.get("failover_timeout_s")
     return f"  (= {p50 / timeout:.1f}x failover_timeout)" if p50 and timeout else ""
+
+
+def versus_zmq(summary: dict[str, float | None], http_key: str, zmq_key: str) -> str:
+    """An HTTP gateway rate as a share of the same operation's rate over ZeroMQ; a latency
+    as a multiple of ZeroMQ's."""
+    http, zmq = summary.get(http_key), summary.get(zmq_key)
+    if not http or not zmq:
+        return ""
+    if http_key.endswith("_ms"):
+        return f"  (= {http / zmq:.1f}x ZeroMQ's)"
+    return f"  (= {http / zmq:.0%} of ZeroMQ)"
+
+
+# bench/http_gateway.py's rows: (label, summary key without its http_/zmq_ prefix, unit, label
+# of the ZeroMQ row beside it or None); a key with "/" is a gateway CPU cell of that phase.
+HTTP_ROWS = (
+    ("HTTP gateway: enqueue one job, sequential ({requests:,})", "enqueue_per_s", "jobs/s",
+     "the same over ZeroMQ (Client.enqueue)"),
+    ("  gateway CPU per HTTP enqueue", "http_enqueue/", "us", None),
+    ("HTTP gateway: enqueue one job, 16 in flight ({requests:,})", "enqueue_per_s_16", "jobs/s",
+     None),
+    ("HTTP gateway: batch enqueue, batches of 100 ({batch_jobs:,} jobs)",
+     "batch_enqueue_per_s_100", "jobs/s", "ZeroMQ enqueue_many, batches of 100"),
+    ("HTTP gateway: batch enqueue, batches of 1,000 ({batch_jobs:,} jobs)",
+     "batch_enqueue_per_s_1000", "jobs/s", "ZeroMQ enqueue_many, batches of 1,000"),
+    ("  gateway CPU per job, batches of 1,000", "http_batch_1000/", "us", None),
+    ("HTTP gateway: fetch 1 -> ack, sequential ({rounds:,})", "fetch_ack_per_s",
+     "round trips/s", "raw ZeroMQ worker session"),
+    ("  p50", "fetch_ack_p50_ms", "ms", "ZeroMQ p50"),
+    ("  p99", "fetch_ack_p99_ms", "ms", "ZeroMQ p99"),
+    ("  gateway CPU per fetch -> ack", "http_fetch1_ack/", "us", None),
+    ("HTTP gateway: fetch 10 -> 10 acks, sequential ({rounds:,} jobs)", "fetch10_ack_per_s",
+     "jobs/s", "raw ZeroMQ worker session"),
+)  # fmt: skip
+
+
+def http_rows(
+    http: Results, summary: dict[str, float | None], size: dict[str, int]
+) -> list[tuple[str, str]]:
+    """bench/http_gateway.py's rows: each HTTP figure, the ZeroMQ one under it."""
+    rows: list[tuple[str, str]] = []
+    for label, key, unit, zmq_label in HTTP_ROWS:
+        if key.endswith("/"):
+            path: tuple[str, ...] = ("phases", key[:-1], "cpu_us_per_job", "gateway")
+            rows.append((label, cell(http, path, unit)))
+            continue
+        text = cell(http, (f"http_{key}",), unit)
+        if zmq_label is not None:
+            text += versus_zmq(summary, f"http_{key}", f"zmq_{key}")
+        rows.append((label.format(**size), text))
+        if zmq_label is not None:
+            rows.append((f"  {zmq_label}", cell(http, (f"zmq_{key}",), unit)))
+    return rows

@@ -6,7 +6,11 @@
 The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_memory_2x16,
 jobs_per_s_sqlite, jobs_per_s_postgresql, enqueue_batch_per_s, latency_p50_ms,
 latency_p99_ms, latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
-zmq_reqrep_window100_per_s; the full run adds coordinator_cpu_pct_1k_workers,
+zmq_reqrep_window100_per_s, and the OJS HTTP gateway's figures beside ZeroMQ's from
+bench/http_gateway.py: http_enqueue_per_s, http_enqueue_p50_ms, http_enqueue_per_s_16,
+http_batch_enqueue_per_s_100, http_batch_enqueue_per_s_1000, http_fetch_ack_per_s,
+http_fetch_ack_p50_ms, http_fetch_ack_p99_ms, http_fetch10_ack_per_s and the same zmq_*
+keys but the one with 16 in flight; the full run adds coordinator_cpu_pct_1k_workers,
 workers_connected, rss_mib_1m_queued, enqueue_jobs_per_s_1m, fetch_head_ms_1m,
 recovery_s_after_sigkill, failover_s_p50, failover_s_max, failover_timeout_s,
 takeover_s_1m_queued, fetch_limited_ms_p50, fetch_limited_ms_p99, fetch_unlimited_ms_p50,
@@ -25,6 +29,7 @@ import sys
 from typing import Any
 
 import common
+import http_gateway
 import latency
 import latency_floor
 import report
@@ -34,6 +39,9 @@ import zmq_ceiling
 
 FULL = {"jobs": 20_000, "rounds": 500, "warmup": 50, "requests": 20_000, "repeat": 3}
 QUICK = {"jobs": 10_000, "rounds": 300, "warmup": 30, "requests": 10_000, "repeat": 1}
+# bench/http_gateway.py: single requests, jobs per batch size, fetch -> ack round trips
+HTTP_FULL = {"requests": 2_000, "batch_jobs": 20_000, "rounds": 1_000, "warmup": 100}
+HTTP_QUICK = {"requests": 500, "batch_jobs": 5_000, "rounds": 300, "warmup": 30}
 
 
 def main() -> int:
@@ -115,6 +123,10 @@ def main() -> int:
             1,
             failures,
         )
+    http_size = HTTP_QUICK if args.quick else HTTP_FULL
+    http = report.attempt(
+        "http gateway against zeromq", lambda: http_gateway.run(**http_size), repeat, failures
+    )
 
     summary = {
         "jobs_per_s_memory": report.median(e2e, "jobs_per_s"),
@@ -129,6 +141,7 @@ def main() -> int:
         "zmq_reqrep_window1_per_s": report.median(zmq, "window1", "per_s"),
         "zmq_reqrep_window100_per_s": report.median(zmq, "window100", "per_s"),
     }
+    summary |= {key: report.median(http, key) for key in http_gateway.SUMMARY_KEYS}
     scaled: list[tuple[str, str]] = []
     if not args.quick:
         scale_summary, scaled = scale.run_all(failures)
@@ -186,6 +199,7 @@ def main() -> int:
             "raw zmq req/rep, window 100",
             report.cell(zmq, ("window100", "per_s"), "req/s") + report.ceiling_share(summary),
         ),
+        *report.http_rows(http, summary, http_size),
     ]
     rows += scaled
     print(

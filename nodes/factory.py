@@ -12,13 +12,21 @@ from typing import Any
 
 from nodes.config import ClusterConfig, load_config
 from nodes.config import fields as f
-from nodes.config.kinds import CoordinatorConfig, NodeConfig, ProducerConfig, WorkerConfig
+from nodes.config.gateway import read_tokens
+from nodes.config.kinds import (
+    CoordinatorConfig,
+    GatewayConfig,
+    NodeConfig,
+    ProducerConfig,
+    WorkerConfig,
+)
 from nodes.coordinator import Coordinator
 from nodes.coordinator_arguments import coordinator_arguments
+from nodes.gateway.node import Gateway
 from nodes.producer import Producer
 from nodes.worker_node import WorkerNode
 
-Node = Coordinator | WorkerNode | Producer
+Node = Coordinator | WorkerNode | Producer | Gateway
 
 
 def build_node(config: NodeConfig, **overrides: Any) -> Node:
@@ -89,8 +97,23 @@ def build_producer(config: ProducerConfig, **overrides: Any) -> Producer:
     return Producer(**{**kwargs, **overrides})
 
 
+def build_gateway(config: GatewayConfig, **overrides: Any) -> Gateway:
+    kwargs: dict[str, Any] = {
+        "connect": config.connect,
+        "bind": config.bind,
+        "tokens": read_tokens(config.tokens, config.where) if config.tokens else None,
+        "timeout": config.timeout,
+        "test_directives": config.test_directives,
+        "name": config.name,
+    }
+    if config.security is not None and "curve" not in overrides:
+        kwargs["curve"] = config.security.curve(config.where)
+    return Gateway(**{**kwargs, **overrides})
+
+
 _BUILDERS: dict[type[NodeConfig], Callable[..., Node]] = {
     CoordinatorConfig: build_coordinator,
     WorkerConfig: build_worker,
     ProducerConfig: build_producer,
+    GatewayConfig: build_gateway,
 }

@@ -1,4 +1,4 @@
-"""One frozen dataclass per node kind: coordinator, worker, producer.
+"""One frozen dataclass per node kind: coordinator, worker, producer, gateway.
 
 Its fields marked with `fields.check` are the schema of that kind's YAML mapping, and their
 defaults are the documented defaults; `validate` adds the checks across keys.
@@ -23,8 +23,10 @@ from actors.worker_settings import FETCH_WAIT_S, RECONNECT_INITIAL_S, RECONNECT_
 from nodes import producer as load
 from nodes.config import fields as f
 from nodes.config.fields import Where
+from nodes.config.gateway import TOKENS, TokenConfig
 from nodes.config.limits import parse_job_limits
 from nodes.config.observability import (
+    BIND,
     DashboardConfig,
     MetricsConfig,
     parse_dashboard,
@@ -37,6 +39,8 @@ from nodes.config.security import (
     parse_peer_security,
     parse_security,
 )
+from nodes.gateway.node import DEFAULT_GATEWAY_BIND
+from nodes.gateway.node import REQUEST_TIMEOUT_S as GATEWAY_TIMEOUT_S
 from nodes.observe.logs import check_log_format
 from nodes.stores import POSTGRES_PREFIXES
 from nodes.worker_node import SHUTDOWN_GRACE_S
@@ -200,6 +204,20 @@ class ProducerConfig(NodeConfig):
     security: PeerSecurityConfig | None = field(default=None, metadata=f.check(parse_peer_security))
 
 
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig(NodeConfig):
+    """The Open Job Spec HTTP binding in front of the coordinators it connects to (docs/OJS.md)."""
+
+    kind: ClassVar[str] = "gateway"
+    connect: str | tuple[str, ...] = field(default=DEFAULT_CONNECT, metadata=f.ENDPOINTS)
+    bind: str = field(default=DEFAULT_GATEWAY_BIND, metadata=BIND)
+    tokens: tuple[TokenConfig, ...] | None = field(default=None, metadata=TOKENS)
+    timeout: float = field(default=GATEWAY_TIMEOUT_S, metadata=f.SECONDS)
+    # Conformance runs only: a job's meta.test_directive is its worker's next directive.
+    test_directives: bool = field(default=False, metadata=f.FLAG)
+    security: PeerSecurityConfig | None = field(default=None, metadata=f.check(parse_peer_security))
+
+
 NODE_KINDS: dict[str, type[NodeConfig]] = {
-    cls.kind: cls for cls in (CoordinatorConfig, WorkerConfig, ProducerConfig)
+    cls.kind: cls for cls in (CoordinatorConfig, WorkerConfig, ProducerConfig, GatewayConfig)
 }

@@ -39,7 +39,7 @@ WORKERS_READY_TIMEOUT_S = 15.0
 READY_POLL_S = 0.1
 STOP_MARGIN_S = 10.0  # on top of the longest worker shutdown_grace
 COORDINATOR_STOP_TIMEOUT_S = 10.0
-START_ORDER = ("coordinator", "worker", "producer")
+START_ORDER = ("coordinator", "gateway", "worker", "producer")
 
 STOP, KILL, EXITED = "stop", "kill", "exited"
 

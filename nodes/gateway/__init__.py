@@ -1,0 +1,1 @@
+"""The Open Job Spec HTTP binding in front of corral (docs/OJS.md)."""
