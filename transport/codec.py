@@ -37,7 +37,7 @@ def decode(
     if len(frame) > max_size:
         raise TooLarge(f"frame of {len(frame)} bytes exceeds max_message_size {max_size}")
     value = _unpack(frame)
-    if _deeper_than(value, max_depth):
+    if deeper_than(value, max_depth):
         raise BadRequest(f"lists and maps nest deeper than {max_depth} levels")
     if any(marker in frame for marker in _TIMESTAMP_MARKERS) and _holds_timestamp(value):
         raise BadRequest("msgpack extension type -1 (timestamp) is not accepted")
@@ -54,7 +54,7 @@ def decode(
 _TIMESTAMP_MARKERS = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
 
 
-def _deeper_than(value: Any, levels: int) -> bool:
+def deeper_than(value: Any, levels: int) -> bool:
     """True if `value` holds lists or maps nested more than `levels` deep (itself included).
 
     Level by level rather than by recursion: a comprehension per container instead of a call,

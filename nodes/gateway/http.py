@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from nodes.gateway.envelope import SPEC_VERSION
 from nodes.gateway.errors import OjsError, from_corral, invalid
+from transport.codec import deeper_than
 from transport.errors import CorralError
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/openjobspec+json"
 ACCEPTED_TYPES = (MEDIA_TYPE, "application/json")
 MAX_BODY_BYTES = 1024 * 1024  # corral's max_message_size: a larger job could not be enqueued
+# A body is sent on inside a frame nesting up to three levels more (frame, jobs list, job map):
+# the coordinator refuses frames deeper than its max_depth (32 by default), answering no rid.
+MAX_BODY_DEPTH = 28
 ROLES = ("client", "worker", "admin")
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -82,9 +86,17 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
     if kind not in ACCEPTED_TYPES:
         raise OjsError(415, "invalid_request", f"content type must be {MEDIA_TYPE}")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise OjsError(400, "invalid_payload", f"the body is not valid JSON: {exc}") from None
+    if deeper_than(value, MAX_BODY_DEPTH):
+        raise invalid(f"the body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels")
+    return value
+
+
+def _not_json(constant: str) -> Any:
+    """NaN and Infinity: Python's json reads them, JSON has no such values."""
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 async def json_object(request: Request) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """The OJS gateway as a user runs it: `corral run` of a YAML with a gateway node and bearer
 tokens, HTTP workers that get corral's guarantees (a silent worker's job is recovered and its
 late ack refused, directives arrive on heartbeats, a restarted coordinator's jobs are resumed),
-and a producer and a worker of either protocol sharing one queue. Real HTTP (httpx), real
+a producer and a worker of either protocol sharing one queue, and a gateway following the
+leader of two coordinators through a failover. Real HTTP (httpx), real
 ZeroMQ over loopback, real processes for `corral run`."""
 
 from __future__ import annotations
 
 import secrets
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from nodes import Coordinator
 from nodes.gateway.node import Gateway
 from tests.conftest import wait_for
 from tests.integration.conftest import cli, free_port
+from tests.integration.ha_cluster import Pair
 
 JSON = {"Content-Type": "application/openjobspec+json"}
 
@@ -189,3 +192,24 @@ def test_zeromq_and_http_producers_and_workers_share_a_queue(
         assert client.get(from_http).type == "t.job"
         assert client.cancel(from_http) == "cancelled"
         assert web.get(f"/ojs/v1/jobs/{from_http}").json()["job"]["state"] == "cancelled"
+
+
+def test_the_gateway_follows_the_leader_and_its_http_worker_keeps_its_job_across_a_failover(
+    spawn: Any, postgres: Any, tmp_path: Path, gateways: Callable[..., Gateway]
+) -> None:
+    """Two coordinators on one PostgreSQL database; the gateway lists both. The leader is
+    SIGKILLed while an HTTP worker holds a job: the worker's ack reaches the new leader, which
+    resumes the job on the worker's new session (attempt 1, no error), and enqueues go on."""
+    pair = Pair(spawn, tmp_path, postgres.database(), heartbeat_timeout=5.0)
+    first, _ = pair.leader()
+    gateway = gateways(list(pair.addresses.values()))
+    with http(gateway) as client:
+        job_id = enqueue(client)
+        assert fetch(client, "survivor")[0]["id"] == job_id
+        pair.failover(first, signal.SIGKILL)
+        ack = client.post("/ojs/v1/workers/ack", json={"job_id": job_id, "result": "done"})
+        assert ack.status_code == 200, ack.text
+        job = client.get(f"/ojs/v1/jobs/{job_id}").json()["job"]
+        assert (job["state"], job["attempt"], job.get("errors")) == ("completed", 1, None)
+        assert job["result"] == "done"
+        assert client.get(f"/ojs/v1/jobs/{enqueue(client)}").status_code == 200
