@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,10 +174,36 @@ def test_coordinator_from_config_of_a_worker_node_names_the_file_and_node(tmp_pa
 
 
 def test_the_shipped_configs_load_and_build() -> None:
-    for name in ("demo.yaml", "single.yaml"):
+    for name in ("demo.yaml", "single.yaml", "gateway.yaml"):
         config = load_config(REPO / "configs" / name)
         for node in config.nodes.values():
             build_node(node)
+
+
+def test_a_gateway_reads_its_token_files_and_refuses_short_repeated_or_unknown_ones(
+    tmp_path: Path,
+) -> None:
+    token = "t" * 20
+    for name, text in (("a.token", token), ("b.token", token), ("short.token", "abc")):
+        (tmp_path / name).write_text(text + "\n")
+
+    def gateway(tokens: str) -> Any:
+        path = tmp_path / "cluster.yaml"
+        path.write_text(f"nodes:\n  g:\n    kind: gateway\n    tokens: {tokens}\n")
+        return build_node(load_config(path).node("g"))
+
+    made = gateway("[{token_file: a.token, roles: [client, admin]}]")
+    assert made._tokens.roles(f"Bearer {token}") == {"client", "admin"}
+    with pytest.raises(ConfigError, match=r"tokens\[1\]\.token_file.*repeats"):
+        gateway("[{token_file: a.token, roles: [client]}, {token_file: b.token, roles: [worker]}]")
+    with pytest.raises(ConfigError, match="under 16 characters"):
+        gateway("[{token_file: short.token, roles: [client]}]")
+    with pytest.raises(ConfigError, match=r"tokens\[0\]\.roles"):
+        gateway("[{token_file: a.token, roles: [root]}]")
+    with pytest.raises(ConfigError, match="cannot read"):
+        gateway("[{token_file: missing.token, roles: [client]}]")
+    with pytest.raises(ConfigError, match="non-empty list"):
+        gateway("[]")
 
 
 # -- what is refused --------------------------------------------------------------------------
