@@ -104,6 +104,7 @@ def build_gateway(config: GatewayConfig, **overrides: Any) -> Gateway:
         "tokens": read_tokens(config.tokens, config.where) if config.tokens else None,
         "timeout": config.timeout,
         "test_directives": config.test_directives,
+        "max_http_workers": config.max_http_workers,
         "name": config.name,
     }
     if config.security is not None and "curve" not in overrides:

@@ -41,6 +41,7 @@ from nodes.config.security import (
 )
 from nodes.gateway.node import DEFAULT_GATEWAY_BIND
 from nodes.gateway.node import REQUEST_TIMEOUT_S as GATEWAY_TIMEOUT_S
+from nodes.gateway.workers import MAX_HTTP_WORKERS
 from nodes.observe.logs import check_log_format
 from nodes.stores import POSTGRES_PREFIXES
 from nodes.worker_node import SHUTDOWN_GRACE_S
@@ -213,6 +214,10 @@ class GatewayConfig(NodeConfig):
     bind: str = field(default=DEFAULT_GATEWAY_BIND, metadata=BIND)
     tokens: tuple[TokenConfig, ...] | None = field(default=None, metadata=TOKENS)
     timeout: float = field(default=GATEWAY_TIMEOUT_S, metadata=f.SECONDS)
+    # HTTP workers at once: each holds a ZeroMQ connection to each coordinator
+    max_http_workers: int = field(
+        default=MAX_HTTP_WORKERS, metadata=f.check(f.integer(1, MAX_CONCURRENCY))
+    )
     # Conformance runs only: a job's meta.test_directive is its worker's next directive.
     test_directives: bool = field(default=False, metadata=f.FLAG)
     security: PeerSecurityConfig | None = field(default=None, metadata=f.check(parse_peer_security))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nodes.gateway.workers import WorkerSessions
+from nodes.gateway.workers import MAX_HTTP_WORKERS, WorkerSessions
 from nodes.request_ids import new_request_id
 from transport.aio import AsyncRequester
 from transport.errors import ConnectionLost, error_for_code
@@ -72,12 +72,14 @@ class Backend:
         curve: CurveClientConfig | None,
         timeout: float,
         test_directives: bool = False,
+        max_workers: int = MAX_HTTP_WORKERS,
     ) -> None:
         self._requester = AsyncRequester(addresses, context, curve=curve)
         self.timeout = timeout
         self.workers = WorkerSessions(
-            addresses, context, curve=curve, timeout=timeout, test_directives=test_directives
-        )
+            addresses, context, curve=curve, timeout=timeout, test_directives=test_directives,
+            max_workers=max_workers,
+        )  # fmt: skip
         self.events = EventLog()
 
     async def request(self, kind: str, **fields: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from nodes.gateway.errors import OjsError
 from nodes.gateway.http import ROLES, Handler, Tokens, request_id, respond, route
 from nodes.gateway.job_routes import JobRoutes
 from nodes.gateway.worker_routes import WorkerRoutes
+from nodes.gateway.workers import MAX_HTTP_WORKERS
 from nodes.gateway.workflow_routes import WorkflowRoutes
 from nodes.web.server import WebServer
 from transport.endpoints import addresses_of
@@ -56,6 +57,7 @@ class Gateway:
         curve: CurveClientConfig | None = None,
         timeout: float = REQUEST_TIMEOUT_S,
         test_directives: bool = False,
+        max_http_workers: int = MAX_HTTP_WORKERS,
         clock: Clock | None = None,
         name: str = "gateway",
     ) -> None:
@@ -67,6 +69,7 @@ class Gateway:
         self._curve = curve
         self._timeout = timeout
         self._test_directives = test_directives
+        self._max_http_workers = max_http_workers
         self._clock = clock or SystemClock()
         self._context: zmq.asyncio.Context | None = None
         self._server: WebServer | None = None
@@ -79,9 +82,12 @@ class Gateway:
 
     def start(self) -> None:
         self._context = zmq.asyncio.Context()
+        # a client link and each HTTP worker's, to every coordinator, and room to spare
+        sockets = (self._max_http_workers + 1) * len(self.addresses) + 16
+        self._context.set(zmq.MAX_SOCKETS, max(sockets, self._context.get(zmq.MAX_SOCKETS)))
         backend = Backend(
             self.addresses, self._context, curve=self._curve, timeout=self._timeout,
-            test_directives=self._test_directives,
+            test_directives=self._test_directives, max_workers=self._max_http_workers,
         )  # fmt: skip
         self._server = WebServer(self.app(backend), self.host, self.port, name="corral-gateway")
         try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nodes.gateway.envelope import RESERVED_META
+from nodes.gateway.errors import OjsError
 from transport.aio import AsyncRequester
 from transport.errors import ConnectionLost, CorralError, error_for_code
 
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 SESSION_LOST = frozenset({"not_registered", "unknown_worker"})
 HTTP_CONCURRENCY = 1000  # jobs one HTTP worker may hold at once
 ANONYMOUS = ""
+# Each HTTP worker holds a ZeroMQ connection to each coordinator (a session is bound to its
+# connection): a file descriptor or two apiece, so their number is bounded (`max_http_workers`)
+# and a worker silent past the coordinator's heartbeat_timeout gives its place back.
+MAX_HTTP_WORKERS = 256
+SILENT_AFTER_S = 30.0
 
 
 @dataclass
@@ -57,6 +63,12 @@ class HttpWorker:
     held: dict[str, Held] = field(default_factory=dict)
     previous_id: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_call: float = 0.0  # the event loop's time of its last call
+    silent_after: float = SILENT_AFTER_S  # the coordinator's heartbeat_timeout, once welcomed
+
+    def forgotten(self, now: float) -> bool:
+        """Silent past the coordinator's patience: its session is dead, its jobs recovered."""
+        return not self.lock.locked() and now > self.last_call + self.silent_after
 
 
 class WorkerSessions:
@@ -70,14 +82,17 @@ class WorkerSessions:
         curve: CurveClientConfig | None,
         timeout: float,
         test_directives: bool = False,
+        max_workers: int = MAX_HTTP_WORKERS,
     ) -> None:
         self._addresses = addresses
+        self._max_workers = max_workers
         self._context = context
         self._curve = curve
         self._timeout = timeout
         self._test_directives = test_directives
         self._workers: dict[str, HttpWorker] = {}
         self._holder: dict[str, HttpWorker] = {}  # job id -> the worker holding it
+        self._closing: set[asyncio.Task[None]] = set()
 
     def holder(self, job_id: str) -> HttpWorker | None:
         return self._holder.get(job_id)
@@ -134,9 +149,30 @@ class WorkerSessions:
     def _worker(self, name: str) -> HttpWorker:
         worker = self._workers.get(name)
         if worker is None:
+            self._make_room()
             requester = AsyncRequester(self._addresses, self._context, curve=self._curve)
             worker = self._workers[name] = HttpWorker(name, requester)
+        worker.last_call = asyncio.get_running_loop().time()
         return worker
+
+    def _make_room(self) -> None:
+        """Drop the workers gone silent when the table is full; 503 if none has."""
+        if len(self._workers) < self._max_workers:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for name in [n for n, w in self._workers.items() if w.forgotten(now)]:
+            gone = self._workers.pop(name)
+            for job_id in list(gone.held):
+                self.forget(job_id)
+            closing = loop.create_task(gone.requester.close())
+            self._closing.add(closing)  # held until done: a task only weakly referenced may vanish
+            closing.add_done_callback(self._closing.discard)
+        if len(self._workers) >= self._max_workers:
+            raise OjsError(
+                503, "backend_error", f"{self._max_workers} HTTP workers are active: the most"
+                " this gateway serves (max_http_workers)", retryable=True,
+            )  # fmt: skip
 
     async def _call(self, worker: HttpWorker, kind: str, **fields: Any) -> dict[str, Any]:
         """One request of the worker's session, opened (or opened again) first when needed."""
@@ -159,6 +195,7 @@ class WorkerSessions:
         if welcome.get("type") == "error":
             raise error_for_code(welcome.get("code", "internal"), welcome.get("message", ""))
         worker.worker_id = welcome["worker_id"]
+        worker.silent_after = float(welcome.get("heartbeat_timeout", SILENT_AFTER_S))
         await self._register(worker)
 
     async def _register(self, worker: HttpWorker) -> None:

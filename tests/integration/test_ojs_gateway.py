@@ -213,3 +213,21 @@ def test_the_gateway_follows_the_leader_and_its_http_worker_keeps_its_job_across
         assert (job["state"], job["attempt"], job.get("errors")) == ("completed", 1, None)
         assert job["result"] == "done"
         assert client.get(f"/ojs/v1/jobs/{enqueue(client)}").status_code == 200
+
+
+def test_http_workers_are_bounded_and_a_silent_one_gives_its_place_back(
+    coordinator: Callable[..., Coordinator], gateways: Callable[..., Gateway]
+) -> None:
+    """Each HTTP worker holds a connection to each coordinator: at most max_http_workers at
+    once (503 beyond), and one silent past the coordinator's heartbeat_timeout (its session is
+    dead) makes room for a new one."""
+    node = coordinator(heartbeat_timeout=1.0, heartbeat_interval=0.2)
+    gateway = gateways(node.address, max_http_workers=2)
+    with http(gateway) as client:
+        assert fetch(client, "first") == [] and fetch(client, "second") == []
+        full = client.post("/ojs/v1/workers/fetch", json={"queues": ["q"], "worker_id": "third"})
+        assert full.status_code == 503 and full.json()["error"]["retryable"] is True
+        assert fetch(client, "second") == []  # one already known is served
+        wait_for(lambda: client.post("/ojs/v1/workers/fetch", json={
+            "queues": ["q"], "worker_id": "third"}).status_code == 200,
+            timeout=10.0, what="a silent worker's place given back")  # fmt: skip
