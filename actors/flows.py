@@ -9,7 +9,8 @@ A job is watched before the parents' states are read (`watch`, then `defer` with
 store says of them): a parent that ends in between is heard of twice, through the store and
 through `ended`, and both are idempotent. A parent that completes counts as done; one that is
 discarded or cancelled gives up its dependents (`Abandoned`) unless their policy is
-`continue`, under which it counts as done with no result.
+`continue`, under which it counts as done with no result, or `only`, under which it is what
+they wait for: they run once every parent has ended if one failed, else are given up.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 
 from actors import states
 from actors.jobs import Job
-
 
 ONLY = "only"  # on_failure: the job runs only when a parent failed (a batch's on_failure)
 

@@ -171,3 +171,14 @@ class Revive:
     job_id: str
     peer: bytes
     rid: Rid
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteJob:
+    """-> queue: forget an ended job of this queue for good (extension "Delete"), then reply
+    to `peer`. The queue is where a manual retry (Revive) of the job runs too: the two never
+    interleave."""
+
+    job_id: str
+    peer: bytes
+    rid: Rid

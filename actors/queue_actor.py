@@ -20,6 +20,7 @@ from actors.mail import (
     CancelJob,
     Claim,
     Claimed,
+    DeleteJob,
     Hold,
     Inbound,
     LimitFreed,
@@ -36,7 +37,7 @@ from actors.routing import WorkerProfile
 from actors.store import record
 from actors.store.base import Replay
 from transport import codec
-from transport.errors import DuplicateJob
+from transport.errors import BadRequest, DuplicateJob
 from transport.messages import Enqueue
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class QueueActor(CorralActor):
             CancelJob: self._cancel,
             RoutingUpdate: self._routing,
             Revive: self._revive,
+            DeleteJob: self._delete,
             SetPaused: self._set_paused,
             Stand: self._stand,
             Withdraw: self._withdraw,
@@ -99,6 +101,8 @@ class QueueActor(CorralActor):
             self.ctx.outbox(message.peer, frame)
         elif isinstance(message, CancelJob):
             self.ctx.cancels.failed(message.job_id, "the queue failed")
+        elif isinstance(message, Revive | DeleteJob):
+            self.ctx.outbox(message.peer, codec.error("internal", "the queue failed", message.rid))
 
     def _enqueue(self, inbound: Inbound) -> None:
         request: Enqueue = inbound.request  # type: ignore[assignment]
@@ -242,6 +246,23 @@ class QueueActor(CorralActor):
         ctx.store.save(job)
         self._hold(Hold([job]))  # may hand it to a parked fetch at once: reply what we did
         ctx.outbox(message.peer, codec.reply(message.rid, state=states.AVAILABLE))
+
+    def _delete(self, message: DeleteJob) -> None:
+        """Forget an ended job for good (extension "Delete"). Nothing here holds it (a queue
+        holds waiting jobs only), nor does any other actor once it ended: the store's copy is
+        all there is. The reply leaves once its row is gone from disk."""
+        ctx, job_id = self.ctx, message.job_id
+        try:
+            deleted = ctx.store.delete(job_id)
+        except BadRequest as exc:  # not ended
+            ctx.outbox(message.peer, codec.error(exc.code, exc.message, message.rid))
+            return
+        if not deleted:  # deleted or pruned since the dispatcher looked
+            ctx.outbox(message.peer, codec.error("unknown_job", f"no job {job_id}", message.rid))
+            return
+        log.info("job %s deleted by hand", job_id)
+        frame = codec.reply(message.rid, deleted=True)
+        ctx.store.after_commit(lambda: ctx.outbox(message.peer, frame))
 
     def _routing(self, message: RoutingUpdate) -> None:
         self.core.update_workers(message.workers)

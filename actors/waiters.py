@@ -46,7 +46,7 @@ class JobWaiters:
             entry.append((peer, rid, self._clock.call_later(seconds, expire)))
             self._waiting[job_id].append(entry[0])
         stored = self._store.get(job_id)  # it may have ended before we were registered
-        if stored is not None and stored["state"] in states.TERMINAL_STATES:
+        if stored is None or stored["state"] in states.TERMINAL_STATES:  # None: ended, deleted
             self._release(job_id)
 
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
@@ -61,4 +61,10 @@ class JobWaiters:
             self._answer(job_id, peer, rid)
 
     def _answer(self, job_id: str, peer: bytes, rid: Rid) -> None:
-        self._outbox(peer, codec.reply(rid, job=self._store.get(job_id)))
+        """The job as stored; `unknown_job` if it is gone (it ended and was deleted or pruned
+        between the dispatcher's look and ours, or while the wait ran)."""
+        stored = self._store.get(job_id)
+        if stored is None:
+            self._outbox(peer, codec.error("unknown_job", f"no job {job_id}", rid))
+        else:
+            self._outbox(peer, codec.reply(rid, job=stored))

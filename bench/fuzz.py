@@ -32,7 +32,8 @@ The coordinator must survive all of it. The summary counts:
   intruder: answers received by peers without an allowed key;
 - state changes: jobs or workers in `stats` that no accepted request created (the jobs a
   schedule made are the schedule's: they go to a queue of their own and carry its name; a
-  workflow's steps are named in its reply, as an enqueue's jobs are);
+  workflow's steps are named in its reply, as an enqueue's jobs are), net of the jobs a
+  `delete` answered `deleted: true` for (extension "Delete": gone from `stats` for good);
 - RSS of the coordinator (from /proc) after warm-up and at the end, and frames/s.
 The last line is one JSON object; exit status 1 when any count that must be 0 is not.
 """
@@ -469,6 +470,8 @@ class Mutator:
             "get": {"job_id": job, "wait": r.choice([0, 0, 0.1])},
             "cancel": {"job_id": "no-such-job"},  # the shared job stays for the others
             "retry": {"job_id": job},
+            # jobs of earlier replies: most wait (refused), some ended and go (`deleted`)
+            "delete": {"job_id": r.choice([*self.seen.jobs[-3:], "no-such-job"])},
             "stats": r.choice([{}, {"series": True}, {"series": False}]),
             "direct": {"worker_id": me, "state": r.choice(m.WORKER_STATES)},
             "pause_queue": {"queue": r.choice(PAUSABLE)},  # never QUEUE: jobs must still run
@@ -584,9 +587,10 @@ class Tally:
     examples: list[str] = field(default_factory=list)  # the first few frames that failed
     job_ids: set[str] = field(default_factory=set)
     worker_ids: set[str] = field(default_factory=set)
+    deleted: int = 0  # jobs a `delete` forgot (extension "Delete"): no longer in `stats`
 
     def add(self, other: Tally) -> None:
-        for name in ("sent", "answers", "missing", "malformed", "internal", "spoofed"):
+        for name in ("sent", "answers", "missing", "malformed", "internal", "spoofed", "deleted"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.codes.update(other.codes)
         self.examples += other.examples
@@ -741,6 +745,7 @@ class Peer(threading.Thread):
         if kind == "workerregistered":
             t.worker_ids.add(answer["worker_id"])
         elif kind == "reply":
+            t.deleted += answer.get("deleted") is True
             made = named_jobs(answer)
             t.job_ids.update(made)
             self.seen.note(made, answer.get("workflow_id"))
@@ -892,7 +897,9 @@ def run(
     )
     jobs_in = {queue: sum(counts.values()) for queue, counts in stats["queues"].items()}
     scheduled = jobs_in.pop(SCHEDULED, 0)  # each checked by its meta instead (observe)
-    unexplained_jobs = sum(jobs_in.values()) - len(tally.job_ids) + stats["unscheduled"]
+    unexplained_jobs = (
+        sum(jobs_in.values()) - len(tally.job_ids) + tally.deleted + stats["unscheduled"]
+    )
     workers_in_stats = {w["worker_id"] for w in stats["workers"]}
     served = alive and still_runs_a_job(node.address, keys)
     rss_end = node.rss_kib()
@@ -914,6 +921,7 @@ def run(
         "unexplained_workers": len(workers_in_stats - tally.worker_ids),
         "jobs_created": len(tally.job_ids),
         "jobs_scheduled": scheduled,
+        "jobs_deleted": tally.deleted,
         "rss_start_mib": round((rss_start or 0) / 1024, 1),
         "rss_warm_mib": round((rss_warm or 0) / 1024, 1),
         "rss_end_mib": round((rss_end or 0) / 1024, 1),

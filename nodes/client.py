@@ -190,6 +190,12 @@ class Client(ScheduleRequests, WorkflowRequests):
         """Put a discarded job (the dead set) back in its queue; returns its new state."""
         return self.request("retry", job_id=str(job_id))["state"]
 
+    def delete(self, job_id: str) -> None:
+        """Forget an ended job (completed, discarded, cancelled) for good, before its retention
+        would (extension "Delete", admin role). UnknownJob if there is no such job (or it was
+        deleted already); BadRequest if it has not ended (cancel it first)."""
+        self.request("delete", job_id=str(job_id))
+
     def stats(self, *, series: bool = False) -> dict[str, Any]:
         """Counts per queue and state, the workers, per queue the jobs no worker may take, and
         the paused queues; with `series`, also throughput and latency per second (`series`,

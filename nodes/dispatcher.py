@@ -12,7 +12,7 @@ from collections.abc import Callable
 from actors import states
 from actors.base import Mailbox
 from actors.context import CoordinatorContext
-from actors.mail import Inbound, Revive, SetPaused, Touch
+from actors.mail import DeleteJob, Inbound, Revive, SetPaused, Touch
 from actors.waiters import JobWaiters
 from transport import codec
 from transport import messages as m
@@ -84,6 +84,8 @@ class Dispatcher:
             self._cancel(peer, request)
         elif isinstance(request, m.Retry):
             self._retry(peer, request)
+        elif isinstance(request, m.Delete):  # extension
+            self._delete(peer, request)
         elif isinstance(request, m.PauseQueue):  # extension
             self._queue(request.queue).tell(SetPaused(request.paused, peer, request.rid))
         elif isinstance(request, m.ScheduleRequest):  # extension
@@ -126,6 +128,16 @@ class Dispatcher:
             self._refuse(peer, "unknown_job", f"no job {request.job_id}", request.rid)
         else:
             self.ctx.queues.get(stored["queue"]).tell(Revive(request.job_id, peer, request.rid))
+
+    def _delete(self, peer: bytes, request: m.Delete) -> None:
+        """To the job's queue, where a manual retry of it would run: the queue refuses a job
+        that has not ended (the store decides, under its lock)."""
+        stored = self.ctx.store.get(request.job_id)
+        if stored is None:
+            self._refuse(peer, "unknown_job", f"no job {request.job_id}", request.rid)
+        else:
+            delete = DeleteJob(request.job_id, peer, request.rid)
+            self._queue(stored["queue"]).tell(delete)
 
     def _cancel(self, peer: bytes, request: m.Cancel) -> None:
         stored = self.ctx.store.get(request.job_id)

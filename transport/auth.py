@@ -27,7 +27,8 @@ WORKER, CLIENT, ADMIN = "worker", "client", "admin"
 ROLES = frozenset({WORKER, CLIENT, ADMIN})
 ANY_ALLOWED_KEY = ""  # the "role" of ping: any key in the allow-list
 # Each request type and the role it needs (PROTOCOL.md section 7). `retry` is this project's
-# extension and needs `client` like the other job requests; admin does not imply client.
+# extension and needs `client` like the other job requests; `delete` (extension "Delete")
+# forgets a job for good and needs `admin`. Admin does not imply client.
 REQUIRED_ROLE: Mapping[str, str] = {
     "hello": WORKER,
     "register": WORKER,
@@ -43,6 +44,7 @@ REQUIRED_ROLE: Mapping[str, str] = {
     "stats": CLIENT,
     "retry": CLIENT,
     "jobs": CLIENT,
+    "delete": ADMIN,
     "direct": ADMIN,
     "pause_queue": ADMIN,
     "resume_queue": ADMIN,

@@ -150,6 +150,15 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True)
+class Delete:
+    """Extension "Delete" (docs/PROTOCOL.md): forget an ended job for good, before its
+    retention would."""
+
+    rid: Rid
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     rid: Rid
     series: bool = False  # extension (docs/PROTOCOL.md): throughput and latency per second
@@ -290,6 +299,7 @@ ClientRequest = (
     | Get
     | Cancel
     | Retry
+    | Delete
     | Stats
     | Jobs
     | Direct

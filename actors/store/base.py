@@ -97,6 +97,16 @@ class Store(Protocol):
         a durable store hands the deletion to its writer thread."""
         ...
 
+    def delete(self, job_id: str) -> bool:
+        """Forget an ended job (completed, discarded, cancelled) now, exactly as `prune` would
+        at the end of its retention (extension "Delete"): its record, its counts, its request
+        id (a resend of its enqueue makes a new job), its row on disk (through the writer, so a
+        reply about it goes through `after_commit`), and on a shared database its place in a
+        standby's copy. True when it was forgotten, False when no job has this id; BadRequest,
+        changing nothing, when the job has not ended. The caller serialises it with the only
+        other writer of an ended job, a manual retry (both run in the job's queue actor)."""
+        ...
+
     def close(self) -> None: ...
 
     def made_by(self, request_id: str) -> builtins.list[dict[str, Any]]:

@@ -14,11 +14,12 @@ from actors import states
 from actors.jobs import Job
 from actors.store import record
 from actors.store.base import Entry, Replay
-from transport.errors import DuplicateJob
+from transport.errors import BadRequest, DuplicateJob
 
 COMPLETED_RETENTION_S = 86_400.0  # a day of completed jobs stays readable through `get`
 DISCARDED_RETENTION_S = 7 * 86_400.0  # failures are kept a week: someone may want to look
 LIST_LIMIT = 50  # jobs a listing returns unless asked for another number
+UNLINKED_SLACK = 64  # deleted jobs' retention entries tolerated beyond half the live ones
 
 
 class MemoryStore:
@@ -29,7 +30,8 @@ class MemoryStore:
     returns, the holder of a duplicate, and `unfinished` at a restart.
 
     Terminal jobs are forgotten `completed_retention_s` after they completed, or
-    `discarded_retention_s` after they were discarded or cancelled, so memory stays bounded.
+    `discarded_retention_s` after they were discarded or cancelled, so memory stays bounded; or
+    before, by hand (`remove`, the extension "Delete"), exactly as pruning forgets them.
 
     Request ids (the enqueue extension of docs/PROTOCOL.md) map to the jobs their request made:
     one id string, or a tuple for a batch. A key lives while the store holds any of its jobs:
@@ -61,6 +63,10 @@ class MemoryStore:
         self._ended: dict[str, deque[tuple[float, str, Entry]]] = {
             state: deque() for state in self.retention_s
         }
+        # Entries of `_ended` whose job was removed by hand since the deque was last rebuilt
+        # (an upper bound: some were popped since). They are skipped when popped, as the entries
+        # of jobs saved since are; `_unlink` rebuilds the deque once they outnumber the rest.
+        self._unlinked: dict[str, int] = dict.fromkeys(self.retention_s, 0)
 
     def add(self, jobs: list[Job]) -> list[dict[str, Any] | None] | Replay:
         entries = [_entry(job) for job in jobs]  # packed before taking the lock
@@ -207,14 +213,74 @@ class MemoryStore:
                     _, job_id, entry = ended.popleft()
                     # Saved since (a discarded job retried by hand, and maybe ended again): the
                     # newer save, if terminal, queued an entry of its own.
+                    # Removed by hand (extension "Delete"): gone already.
                     if self._jobs.get(job_id) is not entry:
                         continue
-                    del self._jobs[job_id]
-                    self._counts[entry.queue][state] -= 1
-                    if entry.request_id is not None:
-                        self._forget_request(entry.request_id, job_id)
+                    self._drop(job_id, entry)
                     gone.append(job_id)
         return gone
+
+    def delete(self, job_id: str) -> bool:
+        """Forget an ended job now (`remove`); False when no job has this id."""
+        return self.remove(job_id) is not None
+
+    def remove(self, job_id: str) -> float | None:
+        """Forget an ended job now, exactly as pruning forgets one at the end of its retention:
+        its record, its counts, its request id (a resend of its enqueue no longer replays it)
+        and its place in the retention order (skipped when its turn comes). Returns when its
+        retention would have ended (when a standby's copy would forget it by itself); None
+        when no job has this id. Raises BadRequest, changing nothing, for a job that has not
+        ended: a queue or a worker holds it, and would save it again."""
+        with self._lock:
+            entry = self._jobs.get(job_id)
+            if entry is None:
+                return None
+            if entry.state not in self._ended:
+                raise BadRequest(
+                    f"job {job_id} is {entry.state}: only an ended job can be deleted "
+                    "(cancel it first)"
+                )
+            self._drop(job_id, entry)
+            self._unlink(entry.state)
+        row = record.read_row(entry.blob)[1]
+        return (row.completed_at or row.created_at) + self.retention_s[entry.state]
+
+    def forget(self, job_ids: Iterable[str]) -> None:
+        """Forget these jobs whatever their state, skipping ids not held: a standby's copy
+        told that the leader deleted them (actors.store.follower)."""
+        with self._lock:
+            for job_id in job_ids:
+                entry = self._jobs.get(job_id)
+                if entry is None:
+                    continue
+                self._drop(job_id, entry)
+                if entry.state in self._ended:
+                    self._unlink(entry.state)
+                else:  # never from a leader, which deletes ended jobs; kept exact all the same
+                    unique_key = record.read_row(entry.blob)[1].unique_key
+                    if unique_key and self._unique.get(unique_key) == job_id:
+                        del self._unique[unique_key]
+
+    def _drop(self, job_id: str, entry: Entry) -> None:
+        """Forget the job held as `entry` (lock held). A terminal job holds no unique key."""
+        del self._jobs[job_id]
+        self._counts[entry.queue][entry.state] -= 1
+        if entry.request_id is not None:
+            self._forget_request(entry.request_id, job_id)
+
+    def _unlink(self, state: str) -> None:
+        """A job ended in `state` was removed by hand, its entry left in `_ended` (finding it
+        there is a scan). Once such entries outnumber half the deque (plus UNLINKED_SLACK), the
+        deque is rebuilt from its live entries, so the records of deleted jobs do not outlive
+        their deletion by long, and a rebuild's cost is paid for by the deletions since the
+        last one (lock held)."""
+        self._unlinked[state] += 1
+        ended = self._ended[state]
+        if self._unlinked[state] <= len(ended) // 2 + UNLINKED_SLACK:
+            return
+        jobs = self._jobs
+        self._ended[state] = deque(item for item in ended if jobs.get(item[1]) is item[2])
+        self._unlinked[state] = 0
 
     def _forget_request(self, request_id: str, job_id: str) -> None:
         """Drop the request id once the store holds none of the jobs it made (lock held)."""

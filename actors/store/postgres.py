@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from actors.store.follower import Follower
+from actors.store.follower import Changes, Follower
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.postgres_writer import PostgresWriter
 from actors.store.sqlite import SqliteStore, StoreError
@@ -100,6 +100,19 @@ MIGRATIONS = (
     "SELECT 1",
     # 8: records may end with the job's deadlines (its expires_at and run_timeout), likewise.
     "SELECT 1",
+    # 9: tombstones of jobs deleted before their retention (extension "Delete"), each at the
+    # next `jobs_version`, so that a standby's copy reads the deletions written since with the
+    # rows (postgres_writer). Indexed by version (each catch-up reads those above the last one
+    # it read) and by forget_at (a batch drops those due).
+    """
+    CREATE TABLE jobs_deleted (
+        id text COLLATE "C" PRIMARY KEY,
+        forget_at double precision NOT NULL,
+        version bigint NOT NULL
+    );
+    CREATE INDEX jobs_deleted_version ON jobs_deleted (version);
+    CREATE INDEX jobs_deleted_forget_at ON jobs_deleted (forget_at)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -240,10 +253,12 @@ class PostgresFeed:
         with self._reading("read"):
             return dict(self._open().execute(SETTINGS, binary=True).fetchall())
 
-    def changes(self, since: int) -> tuple[list[bytes], int]:
-        with self._reading("follow"):
-            rows = self._open().execute(CHANGES, [since], binary=True).fetchall()
-        return [blob for blob, _ in rows], rows[-1][1] if rows else since
+    def changes(self, since: int) -> Changes:
+        with self._reading("follow"):  # one statement: the rows and tombstones of one snapshot
+            found = self._open().execute(CHANGES, [since, since], binary=True).fetchall()
+        rows = [blob for blob, _, _ in found if blob is not None]
+        deleted = [job_id for _, job_id, _ in found if job_id is not None]
+        return Changes(rows, deleted, found[-1][2] if found else since)
 
     def existing(self, job_ids: list[str]) -> list[str]:
         with self._reading("follow"):
@@ -270,6 +285,10 @@ class PostgresFeed:
             raise StoreError(f"the store {self.name} holds an unreadable job row: {exc}") from exc
 
 
-CHANGES = "SELECT wire, version FROM jobs WHERE version > %s ORDER BY version"
+CHANGES = """
+SELECT wire, NULL::text, version FROM jobs WHERE version > %s
+UNION ALL SELECT NULL::bytea, id, version FROM jobs_deleted WHERE version > %s
+ORDER BY 3
+"""
 EXISTING = "SELECT id FROM jobs WHERE id = ANY(%s)"
 SETTINGS = "SELECT key, value FROM corral_settings"

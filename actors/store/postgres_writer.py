@@ -17,9 +17,14 @@ so batches and renewals never wait for each other (with FOR SHARE, a renewal wou
 the batch in flight, and a large one after an outage could outlast the lease's lock_timeout).
 Every row written takes the next `jobs_version`: one writer, one batch after another, so a
 standby reads the rows written since its last read by their version (actors.store.follower).
-Fenced out, the writer raises Fenced (see GroupCommitWriter). A lost connection is not a
-fence: it is reopened before the batch is retried, so a restarted server delays replies
-instead of stopping the coordinator.
+A job deleted before its retention (extension "Delete") leaves a tombstone in `jobs_deleted`,
+its id at the next `jobs_version`, in the batch that deletes its row: a standby's copy, which
+forgets pruned jobs by their retention but cannot see a row vanish, reads the tombstones
+written since as it reads the rows. A tombstone goes once its `forget_at` passed (the end of
+the job's retention, when the copy forgets it by itself), with the first batch after the
+reaper's round that found it due. Fenced out, the writer raises Fenced (see
+GroupCommitWriter). A lost connection is not a fence: it is reopened before the batch is
+retried, so a restarted server delays replies instead of stopping the coordinator.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from actors.store.sqlite_writer import (
     GroupCommitWriter,
     Row,
     Settings,
+    Tombstones,
 )
 from transport.errors import CorralError
 
@@ -57,6 +63,16 @@ ins AS (
         version = excluded.version
 ),
 del AS (DELETE FROM jobs WHERE id = ANY(%b::text[]) AND EXISTS (SELECT 1 FROM fence)),
+tomb AS (
+    INSERT INTO jobs_deleted (id, forget_at, version)
+    SELECT gone.*, nextval('jobs_version') FROM unnest(%b::text[], %b::float8[]) AS gone
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (id) DO UPDATE SET forget_at = excluded.forget_at, version = excluded.version
+),
+untomb AS (
+    DELETE FROM jobs_deleted WHERE forget_at <= %b::float8 AND id <> ALL(%b::text[])
+        AND EXISTS (SELECT 1 FROM fence)
+),
 put AS (
     INSERT INTO corral_settings (key, value)
     SELECT * FROM unnest(%b::text[], %b::bytea[]) WHERE EXISTS (SELECT 1 FROM fence)
@@ -70,13 +86,31 @@ COLUMNS = 6  # of a Row
 
 
 def parameters(
-    term: int, rows: list[Row], deletes: list[str], settings: Settings | None = None
+    term: int,
+    rows: list[Row],
+    deletes: list[str],
+    settings: Settings | None = None,
+    tombstones: Tombstones | None = None,
+    cutoff: float | None = None,
 ) -> list[Any]:
-    """BATCH's parameters: the fence's term, the rows as arrays, the deletions, the settings
-    to put (keys, values) and to drop (keys)."""
+    """BATCH's parameters: the fence's term, the rows as arrays, the deletions, the tombstones
+    to write (ids, forget_at) and the time by which older ones go (None: none goes), the
+    settings to put (keys, values) and to drop (keys)."""
     put = {key: value for key, value in (settings or {}).items() if value is not None}
     dropped = [key for key, value in (settings or {}).items() if value is None]
-    return [term, *columns(rows), deletes, list(put), list(put.values()), dropped]
+    buried = list(tombstones or {})
+    return [
+        term,
+        *columns(rows),
+        deletes,
+        buried,
+        list((tombstones or {}).values()),
+        cutoff,
+        buried,
+        list(put),
+        list(put.values()),
+        dropped,
+    ]
 
 
 def columns(rows: list[Row]) -> list[list[Any]]:
@@ -88,6 +122,8 @@ def columns(rows: list[Row]) -> list[list[Any]]:
 
 class PostgresWriter(GroupCommitWriter):
     """GroupCommitWriter whose commit is one fenced statement on its own connection."""
+
+    keeps_tombstones = True  # a standby's copy follows the database (actors.store.follower)
 
     def __init__(
         self,
@@ -102,19 +138,23 @@ class PostgresWriter(GroupCommitWriter):
         self.term = term
         super().__init__(connection, name, activity, on_deposed)  # type: ignore[arg-type]
 
-    def _commit(self, upserts: dict[str, Row], deletes: list[str], settings: Settings) -> bool:
+    def _commit(
+        self,
+        upserts: dict[str, Row],
+        deletes: list[str],
+        settings: Settings,
+        tombstones: Tombstones,
+        cutoff: float | None,
+    ) -> bool:
         """Write and commit one batch atomically; False (rolled back, logged) on failure;
-        Fenced when our term is over."""
+        Fenced when our term is over. No job is both saved and deleted in one batch (the
+        writer keeps the last change handed over per job)."""
         connection: Any = self._connection
-        if deletes:  # a row both saved and pruned in one batch is deleted, as if in that order
-            gone = set(deletes)
-            rows = [row for job_id, row in upserts.items() if job_id not in gone]
-        else:
-            rows = list(upserts.values())
+        rows = list(upserts.values())
         try:
             if connection.closed:
                 connection = self._connection = self._reconnect()
-            batch = parameters(self.term, rows, deletes, settings)
+            batch = parameters(self.term, rows, deletes, settings, tombstones, cutoff)
             row = connection.execute(BATCH, batch).fetchone()
         except (psycopg.Error, CorralError):
             log.exception(

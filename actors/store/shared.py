@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from actors.store.follower import Follower
+from actors.store.follower import Changes, Follower
 from actors.store.lease import MemoryLease
 from actors.store.memory import COMPLETED_RETENTION_S, DISCARDED_RETENTION_S, MemoryStore
 from actors.store.sqlite import SqliteStore, StoreError
@@ -37,6 +37,8 @@ class MemoryDatabase:
         self.versions: dict[str, int] = {}  # job id -> the version its row was written at
         self.version = 0  # the last version drawn (PostgreSQL's `jobs_version` sequence)
         self.settings: dict[str, bytes] = {}  # the `corral_settings` table
+        # The `jobs_deleted` table: job id -> (version, forget_at) of its tombstone
+        self.tombstones: dict[str, tuple[int, float]] = {}
 
     def write(self, job_id: str, blob: bytes) -> None:
         """Put a row, at the next version (the lease held still by the caller)."""
@@ -47,6 +49,17 @@ class MemoryDatabase:
     def delete(self, job_id: str) -> None:
         self.rows.pop(job_id, None)
         self.versions.pop(job_id, None)
+
+    def bury(self, job_id: str, forget_at: float) -> None:
+        """Delete a row before its retention, leaving its tombstone at the next version."""
+        self.delete(job_id)
+        self.version += 1
+        self.tombstones[job_id] = (self.version, forget_at)
+
+    def unbury(self, now: float) -> None:
+        """Drop the tombstones due by `now`."""
+        for job_id in [i for i, (_, at) in self.tombstones.items() if at <= now]:
+            del self.tombstones[job_id]
 
 
 class MemoryFeed:
@@ -69,12 +82,14 @@ class MemoryFeed:
         index.load_settings(settings)
         return version
 
-    def changes(self, since: int) -> tuple[list[bytes], int]:
+    def changes(self, since: int) -> Changes:
         self._reach()
         db = self.db
         with db.lease.fenced(0):
             changed = sorted((v, job_id) for job_id, v in db.versions.items() if v > since)
-            return [db.rows[job_id] for _, job_id in changed], db.version
+            deleted = sorted((v, i) for i, (v, _) in db.tombstones.items() if v > since)
+            rows = [db.rows[job_id] for _, job_id in changed]
+            return Changes(rows, [job_id for _, job_id in deleted], db.version)
 
     def existing(self, job_ids: list[str]) -> list[str]:
         self._reach()
@@ -129,6 +144,16 @@ class SharedWriter:
                 db.delete(job_id)
 
         self._land(drop)
+
+    def erase(self, job_id: str, forget_at: float) -> None:
+        self._land(lambda db: db.bury(job_id, forget_at))
+
+    def drop_tombstones(self, now: float) -> None:
+        """Drop the tombstones due by `now`, if any is (a reaper's round without one writes
+        nothing, as PostgreSQL's writer adds nothing to its next batch)."""
+        tombstones = self._db.tombstones
+        if any(at <= now for _, at in list(tombstones.values())):
+            self._land(lambda db: db.unbury(now))
 
     def _land(self, change: Callable[[MemoryDatabase], None]) -> None:
         with self._lock:

@@ -173,12 +173,25 @@ class SqliteStore:
         self._writer.after_commit(callback)
 
     def prune(self, now: float) -> int:
-        """Forget expired terminal jobs now; the writer deletes their rows with its next batch."""
+        """Forget expired terminal jobs now; the writer deletes their rows with its next batch
+        (and the tombstones of deleted jobs due by `now`, on a shared database)."""
         with self._lock:
             gone = self._index.expire(now)
             if gone:
                 self._writer.delete(gone)
+            self._writer.drop_tombstones(now)
         return len(gone)
+
+    def delete(self, job_id: str) -> bool:
+        """Forget an ended job now (MemoryStore.remove: BadRequest if it has not ended); the
+        writer deletes its row with its next batch, leaving a tombstone on a shared database
+        for a standby's copy to read (postgres_writer)."""
+        with self._lock:
+            forget_at = self._index.remove(job_id)
+            if forget_at is None:
+                return False
+            self._writer.erase(job_id, forget_at)
+        return True
 
     def flush(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Wait until every change so far is committed; False if `timeout` ran out."""

@@ -1,7 +1,9 @@
 """Group commit: one thread owns the SQLite connection and writes many requests per transaction.
 
 Actors hand over ready rows and deletions without waiting; the writer takes everything pending
-at once, writes it in one transaction and commits (one fsync). A callback (a reply) waits for
+at once, writes it in one transaction and commits (one fsync). Per job the last change handed
+over wins: a row saved after its job was deleted (a client naming a deleted job's id again)
+lands, and a deletion after a save deletes. A callback (a reply) waits for
 the commit that holds every change handed over before it was given, and callbacks run in the
 order they were given. While one batch commits the next fills up, so the fsync is shared by
 every request that arrived meanwhile instead of paid once per request.
@@ -40,6 +42,9 @@ MAX_ROWS_PER_STATEMENT = 4096
 # A `jobs` row, in the order of UPSERT's columns.
 Row = tuple[str, str, str, str | None, float | None, bytes]
 Settings = dict[str, bytes | None]  # pending settings: key -> value, None to drop the key
+# Pending tombstones (extension "Delete"): job id -> when a standby's copy would forget the job
+# by its retention anyway, after which the tombstone may go (postgres_writer).
+Tombstones = dict[str, float]
 
 
 class Fenced(Exception):
@@ -92,6 +97,8 @@ class GroupCommitWriter:
     later callback ever runs, since the change it would announce never landed.
     """
 
+    keeps_tombstones = False  # SQLite: no standby follows the file, a deletion is only a delete
+
     def __init__(
         self,
         connection: sqlite3.Connection,
@@ -102,7 +109,9 @@ class GroupCommitWriter:
         self._connection = connection
         self._cond = threading.Condition()
         self._upserts: dict[str, Row] = {}  # latest row per job id
-        self._deletes: list[str] = []
+        self._deletes: dict[str, None] = {}  # job ids, never one of `_upserts`
+        self._tombstones: Tombstones = {}
+        self._tombstone_cutoff: float | None = None  # tombstones due by then may go
         self._settings: Settings = {}  # latest value per key (None: drop it)
         self._changes = 0  # changes handed over so far
         self._committed = 0  # changes durable so far
@@ -127,17 +136,44 @@ class GroupCommitWriter:
         with self._cond:
             if self._fenced:
                 return
+            self._deletes.pop(job_row[0], None)
             self._upserts[job_row[0]] = job_row
             self._changes += 1
             self._pending()
 
     def delete(self, job_ids: list[str]) -> None:
+        """Delete these rows (pruned: a standby's copy forgets them by the same rule)."""
         with self._cond:
             if self._fenced:
                 return
-            self._deletes.extend(job_ids)
+            for job_id in job_ids:
+                self._upserts.pop(job_id, None)
+                self._deletes[job_id] = None
             self._changes += 1
             self._pending()
+
+    def erase(self, job_id: str, forget_at: float) -> None:
+        """Delete this row before its retention (extension "Delete"). A writer that
+        `keeps_tombstones` also leaves a tombstone, kept until `forget_at`, so that a standby's
+        copy forgets the job too (actors.store.follower)."""
+        with self._cond:
+            if self._fenced:
+                return
+            self._upserts.pop(job_id, None)
+            self._deletes[job_id] = None
+            if self.keeps_tombstones:
+                self._tombstones[job_id] = forget_at
+            self._changes += 1
+            self._pending()
+
+    def drop_tombstones(self, now: float) -> None:
+        """Tombstones due by `now` may go, with the next batch (not a change of its own: a
+        tombstone kept longer costs a row, and a standby reads only newer ones)."""
+        if not self.keeps_tombstones:
+            return
+        with self._cond:
+            cutoff = self._tombstone_cutoff
+            self._tombstone_cutoff = now if cutoff is None else max(cutoff, now)
 
     def put_setting(self, key: str, value: bytes | None) -> None:
         """Persist a setting (None: drop it), replacing any pending value of the key."""
@@ -171,7 +207,7 @@ class GroupCommitWriter:
         return not (self._busy or self._changed() or self._callbacks)
 
     def _changed(self) -> bool:
-        return bool(self._upserts or self._deletes or self._settings)
+        return bool(self._upserts or self._deletes or self._settings or self._tombstones)
 
     def _work(self) -> bool:
         ready = bool(self._callbacks) and self._callbacks[0][0] <= self._committed
@@ -201,20 +237,22 @@ class GroupCommitWriter:
                 if self._closing:
                     return
                 upserts, deletes, covered = self._upserts, self._deletes, self._changes
-                settings = self._settings
-                self._upserts, self._deletes, self._settings = {}, [], {}
+                settings, tombstones = self._settings, self._tombstones
+                cutoff = self._tombstone_cutoff
+                self._upserts, self._deletes, self._settings = {}, {}, {}
+                self._tombstones, self._tombstone_cutoff = {}, None
                 self._busy = True
             try:
                 changed = upserts or deletes or settings
-                committed = not changed or self._commit(upserts, deletes, settings)
+                committed = not changed or self._commit(
+                    upserts, list(deletes), settings, tombstones, cutoff
+                )
             except Fenced as fenced:
                 self._stop_fenced(fenced)
                 return
             with self._cond:
                 if not committed:  # put the batch back in front of what arrived meanwhile
-                    self._upserts = upserts | self._upserts
-                    self._deletes = deletes + self._deletes
-                    self._settings = settings | self._settings
+                    self._put_back(upserts, deletes, settings, tombstones, cutoff)
                 else:
                     self._committed = max(self._committed, covered)
                 ready = []
@@ -235,12 +273,32 @@ class GroupCommitWriter:
             if not committed:
                 self._wake.wait(RETRY_AFTER_FAILURE_S)
 
+    def _put_back(
+        self,
+        upserts: dict[str, Row],
+        deletes: dict[str, None],
+        settings: Settings,
+        tombstones: Tombstones,
+        cutoff: float | None,
+    ) -> None:
+        """A batch that failed goes back in front of the changes handed over since, which win
+        per job: a newer save of a job the batch deleted, or a newer deletion of a job it saved
+        (lock held)."""
+        newer_upserts, newer_deletes = self._upserts, self._deletes
+        self._upserts = {i: r for i, r in upserts.items() if i not in newer_deletes} | newer_upserts
+        self._deletes = {i: None for i in deletes if i not in newer_upserts} | newer_deletes
+        self._settings = settings | self._settings
+        self._tombstones = tombstones | self._tombstones
+        if self._tombstone_cutoff is None:
+            self._tombstone_cutoff = cutoff
+
     def _stop_fenced(self, fenced: Fenced) -> None:
         """Drop everything pending and every waiting callback, for good; tell the owner once."""
         log.error("%s", fenced)
         with self._cond:
             self._fenced = True
-            self._upserts, self._deletes, self._settings = {}, [], {}
+            self._upserts, self._deletes, self._settings = {}, {}, {}
+            self._tombstones, self._tombstone_cutoff = {}, None
             self._callbacks.clear()
             self._busy = False
             if self._counted is not None:
@@ -253,8 +311,16 @@ class GroupCommitWriter:
             except Exception:
                 log.exception("on_fenced callback failed")
 
-    def _commit(self, upserts: dict[str, Row], deletes: list[str], settings: Settings) -> bool:
-        """Write and commit one batch atomically; False (rolled back, logged) on failure."""
+    def _commit(
+        self,
+        upserts: dict[str, Row],
+        deletes: list[str],
+        settings: Settings,
+        tombstones: Tombstones,
+        cutoff: float | None,
+    ) -> bool:
+        """Write and commit one batch atomically; False (rolled back, logged) on failure.
+        SQLite keeps no tombstones: `tombstones` is always empty and `cutoff` None."""
         statements: list[tuple[str, list[Any]]] = [
             (upsert_sql(len(rows)), [value for r in rows for value in r])
             for rows in chunks(list(upserts.values()))

@@ -22,8 +22,8 @@ from transport.errors import ConnectionLost, CorralError
 DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_WATCH_INTERVAL_S = 2.0
-# `direct`, `pause_queue` and `resume_queue` need the admin role
-ADMIN_COMMANDS = ("quiet", "terminate", "resume", "queue")
+# `direct`, `pause_queue`, `resume_queue` and `delete` need the admin role
+ADMIN_COMMANDS = ("quiet", "terminate", "resume", "queue", "delete")
 DEBUG_HELP = "on an unexpected error, print its traceback"
 STILL_WAITING_HELP = enqueue.STILL_WAITING.replace("`get --wait`", "`enqueue --wait`")
 DISTRIBUTION = "corral"
@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", parents=[client], help="retry a discarded job, print its state")
     retry.add_argument("job_id", metavar="JOB_ID")
+
+    delete = sub.add_parser(
+        "delete",
+        parents=[client],
+        help="forget an ended job for good, before its retention would (admin role)",
+    )
+    delete.add_argument("job_id", metavar="JOB_ID")
 
     jobs.add_parsers(sub, client)  # corral jobs
     status = sub.add_parser("status", parents=[client], help="queues and workers")
@@ -204,6 +211,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "jobs": jobs.jobs,
         "cancel": commands.cancel,
         "retry": commands.retry,
+        "delete": commands.delete,
         "status": commands.status,
         "quiet": commands.direct,
         "terminate": commands.direct,

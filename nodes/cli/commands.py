@@ -92,6 +92,14 @@ def retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def delete(args: argparse.Namespace) -> int:
+    """`corral delete JOB_ID` (admin role): an ended job is forgotten for good."""
+    with _client(args) as client:
+        client.delete(args.job_id)
+    print(f"job {args.job_id} deleted")
+    return 0
+
+
 def queue(args: argparse.Namespace) -> int:
     """`corral queue pause|resume QUEUE` (admin role)."""
     with _client(args) as client:

@@ -1,18 +1,21 @@
 """High availability with real processes: two coordinator processes share a private
 PostgreSQL cluster (tests/pg.py); workers list both. The leader is SIGKILLed or frozen with
-SIGSTOP; the standby takes over, running jobs resume on their workers, and a frozen leader
-thawed after the takeover serves nothing and changes nothing."""
+SIGSTOP; the standby takes over, running jobs resume on their workers, a frozen leader
+thawed after the takeover serves nothing and changes nothing, and a job deleted on the leader
+(extension "Delete") is still gone after the standby took over."""
 
 from __future__ import annotations
 
 import signal
 
+import pytest
 import zmq
 
 from tests.conftest import wait_for
 from tests.integration.ha_cluster import FAILOVER_TIMEOUT_S, Pair, rows
 from tests.integration.real_cluster import hold_jobs, start_worker
 from transport import codec
+from transport.errors import UnknownJob
 
 # How long a takeover may take here: the lease lapses (1 s), the standby's next poll (0.2 s),
 # opening the store and starting the actors, on two cores busy with every process of the test.
@@ -102,6 +105,34 @@ def test_a_frozen_leader_thawed_after_the_takeover_serves_nothing_and_writes_not
     release.touch()
     assert client.get(held, wait=20).state == "completed"
     assert pair.cluster_of(second)["term"] == new_term  # nothing changed hands again
+
+
+def test_a_job_deleted_on_the_leader_is_still_gone_after_the_standby_takes_over(
+    spawn, postgres, tmp_path
+):
+    url = postgres.database()
+    pair = Pair(spawn, tmp_path, url)
+    first, _ = pair.leader()
+    client = pair.client()
+    gone, kept = (str(client.enqueue("sleep", [0], queue="nobody")) for _ in range(2))
+    assert client.cancel(gone) == client.cancel(kept) == "cancelled"
+
+    def standby_ready() -> bool:
+        view = pair.cluster_of(first)
+        return view is not None and any(s["ready"] for s in view["standbys"])
+
+    wait_for(standby_ready, timeout=15, what="the standby's copy loaded")
+    client.delete(gone)
+    assert rows(url, "SELECT count(*) FROM jobs WHERE id = %s", gone) == [(0,)]
+    assert rows(url, "SELECT count(*) FROM jobs_deleted WHERE id = %s", gone) == [(1,)]
+
+    pair.failover(first, signal.SIGKILL)
+    second, _ = pair.leader(other_than=first)
+    assert "taking over the standby copy" in pair.processes[second].output
+    with pytest.raises(UnknownJob):
+        client.get(gone)
+    assert client.get(kept).state == "cancelled"
+    assert client.stats()["queues"]["nobody"]["cancelled"] == 1
 
 
 def worker_of(client, job_id: str) -> str | None:

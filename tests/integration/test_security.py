@@ -132,6 +132,7 @@ def test_a_worker_key_runs_a_whole_session_but_is_refused_every_client_request(p
         ("get", {"job_id": job_id}),
         ("cancel", {"job_id": job_id}),
         ("retry", {"job_id": job_id}),
+        ("delete", {"job_id": job_id}),
         ("stats", {}),
         ("direct", {"worker_id": worker_id, "state": "quiet"}),
     ):
@@ -158,8 +159,10 @@ def test_a_client_key_enqueues_reads_and_cancels_but_may_not_open_a_session_or_d
     refused(client.request("register", worker_id=worker_id, queues=["q"]), "unauthorized")
     refused(client.request("fetch", worker_id=worker_id, count=1), "unauthorized")
     refused(client.request("direct", worker_id=worker_id, state="quiet"), "unauthorized")
+    refused(client.request("delete", job_id=job_id), "unauthorized")  # ended, but admin's to do
     beat = worker.request("beat", worker_id=worker_id, state="running", active_job_ids=[])
     assert ok(beat)["state"] == "running"  # the refused direct changed nothing
+    assert ok(client.request("get", job_id=job_id))["job"]["state"] == "cancelled"
 
 
 def test_an_admin_key_directs_workers_and_may_not_read_or_enqueue(peer):
@@ -172,6 +175,17 @@ def test_an_admin_key_directs_workers_and_may_not_read_or_enqueue(peer):
     refused(admin.request("stats"), "unauthorized")  # admin does not imply client
     refused(admin.request("enqueue", job={"type": "t"}), "unauthorized")
     refused(admin.request("hello", v=1, role="worker", hostname="h", pid=1), "unauthorized")
+
+
+def test_only_an_admin_key_deletes_an_ended_job(peer):
+    admin, client = peer("admin"), peer("client")
+    job_id = enqueue(client)
+    refused(admin.request("delete", job_id=job_id), "bad_request")  # allowed, but not ended
+    assert ok(client.request("cancel", job_id=job_id))["state"] == "cancelled"
+    refused(client.request("delete", job_id=job_id), "unauthorized")
+    assert ok(admin.request("delete", job_id=job_id))["deleted"] is True
+    refused(client.request("get", job_id=job_id), "unknown_job")
+    refused(admin.request("delete", job_id=job_id), "unknown_job")
 
 
 # -- the handshake -------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 in this process and `nodes.Client`, one test (or two) per area of the job-semantics issue.
 
 Priority and queue order, scheduled jobs (and `corral enqueue --in`), retries with the dead set
-and manual retry (`Client.retry`, `corral retry`), unique keys, cancelling an active job, result
+and manual retry (`Client.retry`, `corral retry`), deleting ended jobs (`Client.delete`, `corral
+delete`), unique keys, cancelling an active job, result
 size limits, label routing, atomic batches and handler defaults. Every wait is `wait_for` or a
 request with a deadline; handlers block only on events with timeouts, released at teardown.
 """
@@ -20,7 +21,7 @@ from actors.worker import current_job
 from nodes import Client, Coordinator, WorkerNode, cli
 from nodes.client import JobFailed
 from tests.conftest import wait_for
-from transport.errors import BadRequest
+from transport.errors import BadRequest, UnknownJob
 from transport.validation.limits import Limits
 
 HEARTBEAT_INTERVAL_S = 0.2  # workers learn of cancels on their next beat
@@ -217,6 +218,59 @@ def test_corral_retry_puts_a_discarded_job_back(node, client_for, start_worker, 
     assert cli.main(["retry", job, "--connect", coordinator.address]) == 0
     assert capsys.readouterr().out.strip() == "available"
     assert job.result(timeout=10) == "ok"
+
+
+# -- deleting ended jobs (extension "Delete") -----------------------------------------------------
+
+
+def test_a_client_deletes_an_ended_job_for_good_and_is_refused_one_still_running(
+    node, client_for, start_worker, gates, tmp_path
+):
+    store = f"sqlite:///{tmp_path / 'corral.db'}"
+    coordinator = node(store=store)
+    client = client_for(coordinator)
+    gate = gates()
+    handlers = {"flaky": flaky_until_third_attempt, "hold": gate.wait}
+    start_worker(coordinator, handlers, concurrency=1)
+    dead = client.enqueue("flaky", max_attempts=1, request_id="dead-1")
+    with pytest.raises(JobFailed):
+        dead.result(timeout=10)
+    running = client.enqueue("hold", [GATE_TIMEOUT_S])
+    wait_for(lambda: client.get(running).state == "active", timeout=10, what="the job running")
+
+    with pytest.raises(BadRequest, match="is active: only an ended job can be deleted"):
+        client.delete(running)
+    assert client.delete(dead) is None
+    with pytest.raises(UnknownJob):
+        client.get(dead)
+    with pytest.raises(UnknownJob):
+        client.delete(dead)  # a second delete
+    assert client.stats()["queues"]["default"]["discarded"] == 0
+    again = client.enqueue("flaky", max_attempts=1, request_id="dead-1")  # a resend: no replay
+    assert str(again) != str(dead)
+    gate.set()
+    assert running.result(timeout=10) is True
+
+    coordinator.stop()  # a restart on the same file does not bring it back
+    restarted = node(store=store)
+    with Client(restarted.address, timeout=10.0) as after:
+        with pytest.raises(UnknownJob):
+            after.get(dead)
+        assert after.get(running).state == "completed"
+
+
+def test_corral_delete_forgets_an_ended_job_and_says_so(node, client_for, start_worker, capsys):
+    coordinator = node()
+    client = client_for(coordinator)
+    start_worker(coordinator, {"flaky": flaky_until_third_attempt}, concurrency=1)
+    job = client.enqueue("flaky", max_attempts=1)
+    with pytest.raises(JobFailed):
+        job.result(timeout=10)
+
+    assert cli.main(["delete", str(job), "--connect", coordinator.address]) == 0
+    assert capsys.readouterr().out.strip() == f"job {job} deleted"
+    assert cli.main(["delete", str(job), "--connect", coordinator.address]) == 1
+    assert capsys.readouterr().err.strip() == f"error: unknown_job: no job {job}"
 
 
 # -- unique jobs ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -35,8 +35,10 @@ class History:
     """Everything that happened to jobs, in one global order, checked at the end.
 
     Invariants: every enqueued job ends terminal exactly once; no handler starts a job after
-    that job was completed (acked); results are the handler's. `trace` keeps every event and
-    handler start in that order, so two runs of one seed can be compared (tests/sim/test_replay.py).
+    that job was completed (acked); results are the handler's. A job deleted by hand (extension
+    "Delete") is not lost: it had ended exactly once, and it stays gone. `trace` keeps every
+    event and handler start in that order, so two runs of one seed can be compared
+    (tests/sim/test_replay.py).
     """
 
     def __init__(self) -> None:
@@ -73,10 +75,20 @@ class History:
 
         return recorded
 
-    def check(self, cluster: Cluster, job_ids: list[str]) -> None:
+    def check(
+        self,
+        cluster: Cluster,
+        job_ids: list[str],
+        deleted: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """`deleted`: job id -> its Job map when it was deleted by hand."""
         store = cluster.store
+        deleted = deleted or {}
         for job_id in job_ids:
             stored = store.get(job_id)
+            if job_id in deleted:
+                assert stored is None, f"deleted job {job_id} came back (seed={cluster.seed})"
+                stored = deleted[job_id]
             assert stored is not None, f"job {job_id} lost (seed={cluster.seed})"
             assert stored["state"] in ("completed", "discarded", "cancelled"), (
                 f"job {job_id} ended {stored['state']} (seed={cluster.seed})"

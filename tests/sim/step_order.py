@@ -1,6 +1,6 @@
 """A watch on workflow steps over a simulated run: from the coordinator's events, no step
-starts before every job it waits for has ended, and a step whose parent failed ends as its
-policy says."""
+starts before every job it waits for has ended, and a step ends as its policy says: under
+`cancel` it runs only if every parent completed, under `only` only if one did not."""
 
 from __future__ import annotations
 
@@ -31,9 +31,11 @@ class StepOrder:
                 job = client.get(job_id).raw
                 waiting = [p for p in job["depends_on"] if p not in ended]
                 assert not waiting, f"{job_id} started before {waiting} ended"
+                failed = [p for p in job["depends_on"] if ended[p] != "completed"]
                 if job["on_failure"] == "cancel":
-                    failed = [p for p in job["depends_on"] if ended[p] != "completed"]
                     assert not failed, f"{job_id} started though {failed} failed"
+                elif job["on_failure"] == "only":
+                    assert failed, f"{job_id} (on_failure only) started though none failed"
 
     def check_policy(self, client: Any, job_ids: list[str]) -> None:
         """Under on_failure cancel: a step completed only if every parent completed, and a
@@ -44,6 +46,12 @@ class StepOrder:
             if job.raw["on_failure"] == "continue":
                 continue
             parents = [client.get(p).state for p in job.raw["depends_on"]]
+            if job.raw["on_failure"] == "only":  # runs only when a parent failed
+                if parents and all(state == "completed" for state in parents):
+                    assert job.state == "cancelled", f"{job_id} ran though no parent failed"
+                if job.state == "completed":
+                    assert any(state != "completed" for state in parents)
+                continue
             if any(state != "completed" for state in parents):
                 assert job.state == "cancelled", f"{job_id} ran though a parent failed"
             if job.state == "completed" and parents:

@@ -1,16 +1,19 @@
 """Failover in simulation: two coordinators share a MemoryDatabase (PostgreSQL's stand-in)
 over the in-process network with a manual clock. One leads; when it dies, is cut off from
 the database or stops, the other takes over, and no job is lost, run twice or run after its
-ack. `cluster.leader()` asserts at every step that at most one coordinator serves."""
+ack; a job deleted by hand (extension "Delete") stays deleted across takeovers.
+`cluster.leader()` asserts at every step that at most one coordinator serves."""
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 from actors.coordinator_settings import CoordinatorSettings
 from actors.leadership import POLLS_PER_TTL
+from transport.errors import ConnectionLost, NotLeader, UnknownJob
 from transport.inproc import Faults
 
 TTL = 3.0
@@ -125,6 +128,26 @@ HA_SLOW_SEEDS = range(30, 530)
 CHAOS_S = 180.0
 
 
+def delete_one_ended(cluster, client, jobs, deleted, maybe, rng) -> None:
+    """An operator deletes a job that ended, read first. Gone for sure once the answer is
+    `deleted`, or `unknown_job` (a resend to the next leader after the first landed); with
+    only `not_leader`, or nothing, within the client's timeout (no leader then), maybe gone."""
+    ended = [j for j in jobs if j not in deleted and j not in maybe]
+    ended = [j for j in ended if cluster.store.get(j)["state"] in TERMINAL]
+    if not ended:
+        return
+    job_id = rng.choice(ended)
+    wire = cluster.store.get(job_id)
+    try:
+        client.delete(job_id)
+    except UnknownJob:
+        pass
+    except (ConnectionLost, NotLeader):
+        maybe[job_id] = wire
+        return
+    deleted[job_id] = wire
+
+
 def run_ha_seed(make_cluster, history, seed: int) -> None:
     rng = random.Random(seed)
     cluster = ha_cluster(make_cluster, rng.randint(1, 3), seed, concurrency=rng.randint(1, 3))
@@ -133,6 +156,8 @@ def run_ha_seed(make_cluster, history, seed: int) -> None:
     cluster.network.faults = Faults(
         drop=rng.uniform(0, 0.03), duplicate=rng.uniform(0, 0.03), delay=rng.uniform(0, 0.05)
     )
+    deleted: dict[str, dict[str, Any]] = {}  # job id -> its Job map when deleted
+    maybe: dict[str, dict[str, Any]] = {}  # deletes that got no answer
     ends = cluster.clock.now() + CHAOS_S
     while cluster.clock.now() < ends:
         cluster.advance(rng.uniform(1, 12))
@@ -149,6 +174,8 @@ def run_ha_seed(make_cluster, history, seed: int) -> None:
         elif action < 0.65 and cluster.workers:
             cluster.kill_worker(rng.choice(sorted(cluster.workers)))
             cluster.add_worker()
+        elif action < 0.72 and leader is not None:  # an operator deletes a job that ended
+            delete_one_ended(cluster, client, jobs, deleted, maybe, rng)
     cluster.network.faults = Faults()
     cluster.cut_off.clear()
     for address in cluster.addresses:
@@ -156,8 +183,10 @@ def run_ha_seed(make_cluster, history, seed: int) -> None:
             cluster.start_coordinator(address)
     if not cluster.workers:
         cluster.add_worker()
-    cluster.run_until(lambda: all_terminal(cluster, jobs), within=4 * 3600.0)
-    history.check(cluster, jobs)
+    kept = [j for j in jobs if j not in deleted and j not in maybe]
+    cluster.run_until(lambda: all_terminal(cluster, kept), within=4 * 3600.0)
+    deleted.update({j: wire for j, wire in maybe.items() if cluster.store.get(j) is None})
+    history.check(cluster, jobs, deleted)
 
 
 @pytest.mark.parametrize("seed", HA_SEEDS, ids=lambda s: f"seed_{s}")

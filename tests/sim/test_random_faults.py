@@ -1,25 +1,28 @@
 """Randomised fault schedules: whatever the network and the workers do, no job is lost.
 
 Each seed builds a cluster, enqueues a mix of jobs, then for a few virtual minutes drops,
-duplicates, delays and reorders frames, partitions workers and kills them, and pauses and
-resumes the queue, while a schedule makes a job every 30 s. A third of the jobs are under
+duplicates, delays and reorders frames, partitions workers and kills them, pauses and
+resumes the queue, and deletes jobs that ended (extension "Delete"), while a schedule makes a
+job every 30 s. A third of the jobs are under
 limits per key (their own concurrency or rate, or the one configured for `sleep`), watched at
 every start. A workflow (a chain into a group with a callback) runs too. Then the network heals
-and the run must end with every job terminal exactly once, no job run after its ack, no limit
-ever exceeded, no step started before its parents completed, and every step after a failed one
-cancelled.
+and the run must end with every job terminal exactly once (a deleted one gone for good, as it
+was when deleted), no job run after its ack, no limit ever exceeded, no step started before its
+parents completed, and every step after a failed one cancelled.
 A failure names its seed; `pytest tests/sim/test_random_faults.py -k "seed_17"` replays it.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 from actors.coordinator_settings import CoordinatorSettings
 from actors.limits import LimitRule, LimitRules
 from nodes import chain, group, step
+from nodes.client import Job
 from tests.sim.limit_watch import LimitWatch
 from tests.sim.step_order import StepOrder
 from transport.inproc import Faults
@@ -86,10 +89,37 @@ def _check_results(client, flow: list[str], seed: int) -> None:
         assert total.result == squared.result, f"the callback's results (seed={seed})"
 
 
-def _all_terminal(cluster, job_ids) -> bool:
+def _all_terminal(cluster, job_ids, deleted) -> bool:
     return all(
-        cluster.store.get(j)["state"] in ("completed", "discarded", "cancelled") for j in job_ids
+        cluster.store.get(j)["state"] in ("completed", "discarded", "cancelled")
+        for j in job_ids
+        if j not in deleted
     )
+
+
+class Remembered:
+    """The client's `get`, and the jobs deleted during the run as they were when deleted: the
+    checks of the workflow read its steps, some of which may be gone."""
+
+    def __init__(self, client: Any, deleted: dict[str, dict[str, Any]]) -> None:
+        self.client, self.deleted = client, deleted
+
+    def get(self, job_id: str) -> Job:
+        wire = self.deleted.get(job_id)
+        return self.client.get(job_id) if wire is None else Job.from_wire(wire)
+
+
+def _delete_one_ended(cluster, client, candidates, deleted, rng) -> None:
+    """An operator deletes a job that ended (one of the mix or a workflow step): read first,
+    so the checks know what it was."""
+    terminal = ("completed", "discarded", "cancelled")
+    ended = [
+        j for j in candidates if j not in deleted and cluster.store.get(j)["state"] in terminal
+    ]
+    if ended:
+        job_id = rng.choice(ended)
+        deleted[job_id] = client.get(job_id).raw
+        client.delete(job_id)
 
 
 def run_seed(make_cluster, history, seed: int) -> None:
@@ -128,6 +158,7 @@ def run_seed(make_cluster, history, seed: int) -> None:
         reorder=rng.uniform(0, 0.1),
     )
     partitioned: set[str] = set()
+    deleted: dict[str, dict[str, Any]] = {}  # job id -> its Job map when it was deleted
     chaos_ends = cluster.clock.now() + CHAOS_S
     while cluster.clock.now() < chaos_ends:
         cluster.advance(rng.uniform(1, 15))
@@ -155,6 +186,11 @@ def run_seed(make_cluster, history, seed: int) -> None:
             paused = client.stats()["paused"]
             (client.resume_queue if paused else client.pause_queue)("default")
             cluster.network.faults = saved
+        elif action < 0.65:  # an operator deletes a job that ended
+            cluster.network.faults, saved = Faults(), cluster.network.faults
+            candidates = [j for j in job_ids + flow if j != cancel_target]  # cancelled later
+            _delete_one_ended(cluster, client, candidates, deleted, rng)
+            cluster.network.faults = saved
 
     cluster.network.faults = Faults()
     client.resume_queue("default")
@@ -164,14 +200,15 @@ def run_seed(make_cluster, history, seed: int) -> None:
         cluster.network.heal(name)
     if not cluster.workers:
         cluster.add_worker()
-    cluster.run_until(lambda: _all_terminal(cluster, job_ids), within=SETTLE_WITHIN_S)
-    history.check(cluster, job_ids)
+    cluster.run_until(lambda: _all_terminal(cluster, job_ids, deleted), within=SETTLE_WITHIN_S)
+    history.check(cluster, job_ids, deleted)
     assert not watch.breaches, f"limits exceeded (seed={seed}): {watch.breaches}"
-    steps.check(client, flow)
-    steps.check_policy(client, flow)
-    _check_results(client, flow, seed)
+    remembered = Remembered(client, deleted)
+    steps.check(remembered, flow)
+    steps.check_policy(remembered, flow)
+    _check_results(remembered, flow, seed)
     for job_id in job_ids:
-        stored = cluster.store.get(job_id)
+        stored = deleted.get(job_id) or cluster.store.get(job_id)
         if stored["type"] == "square" and stored["state"] == "completed":
             assert stored["result"] == stored["args"][0] ** 2, f"wrong result (seed={seed})"
 

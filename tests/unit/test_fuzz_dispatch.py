@@ -346,6 +346,8 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
         "get": st.fixed_dictionaries({"job_id": job}, optional={"wait": st.floats(0, 100)}),
         "cancel": st.fixed_dictionaries({"job_id": job}),
         "retry": st.fixed_dictionaries({"job_id": job}),
+        # the harness's job never ends here: refused as not ended, or unknown_job
+        "delete": st.fixed_dictionaries({"job_id": job}),
         "stats": st.fixed_dictionaries({}, optional={"series": st.booleans()}),
         "direct": st.fixed_dictionaries(
             {"worker_id": me, "state": st.sampled_from(m.WORKER_STATES)}

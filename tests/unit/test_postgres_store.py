@@ -62,7 +62,7 @@ def test_a_version_3_database_gets_row_versions_and_keeps_its_jobs(pg):
     query(  # as corral 3 left it: no row versions
         pg.location,
         "ALTER TABLE jobs DROP COLUMN version; DROP SEQUENCE jobs_version; "
-        "DROP TABLE corral_settings; "
+        "DROP TABLE corral_settings; DROP TABLE jobs_deleted; "
         "UPDATE schema_version SET version = 3",
     )
     follower = pg.follow()  # migrates, then loads: the old rows are version 0

@@ -75,6 +75,7 @@ FULL: dict[str, dict[str, Any]] = {
     "get": {"job_id": JID, "wait": 2},
     "cancel": {"job_id": JID},
     "retry": {"job_id": JID},  # extension of docs/PROTOCOL.md: retry a discarded job by hand
+    "delete": {"job_id": JID},  # extension "Delete": forget an ended job for good
     "stats": {},
     "jobs": {"queue": "q1", "state": "discarded", "job_type": "resize", "limit": 10},  # extension
     "direct": {"worker_id": WID, "state": "quiet"},
@@ -253,6 +254,16 @@ def test_pause_queue_and_resume_queue_name_a_queue():
         for bad in ("", 7, None, "q" * 257):
             with pytest.raises(BadRequest, match="queue"):
                 parse(request(kind, queue=bad))
+
+
+def test_delete_names_a_job_by_a_string_within_the_name_limit():
+    assert parse(request("delete")) == m.Delete(1, JID)
+    assert parse(request("delete", job_id="j" * 256)) == m.Delete(1, "j" * 256)
+    for bad in ("", "j" * 257, 7, None, [JID]):
+        with pytest.raises(BadRequest, match="'job_id'"):
+            parse(request("delete", job_id=bad))
+    with pytest.raises(BadRequest, match="'job_id' must have 1 to 8 characters"):
+        parse(request("delete", job_id="j" * 9), Limits(max_name_chars=8))
 
 
 def test_a_schedule_is_read_with_its_defaults():
@@ -441,6 +452,7 @@ REQUIRED_FIELDS = [
     ("enqueue", ("job", "type")),
     ("get", ("job_id",)),
     ("cancel", ("job_id",)),
+    ("delete", ("job_id",)),
     ("direct", ("worker_id",)),
     ("direct", ("state",)),
     ("workflow", ("workflow",)),
@@ -604,6 +616,7 @@ MISTYPED: list[tuple[str, tuple[str, ...], list[Any]]] = [
     ("get", ("job_id",), STR[1:]),
     ("get", ("wait",), NUMBER),
     ("cancel", ("job_id",), STR[1:]),
+    ("delete", ("job_id",), STR[1:]),
     ("direct", ("worker_id",), STR[1:]),
     ("direct", ("state",), STR[1:]),
     ("enqueue", ("job", "depends_on"), STRS),

@@ -6,7 +6,7 @@ that passes reaches the actors already trusted. One module per request family:
 - `session`: a worker's hello, register, beat, fetch and deregister;
 - `outcomes`: ack, fail and the `outcomes` extension;
 - `jobs`: enqueue and the job spec (`job_spec`);
-- `admin`: ping, get, cancel, retry, stats, jobs, direct, pause_queue and resume_queue;
+- `admin`: ping, get, cancel, retry, delete, stats, jobs, direct, pause_queue and resume_queue;
 - `schedules`: schedule_put, schedule_remove, schedule_pause, schedule_resume, schedules;
 - `workflows`: workflow (compiled into steps), workflow_get, workflow_cancel;
 - `fields` holds the shared field checkers and `limits` the configurable size limits.

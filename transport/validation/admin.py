@@ -1,4 +1,4 @@
-"""Queries and admin requests: ping, get, cancel, retry, stats, jobs, direct, and
+"""Queries and admin requests: ping, get, cancel, retry, delete, stats, jobs, direct, and
 pause_queue / resume_queue."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ def _cancel(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Cance
 
 def _retry_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Retry:
     return m.Retry(rid, string(b, "job_id"))
+
+
+def _delete_job(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Delete:
+    return m.Delete(rid, string(b, "job_id", limit=limits.max_name_chars))
 
 
 def _stats(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Stats:
@@ -64,6 +68,7 @@ PARSERS: dict[str, Parser] = {
     "get": _get_job,
     "cancel": _cancel,
     "retry": _retry_job,
+    "delete": _delete_job,
     "stats": _stats,
     "jobs": _jobs,
     "direct": _direct,
