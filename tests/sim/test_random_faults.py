@@ -82,7 +82,7 @@ def _scheduled(cluster, first_slot: float, seed: int) -> list[str]:
 def _check_results(client, flow: list[str], seed: int) -> None:
     """Each completed step computed from its parents' results: square, square, then the total
     of the square (the sleep's result, a bool, is no number)."""
-    first, squared, _, total = (client.get(job_id) for job_id in flow)
+    first, squared, _, total = (client.get(job_id) for job_id in flow[:4])
     if squared.state == "completed" and first.state == "completed":
         assert squared.result == first.result**2, f"a result not passed on (seed={seed})"
     if total.state == "completed" and squared.state == "completed":
@@ -145,6 +145,19 @@ def run_seed(make_cluster, history, seed: int) -> None:
             step("total"),
         ),
         on_failure=rng.choice(["cancel", "continue"]),
+    )["job_ids"]
+    # A batch whose callbacks each have a policy of their own: one runs whatever its members
+    # did, one only when all completed, one only when one failed (a member may be a `boom`)
+    flow += client.enqueue_workflow(
+        group(
+            step("square", [rng.randint(1, 9)]),
+            step(rng.choice(["square", "boom"]), [3], max_attempts=1),
+            callback=group(
+                step("total", on_failure="continue"),
+                step("total", on_failure="cancel"),
+                step("total", on_failure="only"),
+            ),
+        )
     )["job_ids"]
     # A schedule runs all along: every slot due during the chaos makes exactly one job
     first_slot = client.put_schedule(
