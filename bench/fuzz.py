@@ -12,8 +12,9 @@ every request type, valid ones mutated (fields deleted or swapped for hostile va
 added, rid and type replaced, values nested up to 2,000 deep, strings inflated past the size
 limits, other peers' worker ids, bytes truncated, appended, flipped or replaced, msgpack
 extension types). Job specs (of enqueues and schedules) sometimes carry the limit fields,
-`concurrency_key`, `concurrency_limit` and `rate_limit`, and `expires_at` and `run_timeout`,
-valid and not, and `depends_on` (with `on_failure`, `pass_results`): real ids from earlier
+`concurrency_key`, `concurrency_limit` and `rate_limit`, `expires_at` and `run_timeout`, an
+`id` of their own (fresh, one of a few that clash, malformed) and a `retry.backoff`, valid and
+not (a `fail` sometimes asks to be requeued, and a workflow step may carry its own policy), and `depends_on` (with `on_failure`, `pass_results`): real ids from earlier
 replies, unknown ids, guesses at the id the job itself is about to get, ids of the wrong kind.
 `workflow` requests carry random trees of chains, groups and callbacks, or hostile ones (nested
 past `max_depth`, groups of 100,001 steps, a group after a group that makes 160,000
@@ -135,6 +136,8 @@ DEADLINE_FIELDS: dict[str, tuple[list[Any], list[Any]]] = {
         [0, -1, -0.5, True, math.nan, math.inf, "5", [5], {}],
     ),
 }
+# Job ids a client may name (extension "Job ids"): drawn again and again, so enqueues clash
+NAMED_IDS = [f"019a0000-0000-7000-8000-00000000000{n}" for n in range(3)]
 MAX_MESSAGE_SIZE = codec.MAX_MESSAGE_SIZE_BYTES
 LIMITS = Limits()
 BATCH = 64  # frames sent before a peer collects the answers
@@ -324,6 +327,12 @@ class Mutator:
             for key, (valid, refused) in DEADLINE_FIELDS.items():
                 if r.random() < 0.7:
                     spec[key] = r.choice(valid if r.random() < 0.7 else refused)
+        if r.random() < 0.1:  # a job id of its own: fresh, one of a few (a clash), or bad
+            fresh = (r.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (7 << 76) | (2 << 62)
+            spec["id"] = r.choice([str(uuid.UUID(int=fresh)), *NAMED_IDS,
+                                   "019A0000-0000-7000-8000-000000000001", 7, ""])
+        if r.random() < 0.1:  # the linear backoff, valid or not
+            spec["retry"] = {"backoff": r.choice([*jobspec.BACKOFFS, "cubic", 1, None])}
         return spec
 
     def parents(self) -> Any:
@@ -368,8 +377,11 @@ class Mutator:
         roll = r.random()
         if depth >= 3 or roll < 0.4:
             step = self.spec()
+            step.pop("id", None)  # refused in a step: the tree would be refused whole
             if r.random() < 0.2:
                 step["pass_results"] = r.choice([True, False])
+            if r.random() < 0.2:  # a policy of its own (extension "Step policies")
+                step["on_failure"] = r.choice(jobspec.ON_FAILURE)
             return step
         members = [self.workflow_tree(depth + 1) for _ in range(r.randint(1, 3))]
         if roll < 0.7:
@@ -397,8 +409,8 @@ class Mutator:
             return {"chain": [{"group": [step] * 400}, {"group": [step] * 400}]}
         if how == 3:
             return {**step, **self.flow_fields()}  # a step may not say what it waits for
-        if how == 4:
-            return {"group": [step], "callback": {**step, "on_failure": "continue"}}
+        if how == 4:  # a step's own policy, of no known kind
+            return {"group": [step], "callback": {**step, "on_failure": r.choice(HOSTILE)}}
         if how == 5:
             return {"chain": [step, {**step, "pass_results": r.choice(HOSTILE)}]}
         if how == 6:
@@ -455,7 +467,10 @@ class Mutator:
                 "worker_id": me,
                 "job_id": job,
                 "attempt": 1,
-                "error": {"type": "E", "message": "m"},
+                # sometimes requeued at once (extension "Requeue"), valid or not
+                "error": {"type": "E", "message": "m", "requeue": r.choice([False, True, "y"])}
+                if r.random() < 0.3
+                else {"type": "E", "message": "m"},
             },
             "outcomes": {
                 "worker_id": me,

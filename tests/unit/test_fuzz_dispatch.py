@@ -21,6 +21,7 @@ transport), so `unauthorized` is fuzzed too.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,6 +219,35 @@ DEADLINE_FIELDS = {
 }
 
 
+def uuid7(bits: int) -> str:
+    """A UUID in version 7's layout from 128 random bits (uuid.UUID takes versions 1-5 only)."""
+    bits = (bits & ~(0xF << 76) & ~(0x3 << 62)) | (0x7 << 76) | (0x2 << 62)
+    return str(uuid.UUID(int=bits))
+
+
+# A job id the client names (extension "Job ids"): a fresh UUIDv7, one of a few drawn again
+# and again (so a later enqueue clashes with an earlier job: `duplicate_job`), or any scalar.
+JOB_IDS = st.one_of(
+    st.integers(0, 2**128 - 1).map(uuid7),
+    st.sampled_from([f"019a0000-0000-7000-8000-00000000000{n}" for n in range(3)]),
+    scalars,
+)
+# The retry policy with the linear backoff (extension "Linear backoff"), valid or any scalar
+RETRIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "jitter": st.booleans(),
+        "backoff": st.one_of(st.sampled_from(jobspec.BACKOFFS), scalars),
+        "initial_interval": st.floats(0, 10),
+    },
+)
+# A failure's error, sometimes asking to be requeued (extension "Requeue"), valid or not
+ERRORS = st.fixed_dictionaries(
+    {"type": names, "message": st.text(max_size=20)},
+    optional={"retryable": st.booleans(), "requeue": st.one_of(st.booleans(), scalars)},
+)
+
+
 # The workflow extension's fields of a job spec: `depends_on` is drawn by the caller (ids of
 # real jobs, unknown ones, any scalar), the policy fields valid or any scalar.
 FLOW_FIELDS = {
@@ -236,7 +266,8 @@ def job_specs(
             "args": st.lists(scalars, max_size=4),
             "priority": st.integers(-10, 10),
             "max_attempts": st.integers(1, 5),
-            "retry": st.fixed_dictionaries({}, optional={"jitter": st.booleans()}),
+            "retry": RETRIES,
+            "id": JOB_IDS,
             "route": st.dictionaries(names, names, max_size=2),
             "unique_key": names,
             "meta": st.dictionaries(names, scalars, max_size=2),
@@ -249,10 +280,12 @@ def job_specs(
 
 
 def workflow_trees() -> st.SearchStrategy[Any]:
-    """Chains, groups and callbacks of steps (job specs, some with `pass_results`)."""
-    steps = st.tuples(
-        job_specs(), st.fixed_dictionaries({}, optional={"pass_results": st.booleans()})
-    ).map(lambda pair: {**pair[0], **pair[1]})
+    """Chains, groups and callbacks of steps (job specs, some with `pass_results` or a policy
+    of their own: extension "Step policies")."""
+    own = {"pass_results": st.booleans(), "on_failure": FLOW_FIELDS["on_failure"]}
+    steps = st.tuples(job_specs(), st.fixed_dictionaries({}, optional=own)).map(
+        lambda pair: {**pair[0], **pair[1]}
+    )
     return st.recursive(
         steps,
         lambda inner: st.one_of(
@@ -302,10 +335,7 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
                 "worker_id": me,
                 "job_id": job,
                 "attempt": st.integers(1, 3),
-                "error": st.fixed_dictionaries(
-                    {"type": names, "message": st.text(max_size=20)},
-                    optional={"retryable": st.booleans()},
-                ),
+                "error": ERRORS,
             }
         ),
         "outcomes": st.fixed_dictionaries(
@@ -321,9 +351,7 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
                             {
                                 "job_id": job,
                                 "attempt": st.integers(1, 3),
-                                "error": st.fixed_dictionaries(
-                                    {"type": names, "message": st.text(max_size=20)}
-                                ),
+                                "error": ERRORS,
                             }
                         ),
                     ),
