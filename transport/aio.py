@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -152,6 +153,19 @@ class AsyncRequester:
     async def close(self) -> None:
         for link in self._endpoints.reaches:
             await link.close()
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where the coordinators are and how to reach them; each requester made from it has
+    links of its own (a worker session is bound to its connection)."""
+
+    addresses: Sequence[str]
+    context: zmq.asyncio.Context
+    curve: CurveClientConfig | None = None
+
+    def requester(self) -> AsyncRequester:
+        return AsyncRequester(self.addresses, self.context, curve=self.curve)
 
 
 def _refused(reply: Reply | None) -> bool:

@@ -100,20 +100,22 @@ class AdminRoutes:
         return respond(request, {"jobs": views, "pagination": pagination})
 
     async def dead_letter_retry(self, request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        job = await self.backend.job(job_id)
-        if job["state"] != "discarded":
-            raise OjsError(409, "conflict", f"job {job_id} is {job['state']}, not discarded")
+        job_id = await self._dead(request, 409, "conflict")
         await self.backend.request("retry", job_id=job_id)
         return respond(request, {"job": ojs_job(await self.backend.job(job_id))})
 
     async def dead_letter_delete(self, request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        job = await self.backend.job(job_id)
-        if job["state"] != "discarded":
-            raise OjsError(404, "not_found", f"job {job_id} is not in the dead letter set")
+        job_id = await self._dead(request, 404, "not_found")
         await self.backend.request("delete", job_id=job_id)
         return respond(request, {"deleted": True, "job_id": job_id})
+
+    async def _dead(self, request: Request, status: int, code: str) -> str:
+        """The path's job id, when that job is in the dead letter set (discarded)."""
+        job_id: str = request.path_params["job_id"]
+        state = (await self.backend.job(job_id))["state"]
+        if state != "discarded":
+            raise OjsError(status, code, f"job {job_id} is {state}, not in the dead letter set")
+        return job_id
 
     async def events(self, request: Request) -> Response:
         types = _names(request, "types")

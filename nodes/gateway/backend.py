@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodes.gateway.workers import MAX_HTTP_WORKERS, WorkerSessions
 from nodes.request_ids import new_request_id
-from transport.aio import AsyncRequester
+from transport.aio import Reach
 from transport.errors import ConnectionLost, error_for_code
-
-if TYPE_CHECKING:
-    import zmq.asyncio
-
-    from transport.zmq import CurveClientConfig
 
 EVENTS_KEPT = 10_000
 
@@ -62,24 +57,21 @@ class EventLog:
 
 
 class Backend:
-    """Requests to the coordinators at `addresses` from the gateway's event loop."""
+    """Requests to the coordinators `reach` names, from the gateway's event loop."""
 
     def __init__(
         self,
-        addresses: Sequence[str],
-        context: zmq.asyncio.Context,
+        reach: Reach,
         *,
-        curve: CurveClientConfig | None,
         timeout: float,
         test_directives: bool = False,
         max_workers: int = MAX_HTTP_WORKERS,
     ) -> None:
-        self._requester = AsyncRequester(addresses, context, curve=curve)
+        self._requester = reach.requester()
         self.timeout = timeout
         self.workers = WorkerSessions(
-            addresses, context, curve=curve, timeout=timeout, test_directives=test_directives,
-            max_workers=max_workers,
-        )  # fmt: skip
+            reach, timeout=timeout, test_directives=test_directives, max_workers=max_workers
+        )
         self.events = EventLog()
 
     async def request(self, kind: str, **fields: Any) -> dict[str, Any]:

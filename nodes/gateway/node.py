@@ -31,6 +31,7 @@ from nodes.gateway.worker_routes import WorkerRoutes
 from nodes.gateway.workers import MAX_HTTP_WORKERS
 from nodes.gateway.workflow_routes import WorkflowRoutes
 from nodes.web.server import WebServer
+from transport.aio import Reach
 from transport.endpoints import addresses_of
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Gateway:
         sockets = (self._max_http_workers + 1) * len(self.addresses) + 16
         self._context.set(zmq.MAX_SOCKETS, max(sockets, self._context.get(zmq.MAX_SOCKETS)))
         backend = Backend(
-            self.addresses, self._context, curve=self._curve, timeout=self._timeout,
+            Reach(self.addresses, self._context, self._curve), timeout=self._timeout,
             test_directives=self._test_directives, max_workers=self._max_http_workers,
         )  # fmt: skip
         self._server = WebServer(self.app(backend), self.host, self.port, name="corral-gateway")

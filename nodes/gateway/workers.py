@@ -18,19 +18,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodes.gateway.envelope import RESERVED_META
 from nodes.gateway.errors import OjsError
-from transport.aio import AsyncRequester
+from transport.aio import AsyncRequester, Reach
 from transport.errors import ConnectionLost, CorralError, error_for_code
-
-if TYPE_CHECKING:
-    import zmq.asyncio
-
-    from transport.zmq import CurveClientConfig
 
 SESSION_LOST = frozenset({"not_registered", "unknown_worker"})
 HTTP_CONCURRENCY = 1000  # jobs one HTTP worker may hold at once
@@ -76,18 +70,14 @@ class WorkerSessions:
 
     def __init__(
         self,
-        addresses: Sequence[str],
-        context: zmq.asyncio.Context,
+        reach: Reach,
         *,
-        curve: CurveClientConfig | None,
         timeout: float,
         test_directives: bool = False,
         max_workers: int = MAX_HTTP_WORKERS,
     ) -> None:
-        self._addresses = addresses
+        self._reach = reach
         self._max_workers = max_workers
-        self._context = context
-        self._curve = curve
         self._timeout = timeout
         self._test_directives = test_directives
         self._workers: dict[str, HttpWorker] = {}
@@ -150,8 +140,7 @@ class WorkerSessions:
         worker = self._workers.get(name)
         if worker is None:
             self._make_room()
-            requester = AsyncRequester(self._addresses, self._context, curve=self._curve)
-            worker = self._workers[name] = HttpWorker(name, requester)
+            worker = self._workers[name] = HttpWorker(name, self._reach.requester())
         worker.last_call = asyncio.get_running_loop().time()
         return worker
 
