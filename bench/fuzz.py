@@ -14,8 +14,9 @@ limits, other peers' worker ids, bytes truncated, appended, flipped or replaced,
 extension types). Job specs (of enqueues and schedules) sometimes carry the limit fields,
 `concurrency_key`, `concurrency_limit` and `rate_limit`, `expires_at` and `run_timeout`, an
 `id` of their own (fresh, one of a few that clash, malformed) and a `retry.backoff`, valid and
-not (a `fail` sometimes asks to be requeued, and a workflow step may carry its own policy), and `depends_on` (with `on_failure`, `pass_results`): real ids from earlier
-replies, unknown ids, guesses at the id the job itself is about to get, ids of the wrong kind.
+not (a `fail` sometimes asks to be requeued, and a workflow step may carry its own policy),
+and `depends_on` (with `on_failure`, `pass_results`): real ids from earlier replies, unknown
+ids, guesses at the id the job itself is about to get, ids of the wrong kind.
 `workflow` requests carry random trees of chains, groups and callbacks, or hostile ones (nested
 past `max_depth`, groups of 100,001 steps, a group after a group that makes 160,000
 dependencies, steps with `depends_on`, wrong types); now and then a valid group of 5,000 steps.
