@@ -256,6 +256,7 @@ def test_a_coordinator_killed_while_workers_ack_completes_every_job_once(cluster
     finish(cluster, producer.client, producer.acknowledged)
 
 
+@pytest.mark.slow  # the suite's five minutes: run in the slow tier (README)
 def test_a_coordinator_killed_twice_in_a_row_still_completes_every_job_once(cluster):
     cluster.start_coordinator()
     cluster.start_workers(2)

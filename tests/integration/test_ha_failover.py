@@ -58,6 +58,7 @@ def test_the_standby_takes_over_a_killed_leader_and_the_running_job_resumes(
     wait_for(lambda: pair.cluster_of(second)["standbys"], timeout=10, what="a standby listed")
 
 
+@pytest.mark.slow  # the suite's five minutes: run in the slow tier (README)
 def test_a_frozen_leader_thawed_after_the_takeover_serves_nothing_and_writes_nothing(
     spawn, postgres, tmp_path
 ):

@@ -4,7 +4,8 @@ gateway, over real HTTP and real ZeroMQ sockets on loopback.
 Every case runs against a cluster of its own, built from tests/ojs/conformance.yaml (a
 coordinator with an empty memory store and a gateway in front of it), so no case sees another's
 jobs. The cases wait fixed times between steps (their format has no polling), so they run
-concurrently, CASES_AT_ONCE at a time; one test per case file then reports its result. Cases
+concurrently, CASES_AT_ONCE at a time (most of a case is its fixed waits); one test per case
+file then reports its result. Cases
 that corral does not pass are listed in tests/ojs/pending.py with the reason, and marked as
 expected failures that must fail (a case that starts passing is noticed). The cron cases wait
 65 to 130 s for real minutes to pass: they run in the `slow` tier.
@@ -26,7 +27,7 @@ from tests.ojs.runner import Case, CaseResult, load_cases, run_case
 
 CONFIG = Path(__file__).parent.parent / "ojs" / "conformance.yaml"
 LEVELS = (0, 1, 2, 3, 4)
-CASES_AT_ONCE = 12
+CASES_AT_ONCE = 24
 ALL_CASES = load_cases(LEVELS)
 
 

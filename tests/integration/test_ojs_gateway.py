@@ -194,6 +194,7 @@ def test_zeromq_and_http_producers_and_workers_share_a_queue(
         assert web.get(f"/ojs/v1/jobs/{from_http}").json()["job"]["state"] == "cancelled"
 
 
+@pytest.mark.slow  # the suite's five minutes: run in the slow tier (README)
 def test_the_gateway_follows_the_leader_and_its_http_worker_keeps_its_job_across_a_failover(
     spawn: Any, postgres: Any, tmp_path: Path, gateways: Callable[..., Gateway]
 ) -> None:

@@ -11,6 +11,8 @@ import textwrap
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 from nodes.client import Client
 from tests.conftest import wait_for
 from tests.integration.conftest import NodeProcess, Spawn, cli, corral, free_port
@@ -54,6 +56,7 @@ def start(spawn: Spawn, path: Path, node: str) -> NodeProcess:
     return spawn(node, *cli("run", str(path), "--node", node))
 
 
+@pytest.mark.slow  # the suite's five minutes: run in the slow tier (README)
 def test_a_yaml_schedule_survives_a_sigkill_of_the_coordinator_without_a_slot_made_twice(
     spawn: Spawn, tmp_path: Path
 ) -> None:

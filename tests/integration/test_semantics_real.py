@@ -231,7 +231,7 @@ def test_a_client_deletes_an_ended_job_for_good_and_is_refused_one_still_running
     client = client_for(coordinator)
     gate = gates()
     handlers = {"flaky": flaky_until_third_attempt, "hold": gate.wait}
-    start_worker(coordinator, handlers, concurrency=1)
+    worker = start_worker(coordinator, handlers, concurrency=1)
     dead = client.enqueue("flaky", max_attempts=1, request_id="dead-1")
     with pytest.raises(JobFailed):
         dead.result(timeout=10)
@@ -251,6 +251,7 @@ def test_a_client_deletes_an_ended_job_for_good_and_is_refused_one_still_running
     gate.set()
     assert running.result(timeout=10) is True
 
+    worker.stop()  # before its coordinator: a goodbye nobody answers would hold its teardown
     coordinator.stop()  # a restart on the same file does not bring it back
     restarted = node(store=store)
     with Client(restarted.address, timeout=10.0) as after:
