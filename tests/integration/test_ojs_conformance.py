@@ -28,6 +28,7 @@ from tests.ojs.runner import Case, CaseResult, load_cases, run_case
 CONFIG = Path(__file__).parent.parent / "ojs" / "conformance.yaml"
 LEVELS = (0, 1, 2, 3, 4)
 CASES_AT_ONCE = 24
+CRON_TIMEOUT_S = 300
 ALL_CASES = load_cases(LEVELS)
 
 
@@ -102,6 +103,7 @@ def test_conformance_case(case: Case) -> None:
     assert result.passed, explain(result)
 
 
+@pytest.mark.timeout(CRON_TIMEOUT_S)  # the first runs both cron cases: 130 s of waits
 @pytest.mark.parametrize("case", params(slow=True))
 def test_slow_conformance_case(case: Case) -> None:
     result = SLOW_RESULTS.of(case)
