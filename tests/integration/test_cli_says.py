@@ -56,7 +56,7 @@ def test_a_job_a_worker_can_take_enqueues_without_a_warning(coordinator, workers
 
 
 def test_quiet_and_resume_find_a_worker_by_its_node_name(coordinator, workers, clients):
-    node = coordinator()
+    node = coordinator(heartbeat_interval=0.5)  # the directive arrives on the next beat
     workers(node.address, name="eu-1", handlers={"square": square})
     client = clients(node.address)
     quieted = corral("quiet", "eu-1", "--connect", node.address)

@@ -81,7 +81,7 @@ def check(reply: httpx.Response) -> None:
         assert error["retryable"] is False
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(route=st.sampled_from(ROUTES), body=shaped | json_values)
 def test_any_json_body_gets_an_answer_below_500(served: Any, route: Any, body: Any) -> None:
     _, client = served
@@ -92,7 +92,7 @@ def test_any_json_body_gets_an_answer_below_500(served: Any, route: Any, body: A
     check(reply)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     route=st.sampled_from(ROUTES),
     raw=st.binary(max_size=300),
