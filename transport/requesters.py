@@ -139,7 +139,11 @@ class ZmqRequester:
             self._local.held = held
             # The socket closes when this thread ends, which drops its thread-local values.
             self._local.owner = owner = _Owner()
-            weakref.finalize(owner, self._discard, held)
+            closer = weakref.finalize(owner, self._discard, held)
+            # Not at interpreter exit: the process's end closes every socket (LINGER 0), and a
+            # monitor's teardown there, while another thread may still use the socket, can
+            # block the exit for good.
+            closer.atexit = False
         with self._lock:
             closed = self._closed
             held.in_use = not closed
