@@ -74,7 +74,6 @@ class Gateway:
         self._clock = clock or SystemClock()
         self._context: zmq.asyncio.Context | None = None
         self._server: WebServer | None = None
-        self.exit_code: int | None = None
 
     @property
     def url(self) -> str:
