@@ -19,6 +19,7 @@ from actors.ids import IdFactory
 from actors.limits import Limiter, LimitRules
 from actors.mail import RoutingUpdate
 from actors.routing import WorkerProfile
+from actors.states import ACTIVE
 from actors.store.base import Store
 from transport.codec import MAX_MESSAGE_SIZE_BYTES
 from transport.validation.limits import MAX_JOB_SIZE_BYTES
@@ -48,6 +49,9 @@ class CoordinatorContext:
     greeted: set[bytes] = field(default_factory=set)
     # With a shared database: the `cluster` field of `stats` (term, leader, standbys)
     cluster: Callable[[], dict[str, Any]] | None = None
+    # (job_id, worker_id, attempt) -> the job's last reported progress: the supervisor's, read
+    # by `get` on the I/O thread (a dict lookup, atomic)
+    progress_of: Callable[[str, str, int], dict[str, Any] | None] = lambda *_: None
     queues: QueueDirectory = field(init=False)
     supervisor: Mailbox = field(init=False)
     listing: Mailbox = field(init=False)
@@ -60,6 +64,14 @@ class CoordinatorContext:
         self.ids = IdFactory(self.clock, random.Random(self.rng.getrandbits(64)))
         self.cancels = Cancellations(self)
         self.limiter = Limiter(self.limit_rules, self.clock.now)
+
+    def with_progress(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A stored job as `get` shows it: an active one with its attempt's last reported
+        progress (extension "Progress"), kept by the supervisor, not the store."""
+        if stored["state"] != ACTIVE or "worker_id" not in stored:
+            return stored
+        progress = self.progress_of(stored["id"], stored["worker_id"], stored["attempt"])
+        return stored if progress is None else {**stored, "progress": progress}
 
 
 QueueStarter = Callable[[str, tuple[WorkerProfile, ...]], Mailbox]

@@ -23,6 +23,7 @@ JOB_STARTED = "job_started"  # job: handed to a worker (state active, attempt an
 JOB_TERMINAL = "job_terminal"  # job: completed, discarded or cancelled
 JOB_RETRY = "job_retry"  # job: a failed attempt, retried at job.next_attempt_at
 JOB_RECOVERED = "job_recovered"  # job, reason: worker_lost | timeout
+JOB_PROGRESS = "job_progress"  # job, fraction, message: a beat reported new progress
 WORKER_JOINED = "worker_joined"  # worker_id, hostname, pid
 WORKER_LOST = "worker_lost"  # worker_id, reason: timeout | deregistered | replaced
 WORKER_DIRECTED = "worker_directed"  # worker_id, state
@@ -36,6 +37,7 @@ EVENTS = (
     JOB_TERMINAL,
     JOB_RETRY,
     JOB_RECOVERED,
+    JOB_PROGRESS,
     WORKER_JOINED,
     WORKER_LOST,
     WORKER_DIRECTED,

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from actors.event_loop import CoroutineFactory, LoopThread
+
 log = logging.getLogger(__name__)
 
 Task = Callable[[], None]
@@ -32,7 +34,15 @@ class Executor(Protocol):
     """Where a worker runs its handlers: DaemonPool, or in a simulation the TurnExecutor of
     actors/turns.py, which runs one handler at a time in a deterministic order."""
 
+    # False when `spawn` runs each coroutine on a loop of its own thread (a simulation's):
+    # an async sleep there must block that thread, which gives the turn back (JobContext).
+    shares_loop: bool
+
     def submit(self, task: Task) -> None: ...
+
+    def spawn(self, factories: list[CoroutineFactory]) -> None:
+        """Run async handlers' coroutines, each `factory()` as a task."""
+        ...
 
     def shutdown(self) -> None: ...
 
@@ -42,17 +52,24 @@ class Executor(Protocol):
 
 
 class DaemonPool:
-    """`size` daemon threads running submitted callables in order; `shutdown` drops the rest."""
+    """`size` daemon threads running submitted callables in order, and the node's event loop
+    for coroutines (actors/event_loop.py); `shutdown` drops the rest."""
+
+    shares_loop = True
 
     def __init__(self, size: int, name: str) -> None:
         self._tasks: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._size = size
         self._closed = False
+        self._loop = LoopThread(f"{name}-loop")
         for index in range(size):
             threading.Thread(target=self._work, name=f"{name}-{index}", daemon=True).start()
 
     def submit(self, task: Task) -> None:
         self._tasks.put(task)
+
+    def spawn(self, factories: list[CoroutineFactory]) -> None:
+        self._loop.spawn(factories)
 
     def event(self) -> threading.Event:
         return threading.Event()
@@ -62,6 +79,7 @@ class DaemonPool:
         for _ in range(self._size):
             self._tasks.put(None)
         self._closed = True
+        self._loop.shutdown()
 
     def _work(self) -> None:
         while True:

@@ -42,6 +42,8 @@ class Session:
     profile: WorkerProfile | None = None
     name: str | None = None  # from `register` (the `name` extension)
     reported: str | None = None  # the state its last beat reported
+    # job_id -> {fraction, message, updated_at, attempt}: its active jobs' latest progress
+    progress: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def free_slots(self) -> int:
@@ -72,6 +74,8 @@ class Session:
         }
         if self.name is not None:
             entry["name"] = self.name
+        if self.progress and self.ended_at is None:
+            entry["progress"] = {job_id: dict(value) for job_id, value in self.progress.items()}
         if self.ended_at is None:
             if self.directive is not None and self.directive != self.reported:
                 entry["directed"] = self.directive
@@ -120,6 +124,7 @@ class Sessions:
         if session.ended_at is not None:
             return False
         session.ended_at = now
+        session.progress = {}
         del self.live[session.worker_id]
         if self.by_peer.get(session.peer) is session:
             del self.by_peer[session.peer]

@@ -16,11 +16,14 @@ Cluster drains the FIFO itself (`grant_next`), one turn per quiescent step.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import functools
 import logging
 import threading
 
 from actors.base import Activity
+from actors.event_loop import CoroutineFactory
 from actors.pool import Task
 
 log = logging.getLogger(__name__)
@@ -120,13 +123,24 @@ class Turns:
 
 
 class TurnExecutor:
-    """A worker's executor in a simulation: `actors.pool.Executor` over a shared `Turns`."""
+    """A worker's executor in a simulation: `actors.pool.Executor` over a shared `Turns`.
+
+    An async handler runs on a loop of its own, on its own turn thread: a node-wide loop would
+    run several handlers' steps between two turns, in an order the simulation does not choose.
+    """
+
+    shares_loop = False
 
     def __init__(self, turns: Turns) -> None:
         self._turns = turns
 
     def submit(self, task: Task) -> None:
         self._turns.run(task)
+
+    def spawn(self, factories: list[CoroutineFactory]) -> None:
+        for factory in factories:
+            self._turns.run(functools.partial(_run_alone, factory))
+
 
     def shutdown(self) -> None:
         """Nothing to stop: DaemonPool has a free slot for every job the link hands over, so
@@ -161,3 +175,8 @@ class TurnEvent:
         self._turns.give_back(self._turn)
         self._turns.take(self._turn)
         return True
+
+
+def _run_alone(factory: CoroutineFactory) -> None:
+    """An async handler in a simulation: a loop of its own on its turn thread."""
+    asyncio.run(factory())

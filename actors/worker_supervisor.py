@@ -85,6 +85,7 @@ class WorkerSupervisor(CorralActor):
         self.core = SupervisorCore(
             ctx.settings, ctx.store, ShellPort(ctx), ctx.rng, ctx.max_message_size
         )
+        ctx.progress_of = self.core.progress_of
         super().__init__(activity)
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:

@@ -461,7 +461,13 @@ class Mutator:
                 "pid": 1,
                 "name": self.name(),  # the `name` extension
             },
-            "beat": {"worker_id": me, "state": "running", "active_job_ids": [job]},
+            "beat": {
+                "worker_id": me,
+                "state": "running",
+                "active_job_ids": [job],
+                # the `Progress` extension, sometimes out of range
+                "progress": {job: {"fraction": r.choice([0.5, 1.0, 1.5]), "message": "m"}},
+            },
             "fetch": {"worker_id": me, "count": r.randint(1, 3), "wait": r.choice([0, 0, 0.2])},
             "ack": {"worker_id": me, "job_id": job, "attempt": 1, "result": r.random()},
             "fail": {

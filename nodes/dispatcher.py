@@ -120,7 +120,7 @@ class Dispatcher:
         elif request.wait > 0 and stored["state"] not in states.TERMINAL_STATES:
             self.waiters.wait(request.job_id, peer, request.rid, request.wait)
         else:
-            self.ctx.outbox(peer, codec.reply(request.rid, job=stored))
+            self.ctx.outbox(peer, codec.reply(request.rid, job=self.ctx.with_progress(stored)))
 
     def _retry(self, peer: bytes, request: m.Retry) -> None:
         stored = self.ctx.store.get(request.job_id)

@@ -114,8 +114,9 @@ class InProcessClient:
         return {key: value for key, value in body.items() if key not in REPLY_ENVELOPE}
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job's stored wire form, or None."""
-        return self.ctx.store.get(job_id)
+        """The job as `get` shows it (its progress too, while it runs), or None."""
+        stored = self.ctx.store.get(job_id)
+        return None if stored is None else self.ctx.with_progress(stored)
 
     def jobs(
         self,

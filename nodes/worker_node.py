@@ -14,6 +14,7 @@ from actors.base import Activity, Untracked
 from actors.clock import Clock, SystemClock
 from actors.link.actor import LinkActor
 from actors.pool import Executor
+from actors.progress import ProgressBoard
 from actors.worker import Handler, WorkerActor
 from actors.worker_mail import BeatNow, Connect, Deregister
 from actors.worker_settings import WorkerSettings
@@ -115,6 +116,7 @@ class WorkerNode:
 
     def start(self) -> WorkerNode:
         settings = replace(self.settings, functions=tuple(sorted(self.handlers)))
+        board = ProgressBoard()  # handlers report on it, the link reads it at each beat
         self._worker_ref = WorkerActor.start(
             self.activity,
             self.handlers,
@@ -122,10 +124,17 @@ class WorkerNode:
             self.clock,
             executor=self._executor,
             on_terminate=self.on_terminate,
+            board=board,
         )
         self._worker = base.Mailbox(self._worker_ref, self.activity)
         self._connection_ref = LinkActor.start(
-            self.activity, self._endpoints(), settings, self._worker, self.clock, self.rng
+            self.activity,
+            self._endpoints(),
+            settings,
+            self._worker,
+            self.clock,
+            self.rng,
+            board=board,
         )
         self._connection = base.Mailbox(self._connection_ref, self.activity)
         self._worker_ref.proxy().attach(self._connection).get()

@@ -51,6 +51,16 @@ class Beat:
     worker_id: str
     state: str
     active_job_ids: tuple[str, ...]
+    progress: tuple[ProgressReport, ...] = ()  # extension "Progress"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """A running job's progress as its worker's beat reported it."""
+
+    job_id: str
+    fraction: float
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

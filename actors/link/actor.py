@@ -11,6 +11,7 @@ from actors.base import Activity, CorralActor, Mailbox
 from actors.clock import Clock, Timer
 from actors.link.core import LinkCore
 from actors.link.effects import Arm, Close, Effect, Open, Send, Tell, TimerKind
+from actors.progress import ProgressBoard
 from actors.worker_mail import (
     BeatDue,
     BeatNow,
@@ -38,8 +39,10 @@ class LinkActor(CorralActor):
         worker: Mailbox,
         clock: Clock,
         rng: random.Random | None = None,
+        board: ProgressBoard | None = None,
     ) -> None:
         super().__init__(activity)
+        self.board = board or ProgressBoard()  # the handlers' progress, read at each beat
         self.endpoints = endpoints
         self.worker = worker
         self.clock = clock
@@ -53,8 +56,8 @@ class LinkActor(CorralActor):
             Connect: lambda _: self._perform(self.core.connect(self._now())),
             FrameIn: lambda m: self._perform(self.core.frame(m.link, m.frame, self._now())),
             Dropped: lambda m: self._perform(self.core.dropped(m.link, self._now())),
-            BeatDue: lambda _: self._perform(self.core.beat(self._now(), due=True)),
-            BeatNow: lambda _: self._perform(self.core.beat(self._now(), due=False)),
+            BeatDue: lambda _: self._beat(due=True),
+            BeatNow: lambda _: self._beat(due=False),
             Outcomes: lambda m: self._perform(self.core.outcomes(m.items, self._now())),
             WorkerState: lambda m: self._perform(self.core.worker_changed(self._now(), m.state)),
             Released: lambda m: self._perform(
@@ -76,6 +79,9 @@ class LinkActor(CorralActor):
     def status(self) -> dict[str, Any]:
         """Read by the node (an ask at the edge)."""
         return self.core.status()
+
+    def _beat(self, *, due: bool) -> None:
+        self._perform(self.core.beat(self._now(), due=due, progress=self.board.snapshot()))
 
     def _now(self) -> float:
         return self.clock.now()

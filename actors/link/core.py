@@ -118,9 +118,12 @@ class LinkCore:
             self._answered(entry.kind, body, entry.context)
         return self._drain()
 
-    def beat(self, now: float, *, due: bool) -> list[Effect]:
+    def beat(
+        self, now: float, *, due: bool, progress: dict[str, tuple[float, str]] | None = None
+    ) -> list[Effect]:
         """The beat timer (`due`: also look for silence and expired requests) or the node's
-        BeatNow (a graceful stop reports `terminate` at once)."""
+        BeatNow (a graceful stop reports `terminate` at once). `progress`: the handlers' latest
+        reports (actors/progress.py), carried for the jobs still held (extension "Progress")."""
         self.now = now
         if due:
             self.out.append(Arm(TimerKind.BEAT, self.heartbeat_interval))
@@ -135,8 +138,16 @@ class LinkCore:
             self.session.unanswered(now - self.last_reply, self.endpoints.address)
         elif self.session.worker_id is not None:
             state = self.slots.worker_state
-            body = {"worker_id": self.session.worker_id, "state": state}
-            self._request("beat", {**body, "active_job_ids": self._held()}, state)
+            held = self._held()
+            body = {"worker_id": self.session.worker_id, "state": state, "active_job_ids": held}
+            if progress:
+                reports = {job_id: progress[job_id] for job_id in held if job_id in progress}
+                if reports:
+                    body["progress"] = {
+                        job_id: {"fraction": fraction, "message": message}
+                        for job_id, (fraction, message) in reports.items()
+                    }
+            self._request("beat", body, state)
         return self._drain()
 
     def outcomes(self, items: tuple[Outcome, ...], now: float) -> list[Effect]:

@@ -161,6 +161,20 @@ class EventLog:
             ),
         )
 
+    def _progress(self, p: dict[str, Any]) -> None:
+        """At DEBUG: every running job may report at every beat."""
+        job = p["job"]
+        self.log.debug(
+            "job %s attempt %d at %.0f%%: %s",
+            job.id,
+            job.attempt,
+            p["fraction"] * 100,
+            p["message"],
+            extra=_job_fields(
+                events.JOB_PROGRESS, job, fraction=p["fraction"], progress_message=p["message"]
+            ),
+        )
+
     def _terminal(self, p: dict[str, Any]) -> None:
         job = p["job"]
         if job.state != "discarded":
@@ -204,6 +218,7 @@ class EventLog:
         events.WORKER_DIRECTED: _directed,
         events.JOB_RECOVERED: _recovered,
         events.JOB_RETRY: _retry,
+        events.JOB_PROGRESS: _progress,
         events.JOB_TERMINAL: _terminal,
     }
 

@@ -3,6 +3,7 @@ history checker that judges every run by the invariants of the recovery issue.""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import threading
 from collections import Counter
@@ -67,13 +68,22 @@ class History:
             self.trace.append(("handler_started", job_id, attempt))
 
     def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        def recorded(*args: Any) -> Any:
+        """`handler` recording each start; an `async def` one stays one."""
+
+        def start() -> None:
             job = current_job()
             assert job is not None
             self.started(job.id, job.attempt)
+
+        def recorded(*args: Any) -> Any:
+            start()
             return handler(*args)
 
-        return recorded
+        async def recorded_async(*args: Any) -> Any:
+            start()
+            return await handler(*args)
+
+        return recorded_async if inspect.iscoroutinefunction(handler) else recorded
 
     def check(
         self,
@@ -101,6 +111,16 @@ class History:
             assert done is None or order < done, (
                 f"job {job_id} attempt {attempt} ran after its ack (seed={cluster.seed})"
             )
+
+
+async def _nap(seconds: float) -> float:
+    """Waits in halves on the virtual clock, reporting each half as progress."""
+    job = current_job()
+    assert job is not None
+    for half in (1, 2):
+        await job.asleep(seconds / 2)
+        job.progress(half / 2, f"half {half} of 2")
+    return seconds
 
 
 def _numbers(values: Any) -> list[int]:
@@ -140,6 +160,7 @@ def make_cluster(history: History) -> Iterator[Callable[..., Cluster]]:
         handlers = options.pop("handlers", None) or {
             "square": lambda x: x * x,
             "sleep": lambda seconds: current_job().sleep(seconds),  # type: ignore[union-attr]
+            "nap": _nap,  # an async handler reporting its progress
             "boom": lambda: 1 / 0,
             "exit": _exit,
             "interrupt": _interrupt,

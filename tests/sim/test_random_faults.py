@@ -44,8 +44,9 @@ def _job_mix(rng: random.Random) -> list[dict]:
         kind = rng.choice(["square", "square", "sleep", "boom"])
         if kind == "square":
             jobs.append({"type": "square", "args": [n]})
-        elif kind == "sleep":
-            jobs.append({"type": "sleep", "args": [rng.uniform(1, 40)], "max_attempts": 5})
+        elif kind == "sleep":  # a sync handler, or an async one reporting progress
+            napping = rng.choice(["sleep", "nap"])
+            jobs.append({"type": napping, "args": [rng.uniform(1, 40)], "max_attempts": 5})
         else:  # a handler raising an Exception, or a BaseException that is not one
             failing = rng.choice(["boom", "exit", "interrupt"])
             jobs.append({"type": failing, "max_attempts": 2, "retry": {"initial_interval": 2.0}})
@@ -87,6 +88,18 @@ def _check_results(client, flow: list[str], seed: int) -> None:
         assert squared.result == first.result**2, f"a result not passed on (seed={seed})"
     if total.state == "completed" and squared.state == "completed":
         assert total.result == squared.result, f"the callback's results (seed={seed})"
+
+
+def _check_progress(client, job_id: str, deleted, seed: int) -> None:
+    """`get` shows progress only of an active job, and only its current attempt's."""
+    if job_id in deleted:
+        return
+    job = client.get(job_id).raw
+    progress = job.get("progress")
+    if progress is not None:
+        assert job["state"] == "active", f"progress of a {job['state']} job (seed={seed})"
+        assert progress["attempt"] == job["attempt"], f"a lost attempt's progress (seed={seed})"
+        assert job["type"] == "nap" and progress["fraction"] in (0.5, 1.0), seed
 
 
 def _all_terminal(cluster, job_ids, deleted) -> bool:
@@ -203,6 +216,10 @@ def run_seed(make_cluster, history, seed: int) -> None:
             cluster.network.faults, saved = Faults(), cluster.network.faults
             candidates = [j for j in job_ids + flow if j != cancel_target]  # cancelled later
             _delete_one_ended(cluster, client, candidates, deleted, rng)
+            cluster.network.faults = saved
+        elif action < 0.7:  # an operator looks at a job: its progress is its attempt's own
+            cluster.network.faults, saved = Faults(), cluster.network.faults
+            _check_progress(client, rng.choice(job_ids), deleted, seed)
             cluster.network.faults = saved
 
     cluster.network.faults = Faults()

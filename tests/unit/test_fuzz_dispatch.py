@@ -320,7 +320,17 @@ def valid_body(kind: str, worker_id: str, job_id: str) -> st.SearchStrategy[dict
                 "worker_id": me,
                 "state": st.sampled_from(m.WORKER_STATES),
                 "active_job_ids": st.lists(job, max_size=2),
-            }
+            },
+            optional={  # the `Progress` extension, valid or not
+                "progress": st.dictionaries(
+                    job,
+                    st.fixed_dictionaries(
+                        {"fraction": st.one_of(st.floats(-1, 2), st.just("half"))},
+                        optional={"message": st.one_of(st.text(max_size=210), st.integers())},
+                    ),
+                    max_size=2,
+                )
+            },
         ),
         "fetch": st.fixed_dictionaries(
             {"worker_id": me, "count": st.integers(1, 3)},

@@ -41,6 +41,19 @@ def test_a_retry_is_logged_with_its_delay_in_seconds_and_a_local_time(caplog):
     assert str(round(FAILED_AT + 1.3, 3)) not in message  # no raw UNIX timestamp
 
 
+def test_progress_is_logged_at_debug_with_its_percentage_and_fields(caplog):
+    job = Job.from_spec(jobspec.JobSpec(type="t"), "job-1", FAILED_AT, 1)
+    job.attempt = 2
+    logger = logging.getLogger("test.corral.progress")
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        EventLog(logger)("job_progress", {"job": job, "fraction": 0.425, "message": "rows"})
+    [record] = caplog.records
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == "job job-1 attempt 2 at 42%: rows"
+    fields = (record.event, record.fraction, record.progress_message)
+    assert fields == ("job_progress", 0.425, "rows")
+
+
 def test_a_worker_that_cannot_reach_its_coordinator_says_where_and_when_it_retries(caplog):
     settings = WorkerSettings(reconnect_initial=2.0)
     session = Session(settings, random.Random(1))

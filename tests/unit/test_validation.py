@@ -173,6 +173,36 @@ def test_beat_parses_into_beat():
     assert parse(request("beat")) == m.Beat(1, WID, "running", (JID,))
 
 
+def test_a_beat_carries_the_progress_of_its_jobs():
+    progress = {JID: {"fraction": 0.25, "message": "a quarter"}, "other": {"fraction": 1}}
+    parsed = parse(request("beat", progress=progress))
+    assert isinstance(parsed, m.Beat)
+    assert parsed.progress == (
+        m.ProgressReport(JID, 0.25, "a quarter"),
+        m.ProgressReport("other", 1.0, ""),
+    )
+
+
+@pytest.mark.parametrize(
+    ("progress", "says"),
+    [
+        ([0.5], "'progress' must be a map"),
+        ({JID: 0.5}, "must be a map"),
+        ({JID: {"fraction": 1.5}}, r"within \[0, 1\]"),
+        ({JID: {"fraction": -0.1}}, "'fraction' must be >= 0"),
+        ({JID: {"fraction": float("nan")}}, "'fraction' must be a finite number"),
+        ({JID: {"fraction": "half"}}, "'fraction' must be a finite number"),
+        ({JID: {}}, "missing field 'fraction'"),
+        ({JID: {"fraction": 0.5, "message": 7}}, "'message' must be a string"),
+        ({JID: {"fraction": 0.5, "message": "x" * 201}}, "more than 200 characters"),
+        ({"": {"fraction": 0.5}}, "keyed by job ids"),
+    ],
+)
+def test_a_malformed_progress_report_refuses_the_beat_saying_why(progress, says):
+    with pytest.raises(BadRequest, match=says):
+        parse(request("beat", progress=progress))
+
+
 @pytest.mark.parametrize("state", ["running", "quiet", "terminate"])
 def test_beat_and_direct_accept_each_worker_state(state):
     assert parse(request("beat", state=state)).state == state  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ MAX_RESULT_SIZE_BYTES = 512 * 1024
 MAX_NAME_CHARS = 256
 MAX_BATCH_JOBS = 10_000
 MAX_LIST_ITEMS = 100_000
+MAX_PROGRESS_MESSAGE_CHARS = 200  # a progress report's message (extension "Progress")
 
 
 @dataclass(frozen=True, slots=True)

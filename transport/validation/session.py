@@ -16,7 +16,7 @@ from transport.validation.fields import (
     strings,
     worker_state,
 )
-from transport.validation.limits import Limits
+from transport.validation.limits import MAX_PROGRESS_MESSAGE_CHARS, Limits
 
 PROTOCOL_VERSION = 1
 DEFAULT_CONCURRENCY = 10
@@ -68,7 +68,32 @@ def _register(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Reg
 
 def _beat(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Beat:
     job_ids = strings(b, "active_job_ids", limits=limits)
-    return m.Beat(rid, string(b, "worker_id"), worker_state(b), job_ids)
+    progress = _progress(b, limits) if b.get("progress") is not None else ()
+    return m.Beat(rid, string(b, "worker_id"), worker_state(b), job_ids, progress)
+
+
+def _progress(b: dict[str, Any], limits: Limits) -> tuple[m.ProgressReport, ...]:
+    """The extension "Progress": `{job_id: {fraction, message?}}`."""
+    reports = mapping(b, "progress")
+    if len(reports) > limits.max_list_items:
+        raise BadRequest(f"field 'progress' has more than {limits.max_list_items} items")
+    parsed = []
+    for job_id, report in reports.items():
+        if not isinstance(job_id, str) or not job_id or len(job_id) > limits.max_name_chars:
+            raise BadRequest("field 'progress' must be keyed by job ids")
+        if not isinstance(report, dict):
+            raise BadRequest(f"progress of {job_id} must be a map")
+        fraction = number(report, "fraction", minimum=0.0)
+        if fraction > 1.0:
+            raise BadRequest(f"progress of {job_id}: 'fraction' must be within [0, 1]")
+        message = string(report, "message", "")
+        if len(message) > MAX_PROGRESS_MESSAGE_CHARS:
+            raise BadRequest(
+                f"progress of {job_id}: 'message' has more than "
+                f"{MAX_PROGRESS_MESSAGE_CHARS} characters"
+            )
+        parsed.append(m.ProgressReport(job_id, fraction, message))
+    return tuple(parsed)
 
 
 def _fetch(b: dict[str, Any], rid: m.Rid, size: int, limits: Limits) -> m.Fetch:
