@@ -1,9 +1,11 @@
-"""What a user starts or embeds: Coordinator, WorkerNode, Client, Cluster (and Schedule, a
-periodic job, and LimitRule, a limit per job type or queue, a Coordinator is started with)."""
+"""What a user starts or embeds: Coordinator, WorkerNode, Client (AsyncClient under asyncio),
+Cluster (and Schedule, a periodic job, and LimitRule, a limit per job type or queue, a
+Coordinator is started with)."""
 
 import logging
 
 from actors.limits import LimitRule
+from nodes.async_client import AsyncClient
 from nodes.client import Client, JobHandle
 from nodes.cluster import Cluster
 from nodes.coordinator import Coordinator
@@ -17,6 +19,7 @@ for _name in (__name__, "corral"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "Cluster",
     "Coordinator",

@@ -6,90 +6,49 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# Job, JobFailed, REQUEST_TIMEOUT_S, JobType and job_spec are imported from here by other code.
+from nodes.client_requests import (
+    REQUEST_TIMEOUT_S,
+    BoundJobId,
+    Job,
+    JobFailed,
+    batch_body,
+    enqueue_body,
+    get_body,
+    job_of,
+    jobs_body,
+    jobs_of,
+    outcome,
+    reply_or_raise,
+    stats_body,
+    traced,
+)
 from nodes.job_types import JobType, job_spec
-from nodes.request_ids import new_request_id
 from nodes.schedule_requests import ScheduleRequests
 from nodes.workflow_requests import WorkflowRequests
 from transport import messages as m
 from transport.base import Connector, Requester
 from transport.endpoints import Endpoints, addresses_of
-from transport.errors import ConnectionLost, CorralError, error_for_code
+from transport.errors import ConnectionLost
 from transport.failover import FailoverRequester
 from transport.requesters import ConnectorRequester, ZmqRequester
 
 if TYPE_CHECKING:
     from transport.zmq import CurveClientConfig
 
-REQUEST_TIMEOUT_S = 10.0
-@dataclass(frozen=True)
-class Job:
-    """A job as `get` returns it (PROTOCOL.md section 4); `raw` keeps every wire field."""
-
-    id: str
-    type: str
-    state: str
-    attempt: int
-    args: list[Any]
-    queue: str
-    result: Any = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_wire(cls, wire: dict[str, Any]) -> Job:
-        return cls(
-            id=wire["id"],
-            type=wire["type"],
-            state=wire["state"],
-            attempt=wire.get("attempt", 0),
-            args=wire.get("args", []),
-            queue=wire.get("queue", "default"),
-            result=wire.get("result"),
-            errors=wire.get("errors", []),
-            raw=wire,
-        )
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in ("completed", "discarded", "cancelled")
+__all__ = ["REQUEST_TIMEOUT_S", "Client", "Job", "JobFailed", "JobHandle", "JobType", "job_spec"]
 
 
-class JobFailed(CorralError):
-    """The job ended discarded or cancelled; `job` holds its errors."""
-
-    code = "job_failed"
-
-    def __init__(self, job: Job) -> None:
-        last = job.errors[-1] if job.errors else {"type": job.state, "message": ""}
-        super().__init__(f"job {job.id} {job.state}: {last.get('type')}: {last.get('message')}")
-        self.job = job
-
-
-class JobHandle(str):
+class JobHandle(BoundJobId):
     """A job id (it is the id string) that can also wait for the job's result."""
 
     _client: Client
 
-    def __new__(cls, job_id: str, client: Client) -> JobHandle:
-        handle = super().__new__(cls, job_id)
-        handle._client = client
-        return handle
-
-    @property
-    def id(self) -> str:
-        return str(self)
-
     def result(self, timeout: float = REQUEST_TIMEOUT_S) -> Any:
         """Wait for the job to end; return its result or raise JobFailed / TimeoutError."""
-        job = self._client.get(self, wait=timeout)
-        if job.state == "completed":
-            return job.result
-        if job.terminal:
-            raise JobFailed(job)
-        raise TimeoutError(f"job {self} still {job.state} after {timeout} s")
+        return outcome(self._client.get(self, wait=timeout), timeout)
 
 
 class Client(ScheduleRequests, WorkflowRequests):
@@ -133,14 +92,8 @@ class Client(ScheduleRequests, WorkflowRequests):
         if self._requester.closed:
             raise ConnectionLost("client is closed")
         limit = self.timeout if timeout is None else timeout
-        body = self._requester.request({"type": kind, "rid": next(self._rids), **fields}, limit)
-        if body is None:
-            unit = "virtual s" if self._virtual else "s"
-            raise ConnectionLost(f"no reply to {kind} within {limit} {unit}")
-        if body.get("type") == "error":
-            code, message = body.get("code", "internal"), body.get("message", "")
-            raise error_for_code(code, message, context=kind, leader=body.get("leader"))
-        return body
+        reply = self._requester.request({"type": kind, "rid": next(self._rids), **fields}, limit)
+        return reply_or_raise(kind, reply, limit, "virtual s" if self._virtual else "s")
 
     # -- the API ------------------------------------------------------------------------------
 
@@ -158,12 +111,8 @@ class Client(ScheduleRequests, WorkflowRequests):
         whose defaults apply unless overridden here. The request carries `request_id` (a fresh
         one unless given), so a resend of it after a lost reply gets this job, not a second.
         """
-        kind: Any = getattr(job_type, "corral_job", None) or JobType(str(job_type))
-        reply = self.request(
-            "enqueue",
-            job=job_spec(kind.name, args, **{**kind.defaults, **options}),
-            request_id=request_id or new_request_id(),
-        )
+        with traced(enqueue_body(job_type, args, options, request_id)) as body:
+            reply = self.request("enqueue", **body)
         return JobHandle(reply["job_id"], self)
 
     def enqueue_many(
@@ -171,16 +120,13 @@ class Client(ScheduleRequests, WorkflowRequests):
     ) -> list[JobHandle]:
         """Enqueue a batch atomically: all accepted, or an error and none created. Its
         `request_id` (fresh unless given) makes a resend answer with the same jobs."""
-        reply = self.request("enqueue", jobs=specs, request_id=request_id or new_request_id())
+        with traced(batch_body(specs, request_id)) as body:
+            reply = self.request("enqueue", **body)
         return [JobHandle(job_id, self) for job_id in reply["job_ids"]]
 
     def get(self, job_id: str, wait: float = 0.0) -> Job:
         """The job as stored; with `wait`, held until it is terminal or `wait` passes."""
-        fields: dict[str, Any] = {"job_id": str(job_id)}
-        if wait > 0:
-            fields["wait"] = wait
-        reply = self.request("get", timeout=wait + self.timeout, **fields)
-        return Job.from_wire(reply["job"])
+        return job_of(self.request("get", timeout=wait + self.timeout, **get_body(job_id, wait)))
 
     def cancel(self, job_id: str) -> str:
         """Cancel a job; returns its state afterwards."""
@@ -201,8 +147,7 @@ class Client(ScheduleRequests, WorkflowRequests):
         the paused queues; with `series`, also throughput and latency per second (`series`,
         when the coordinator has that extension); from coordinators sharing a database,
         `cluster` (leader, term, standbys)."""
-        reply = self.request("stats", series=True) if series else self.request("stats")
-        return m.stats_view(reply)
+        return m.stats_view(self.request("stats", **stats_body(series)))
 
     def jobs(
         self,
@@ -212,9 +157,7 @@ class Client(ScheduleRequests, WorkflowRequests):
         limit: int = 50,
     ) -> list[Job]:
         """Stored jobs matching every filter given, newest first (the `jobs` extension)."""
-        filters = {"queue": queue, "state": state, "job_type": job_type, "limit": limit}
-        reply = self.request("jobs", **{k: v for k, v in filters.items() if v is not None})
-        return [Job.from_wire(wire) for wire in reply["jobs"]]
+        return jobs_of(self.request("jobs", **jobs_body(queue, state, job_type, limit)))
 
     def direct(self, worker_id: str, state: str) -> None:
         """Tell a worker to go `running`, `quiet` or `terminate` on its next beat."""
