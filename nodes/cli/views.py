@@ -11,6 +11,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from nodes.cli import running
 from nodes.observe import charts
 from nodes.observe.formatting import (
     error_text,
@@ -200,8 +201,8 @@ def cluster_line(cluster: dict[str, Any]) -> RenderableType:
 
 
 def status_view(stats: dict[str, Any], now: float) -> RenderableType:
-    """`corral status`: queues, workers, the jobs no worker may take or a limit holds back (and
-    under `--watch`, the last minute's throughput and latency)."""
+    """`corral status`: queues, workers, the jobs that report progress, the jobs no worker may
+    take or a limit holds back (and under `--watch`, the last minute's throughput and latency)."""
     live = live_workers(stats["workers"])
     busy = sum(w["active"] for w in live)
     slots = sum(w["concurrency"] for w in live)
@@ -211,6 +212,7 @@ def status_view(stats: dict[str, Any], now: float) -> RenderableType:
         queues_table(stats),
         workers_table(stats["workers"], now),
         Text(f"{len(live)} live workers, {busy}/{slots} slots busy", style="dim"),
+        *running.in_progress(live, now, titled_table),
         *waiting_notes(stats),
     ]
     return Group(*parts)
@@ -259,6 +261,7 @@ def job_view(job: dict[str, Any], now: float) -> RenderableType:
         ("queue", job["queue"]),
         ("priority", str(job.get("priority", 0))),
         ("attempt", f"{job.get('attempt', 0)} of {job.get('max_attempts', '?')}"),
+        *running.job_progress(job, now),
         ("args", format_value(job.get("args", []))),
         ("created", format_when(job.get("created_at"), now)),
     ]

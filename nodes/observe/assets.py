@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from nodes.observe import charts
 
-CSS = charts.CSS + """
+CSS = (
+    charts.CSS
+    + """
 :root { --fg: #1d2330; --muted: #6b7385; --line: #e3e6ee; --bg: #f6f7fb; --card: #fff;
   --ok: #1f8a4c; --warn: #b7791f; --bad: #c53030; --info: #2b6cb0; }
 * { box-sizing: border-box; }
@@ -37,6 +39,11 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.id { font-family: ui-monospace, monospace; font-size: 12px; white-space: nowrap; }
 td.error { color: var(--bad); font-family: ui-monospace, monospace; font-size: 12px;
   word-break: break-word; }
+td.bar { white-space: nowrap; }
+td.bar progress { width: 120px; height: 10px; vertical-align: middle; accent-color: var(--info); }
+td.bar .percent { display: inline-block; min-width: 3.5em; text-align: right;
+  font-variant-numeric: tabular-nums; }
+td.message { overflow-wrap: anywhere; max-width: 48em; }
 td.warn { color: var(--warn); font-weight: 600; }
 span.paused { color: var(--warn); font-weight: 600; margin-left: 0.4em; }
 span.schedule { color: var(--muted); margin-left: 0.4em; }
@@ -59,6 +66,7 @@ button.retry { padding: 3px 12px; border: 1px solid var(--info); color: var(--in
   background: #fff; border-radius: 4px; cursor: pointer; }
 button.retry:hover { background: var(--info); color: #fff; }
 """
+)
 
 JS = """
 "use strict";

@@ -25,6 +25,7 @@ from nodes.observe.formatting import (
     shown_states,
     sorted_workers,
 )
+from nodes.observe.overview import PROGRESS_SHOWN, percent, progress_rows
 
 
 def _e(value: Any) -> str:
@@ -133,6 +134,28 @@ def _workers(view: dict[str, Any], now: float) -> str:
     return _table(headers, rows, "No workers connected.")
 
 
+def _in_progress(view: dict[str, Any], now: float) -> str:
+    """The jobs live workers report progress of, by worker then job id (the message is the
+    handler's text: escaped, and wrapped by the stylesheet)."""
+    rows: list[str] = []
+    reports = progress_rows(view["workers"])
+    for row in reports[:PROGRESS_SHOWN]:
+        done = percent(row["fraction"])
+        at = row["updated_at"]
+        rows.append(
+            f'<tr class="progress"><td class="id">{_e(row["job_id"])}</td>'
+            f'<td>{_e(row["worker"])}</td><td class="bar">'
+            f'<progress max="1" value="{row["fraction"]:.3f}"></progress>'
+            f' <span class="percent">{done}%</span></td>'
+            f'<td class="message">{_e(row["message"])}</td>'
+            f"<td>{_e('-' if at is None else format_ago(now - at))}</td></tr>"
+        )
+    headers = [("Job", "id"), ("Worker", ""), ("Progress", ""), ("Message", ""), ("Updated", "")]
+    more = len(reports) - PROGRESS_SHOWN
+    note = f'<p class="note">and {more} more</p>' if more > 0 else ""
+    return _table(headers, rows, "No job reports progress.") + note
+
+
 def _failures(view: dict[str, Any], now: float) -> str:
     rows = []
     for job in view["failures"]:
@@ -202,6 +225,7 @@ def content(view: dict[str, Any]) -> str:
         f"{banner}{_summary(view)}{charts.dashboard_section(view.get('series'))}"
         f'<section id="queues"><h2>Queues</h2>{_queues(view)}</section>'
         f'<section id="workers"><h2>Workers</h2>{_workers(view, now)}</section>'
+        f'<section id="progress"><h2>In progress</h2>{_in_progress(view, now)}</section>'
         f'<section id="failures"><h2>Recent failures</h2>{_failures(view, now)}</section>'
         f'<section id="dead"><h2>Dead set</h2>{_dead(view, now)}</section>'
         f'<p class="stamp">Updated at <time data-now="{now:.3f}">'

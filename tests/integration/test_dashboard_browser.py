@@ -1,5 +1,6 @@
 """The dashboard as a person sees it: a real headless Chromium loads the page served by a
-real coordinator that has run jobs, one of them into the dead set.
+real coordinator that has run jobs, one of them into the dead set, and runs one that reports
+its progress.
 
 Needs Debian's `chromium` (`apt-get install chromium`); skipped with that reason without it.
 `CORRAL_DASHBOARD_SCREENSHOT=FILE` also saves a screenshot. (The README's docs/dashboard.png
@@ -9,16 +10,20 @@ shape: this test runs a handful of jobs.)
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
+from urllib.request import urlopen
 
 import pytest
 
+from actors.worker import current_job
 from nodes import Client, Coordinator, WorkerNode, chain, group, step
 from nodes.observe.dashboard import Dashboard
 from tests.conftest import wait_for
@@ -30,10 +35,19 @@ pytestmark = pytest.mark.skipif(
 )
 BROWSER_TIMEOUT_S = 25.0
 WINDOW = "1400,1000"
+HOLD_S = 20.0  # a handler holding its job active (released by the test, or at teardown)
 
 
 def disk_full(path: str) -> None:
     raise OSError(f"disk full while writing {path}")
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """Lets held handlers go; set at teardown too, before the workers stop."""
+    event = threading.Event()
+    yield event
+    event.set()
 
 
 def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -104,23 +118,43 @@ class Page(HTMLParser):
         return [dict(zip(header, row, strict=True)) for row in rows]
 
 
-def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
+def test_a_person_sees_queues_workers_progress_and_the_failure_with_its_error(
     coordinator: Callable[..., Coordinator],
     workers: Callable[..., WorkerNode],
     tmp_path: Path,
+    release: threading.Event,
 ) -> None:
+    def render(pages: int) -> int:
+        job = current_job()
+        assert job is not None
+        job.progress(0.6, f"<b>page 3</b> of {pages}")  # the handler's text, shown as text
+        release.wait(HOLD_S)
+        return pages
+
     dashboard = Dashboard("127.0.0.1:0", admin_token="let-me-retry", refresh_s=1.0)
-    node = coordinator(addons=[dashboard])
+    node = coordinator(addons=[dashboard], heartbeat_interval=0.1)  # beats carry the progress
     handlers = {"square": lambda x: x * x, "resize": disk_full}
     main = workers(node.address, queues=["default"], handlers=handlers, concurrency=4)
-    workers(node.address, queues=["images"], handlers={"thumbnail": len}, concurrency=2)
+    images = workers(
+        node.address,
+        queues=["images"],
+        handlers={"thumbnail": len, "render": render},
+        concurrency=2,
+        name="imager",
+    )
     with Client(node.address) as client:
         for x in range(5):
             assert client.enqueue("square", [x]).result(timeout=10) == x * x
         for name in ("a.png", "b.png"):
             assert client.enqueue("thumbnail", [name], queue="images").result(timeout=10) == 5
         failed = client.enqueue("resize", ["cat.png"], max_attempts=1)
+        rendering = client.enqueue("render", [5], queue="images")
         wait_for(lambda: client.get(failed, wait=1).state == "discarded", 10, what="discarded")
+        wait_for(lambda: client.get(rendering).raw.get("progress"), 10, what="progress")
+    with urlopen(dashboard.url + "api/overview", timeout=5) as response:
+        served = json.loads(response.read())
+    [imager] = [w for w in served["workers"] if w["worker_id"] == images.worker_id]
+    assert imager["progress"][rendering.id]["fraction"] == 0.6
 
     shot = Path(os.environ.get("CORRAL_DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
     taken = chromium(tmp_path / "profile-1", f"--screenshot={shot.resolve()}", dashboard.url)
@@ -142,6 +176,15 @@ def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
     row = shown_workers[main.worker_id]
     assert (row["State"], row["Queues"], row["Active"]) == ("running", "default", "0/4")
 
+    [running] = page.table("progress")
+    assert (running["Job"], running["Worker"], running["Progress"]) == (
+        rendering.id,
+        "imager",
+        "60%",
+    )
+    assert running["Message"] == "<b>page 3</b> of 5"  # escaped: the browser shows the tags
+    assert running["Updated"].endswith("s ago")
+
     [failure] = page.table("failures")
     assert (failure["Job"], failure["Type"], failure["State"]) == (failed, "resize", "discarded")
     assert failure["Last error"] == "OSError: disk full while writing cat.png"
@@ -153,6 +196,9 @@ def test_a_person_sees_queues_workers_and_the_failure_with_its_error(
 
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    release.set()
+    with Client(node.address) as client:
+        assert client.get(rendering.id, wait=10).result == 5
 
 
 def test_a_person_sees_a_workflow_s_steps_as_a_tree_with_their_states(
