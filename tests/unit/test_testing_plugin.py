@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +57,20 @@ def test_the_seed_option_keeps_random_to_draw_once_at_configure() -> None:
 def test_the_seed_option_refuses_anything_else_with_what_it_takes() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="an integer or 'random'"):
         plugin._seed_option("seven")
+
+
+def test_loading_the_plugin_loads_no_node_and_the_package_names_load_on_first_use() -> None:
+    # Given a fresh interpreter, as a user's pytest session starts
+    probe = (
+        "import sys, nodes.testing.plugin\n"
+        "heavy = sorted(m for m in ('nodes.cluster', 'nodes.coordinator', 'zmq', 'pykka')"
+        " if m in sys.modules)\n"
+        "import nodes\n"
+        "missing = [n for n in nodes.__all__ if getattr(nodes, n, None) is None]\n"
+        "print(heavy, missing, sorted(nodes.__all__) == sorted(nodes._HOMES))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    # Then loading the plugin imported no node, and every exported name resolves when asked for
+    assert done.stdout.strip() == "[] [] True", done.stderr
