@@ -11,7 +11,7 @@ from typing import Any
 from actors.worker import current_job
 from nodes.producer import Producer
 
-__all__ = ["Producer", "echo", "fail", "fail_sometimes", "sleep_ms", "square"]
+__all__ = ["Producer", "echo", "fail", "fail_sometimes", "nap_ms", "sleep_ms", "square"]
 
 
 def square(x: float) -> float:
@@ -29,6 +29,18 @@ def sleep_ms(ms: float) -> float:
         job.sleep(ms / 1000)
     else:
         threading.Event().wait(ms / 1000)
+    return ms
+
+
+async def nap_ms(ms: float, steps: int = 10) -> float:
+    """An `async def` handler: waits `ms` milliseconds in `steps` awaits on the node's clock,
+    reporting its progress after each, to watch in `corral status` (`corral enqueue nap_ms
+    20000`). A cancel of the job cancels it at its current await."""
+    job = current_job()
+    assert job is not None, "nap_ms runs as a job"
+    for step in range(1, steps + 1):
+        await job.asleep(ms / 1000 / steps)
+        job.progress(step / steps, f"step {step} of {steps}")
     return ms
 
 
