@@ -78,7 +78,9 @@ class AsyncClient:
         addresses = addresses_of(connect)
         self._owns_context = context is None
         self._context = context if context is not None else zmq.asyncio.Context()
-        self._requester = AsyncRequester(addresses, self._context, curve=curve)
+        # Several coordinators: a dropped or refused one is passed at once, as by Client.
+        watch = len(addresses) > 1
+        self._requester = AsyncRequester(addresses, self._context, curve=curve, watch=watch)
         self.timeout = timeout
         # Each request runs as a task of its own, so `close` can end them all at once: a
         # coroutine pausing between coordinators would otherwise wait out its whole timeout.

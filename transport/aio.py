@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from transport import codec
+from transport._zmq_loop import LOST_EVENTS
 from transport.endpoints import Endpoints
 from transport.zmq import connected_dealer
 
@@ -46,13 +48,19 @@ class AsyncLink:
         context: zmq.asyncio.Context,
         *,
         curve: CurveClientConfig | None = None,
+        watch: bool = False,
     ) -> None:
+        """`watch` (a client with other coordinators to fail over to): fast ZMTP heartbeats,
+        and a dropped or refused connection ends the requests waiting on it at once (None),
+        as transport/requesters.py does for threads. Not for a worker session, which is bound
+        to its connection: the socket is replaced after a drop."""
         self.address = address
         self._context = context
         self._curve = curve
+        self._watch = watch
         self._socket: zmq.asyncio.Socket | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[int, asyncio.Future[Reply]] = {}
+        self._tasks: list[asyncio.Task[None]] = []  # the socket's reader (and watcher)
+        self._waiting: dict[int, asyncio.Future[Reply | None]] = {}
         self._rids = itertools.count(1)
         self.closed = False
 
@@ -62,7 +70,7 @@ class AsyncLink:
             return None
         socket = self._open()
         rid = next(self._rids)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
         try:
             await socket.send(codec.encode({**body, "rid": rid}))
@@ -74,17 +82,47 @@ class AsyncLink:
 
     def _open(self) -> zmq.asyncio.Socket:
         if self._socket is None:
-            socket = connected_dealer(self._context, self.address, self._curve)  # type: ignore[arg-type]
-            self._socket = socket  # type: ignore[assignment]
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-        assert self._socket is not None
+            socket: zmq.asyncio.Socket = connected_dealer(
+                self._context,  # type: ignore[arg-type]
+                self.address,
+                self._curve,
+                watched=self._watch,
+            )
+            self._socket = socket
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._read(socket))]
+            if self._watch:
+                monitor = socket.get_monitor_socket(LOST_EVENTS)
+                self._tasks.append(loop.create_task(self._watch_lost(socket, monitor)))
         return self._socket
 
-    async def _read(self) -> None:
-        assert self._socket is not None
+    async def _watch_lost(self, socket: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> None:
+        """End the waiting requests once the connection drops or is refused; the socket goes
+        too (LINGER 0), so a request it still queues can never run later."""
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] & LOST_EVENTS:
+                    break
+        except (zmq.ZMQError, asyncio.CancelledError):
+            return
+        finally:
+            socket.disable_monitor()
+            monitor.close(linger=0)
+        if self._socket is socket:
+            self._socket = None
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+            socket.close(linger=0)
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result(None)
+
+    async def _read(self, socket: zmq.asyncio.Socket) -> None:
         while True:
             try:
-                frame = await self._socket.recv()
+                frame = await socket.recv()
             except (zmq.ZMQError, asyncio.CancelledError):
                 return
             try:
@@ -99,10 +137,10 @@ class AsyncLink:
     async def close(self) -> None:
         """Close the socket; requests still waiting get None."""
         self.closed = True
-        if self._reader is not None:
-            self._reader.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await task
         if self._socket is not None:
             self._socket.close(linger=0)
         for future in self._waiting.values():
@@ -120,9 +158,11 @@ class AsyncRequester:
         *,
         curve: CurveClientConfig | None = None,
         attempt_timeout: float = ATTEMPT_TIMEOUT_S,
+        watch: bool = False,
     ) -> None:
+        """`watch`: pass a dropped or refused coordinator at once (AsyncLink), for clients."""
         self._endpoints: Endpoints[AsyncLink] = Endpoints.of(
-            addresses, lambda address: AsyncLink(address, context, curve=curve)
+            addresses, lambda address: AsyncLink(address, context, curve=curve, watch=watch)
         )
         self._attempt_timeout = attempt_timeout
 

@@ -298,3 +298,19 @@ def test_requests_go_to_the_leader_a_standby_names_and_close_ends_them_there(add
             await waiting
 
     run(main())
+
+
+def test_a_coordinator_that_refuses_the_connection_is_passed_at_once(address):
+    # Given a client of two coordinators, the first of which is not there at all, and a
+    # timeout shorter than the share of it one coordinator gets (3 s)
+    async def main() -> None:
+        gone = f"tcp://127.0.0.1:{free_port()}"
+        async with AsyncClient([gone, address], timeout=2.0) as client:
+            # When it sends requests, the refused connection ends the first attempt at once
+            await client.ping()
+            assert client._requester.address == address
+            # Then the live coordinator answers within the timeout, again and again
+            handle = await client.enqueue("square", [6])
+            assert await handle.result(timeout=5) == 36
+
+    run(main())
