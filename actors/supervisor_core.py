@@ -22,6 +22,7 @@ from actors.leases import Leases
 from actors.mail import Claimed, FetchExpired
 from actors.recovery import Recovery
 from actors.results import AttemptResults
+from actors.session_progress import keep_progress, progress_of
 from actors.sessions import Session, Sessions
 from actors.store.base import Store
 from actors.supervisor_port import SupervisorPort
@@ -220,7 +221,8 @@ class SupervisorCore:
                 abandon.append(job_id)  # cancelled, or no longer its own
             else:
                 self.leases.renew(job, now)
-        self._progress(now, session, request.progress)
+        for job, fraction, message in keep_progress(now, session, request.progress):
+            self.port.emit(events.JOB_PROGRESS, job=job, fraction=fraction, message=message)
         if not was_running and session.running:
             self.fetching.slot_freed(now, session)  # a parked fetch of a quiet worker may go on
         elif was_running and not session.running:
@@ -233,40 +235,9 @@ class SupervisorCore:
             cancel_job_ids=abandon,
         )
 
-    def _progress(
-        self, now: float, session: Session, reports: tuple[m.ProgressReport, ...]
-    ) -> None:
-        """Keep the latest progress of the session's active jobs (extension "Progress"), and
-        forget that of jobs it no longer holds."""
-        kept = session.progress
-        for gone in [job_id for job_id in kept if job_id not in session.active]:
-            del kept[gone]
-        for report in reports:
-            job = session.active.get(report.job_id)
-            if job is None:
-                continue
-            entry = kept.get(report.job_id)
-            if (
-                entry is not None
-                and entry["attempt"] == job.attempt
-                and (entry["fraction"], entry["message"]) == (report.fraction, report.message)
-            ):
-                continue
-            kept[report.job_id] = {
-                "fraction": report.fraction,
-                "message": report.message,
-                "updated_at": now,
-                "attempt": job.attempt,
-            }
-            self.port.emit(
-                events.JOB_PROGRESS, job=job, fraction=report.fraction, message=report.message
-            )
-
     def progress_of(self, job_id: str, worker_id: str, attempt: int) -> dict[str, Any] | None:
         """The last progress reported of this attempt of an active job (read by `get`)."""
-        session = self.sessions.live.get(worker_id)
-        entry = session.progress.get(job_id) if session is not None else None
-        return entry if entry is not None and entry["attempt"] == attempt else None
+        return progress_of(self.sessions.live.get(worker_id), job_id, attempt)
 
     def direct(self, now: float, peer: bytes, request: m.Direct) -> None:
         session = self.sessions.get(request.worker_id)
