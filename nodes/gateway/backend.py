@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.client_requests import reply_or_raise
 from nodes.gateway.workers import MAX_HTTP_WORKERS, WorkerSessions
 from nodes.request_ids import new_request_id
 from transport.aio import Reach
-from transport.errors import ConnectionLost, error_for_code
 
 EVENTS_KEPT = 10_000
 
@@ -77,11 +77,7 @@ class Backend:
     async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
         """The reply to one client request; the matching CorralError for an error reply."""
         reply = await self._requester.request({"type": kind, **fields}, self.timeout)
-        if reply is None:
-            raise ConnectionLost(f"no reply to {kind} within {self.timeout} s")
-        if reply.get("type") == "error":
-            raise error_for_code(reply.get("code", "internal"), reply.get("message", ""))
-        return reply
+        return reply_or_raise(kind, reply, self.timeout)
 
     async def enqueue(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
         """One job or an atomic batch, with a request id so a resend makes them once."""
