@@ -99,8 +99,12 @@ class JobContext:
         """Wait `seconds` on the node's clock; returns False at once if the job is cancelled.
 
         While asleep the handler does not count as busy, so a simulation moves virtual time on;
-        whoever wakes it (the timer or a cancel) hands the busy count back first.
+        whoever wakes it (the timer or a cancel) hands the busy count back first. An `async
+        def` handler awaits `asleep` instead: this would stop the node's loop, and every other
+        async handler with it, so it raises RuntimeError there.
         """
+        if self._task is not None and self._shared_loop:
+            raise RuntimeError("an async handler waits with `await current_job().asleep(s)`")
         with self._lock:
             if self._cancelled:
                 return False

@@ -74,6 +74,9 @@ def cluster(coordinator, clients, gate) -> Iterator[Callable[..., Any]]:
         await asyncio.sleep(0)
         return {"id": job.id, "attempt": job.attempt, "type": job.type}
 
+    async def blocking() -> None:
+        current_job().sleep(1)  # type: ignore[union-attr]
+
     async def flaky() -> str:
         job = current_job()
         assert job is not None
@@ -95,6 +98,7 @@ def cluster(coordinator, clients, gate) -> Iterator[Callable[..., Any]]:
         "gated": gated,
         "whoami": whoami,
         "flaky": flaky,
+        "blocking": blocking,
         "hang": hang,
         "sync_square": lambda x: x * x,
     }
@@ -149,6 +153,16 @@ def test_a_failing_async_handler_fails_its_attempt_with_its_error_and_is_retried
         ("ValueError", "first attempt fails", 1)
     ]
     assert any("raise ValueError" in line for line in errors[0]["backtrace"])
+
+
+def test_a_blocking_sleep_in_an_async_handler_fails_its_attempt_saying_what_to_await(cluster):
+    client, _ = cluster()
+
+    done = client.get(client.enqueue("blocking", max_attempts=1), wait=JOB_TIMEOUT_S)
+
+    assert done.state == "discarded"
+    assert done.errors[-1]["type"] == "RuntimeError"
+    assert "await current_job().asleep(s)" in done.errors[-1]["message"]
 
 
 def test_an_async_handler_cancelled_mid_await_has_its_task_cancelled_and_frees_its_slot(
