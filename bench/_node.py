@@ -157,6 +157,10 @@ def run_worker(args: argparse.Namespace) -> None:
     def noop(*args: Any) -> None:
         return None
 
+    @worker.handler("anoop")
+    async def anoop(*args: Any) -> None:  # an async handler: a task on the node's loop
+        return None
+
     @worker.handler("square")
     def square(x: int) -> int:
         return x * x

@@ -83,6 +83,12 @@ def ratio(summary: dict[str, float | None], store: str) -> str:
     return f"  = {durable / memory:.0%} of memory" if memory and durable else ""
 
 
+def versus_sync(summary: dict[str, float | None]) -> str:
+    """Async handlers' rate as a share of sync handlers' on the same jobs and layout."""
+    sync, async_ = summary["jobs_per_s_memory"], summary["jobs_per_s_async"]
+    return f"  = {async_ / sync:.0%} of sync handlers'" if sync and async_ else ""
+
+
 def over_timeout(summary: dict[str, float | None]) -> str:
     """The failover's p50 as a multiple of failover_timeout (the goal is at most 2)."""
     p50, timeout = summary.get("failover_s_p50"), summary.get("failover_timeout_s")

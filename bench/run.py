@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick    # smaller sizes, under a minute
 
 The last line is machine-readable (keys: jobs_per_s_memory, jobs_per_s_memory_2x16,
+jobs_per_s_async (the memory run's no-op jobs on an `async def` handler),
 jobs_per_s_sqlite, jobs_per_s_postgresql, enqueue_batch_per_s, latency_p50_ms,
 latency_p99_ms, latency_floor_p50_ms, latency_floor_p99_ms, zmq_reqrep_window1_per_s,
 zmq_reqrep_window100_per_s, and the OJS HTTP gateway's figures beside ZeroMQ's from
@@ -70,11 +71,20 @@ def main() -> int:
     e2e_sqlite: list[dict[str, Any]] = []
     e2e_pg: list[dict[str, Any]] = []
     e2e_2x16: list[dict[str, Any]] = []  # the peers' layout (peers.py), for reference
+    e2e_async: list[dict[str, Any]] = []  # the same no-op jobs on an `async def` handler
     for _ in range(repeat):
         e2e += report.attempt(
             "end-to-end throughput",
             lambda: throughput.end_to_end(
                 size["jobs"], args.workers, args.concurrency, profile=args.profile
+            ),
+            1,
+            failures,
+        )
+        e2e_async += report.attempt(
+            "end-to-end throughput, async handlers",
+            lambda: throughput.end_to_end(
+                size["jobs"], args.workers, args.concurrency, job_type="anoop"
             ),
             1,
             failures,
@@ -101,7 +111,7 @@ def main() -> int:
             1,
             failures,
         )
-    if any(r.get("timed_out") for r in e2e + e2e_2x16):
+    if any(r.get("timed_out") for r in e2e + e2e_2x16 + e2e_async):
         failures.append("end-to-end throughput (timed out)")
     if any(r.get("timed_out") for r in e2e_sqlite):
         failures.append("end-to-end throughput, sqlite store (timed out)")
@@ -131,6 +141,7 @@ def main() -> int:
     summary = {
         "jobs_per_s_memory": report.median(e2e, "jobs_per_s"),
         "jobs_per_s_memory_2x16": report.median(e2e_2x16, "jobs_per_s"),
+        "jobs_per_s_async": report.median(e2e_async, "jobs_per_s"),
         "jobs_per_s_sqlite": report.median(e2e_sqlite, "jobs_per_s"),
         "jobs_per_s_postgresql": report.median(e2e_pg, "jobs_per_s"),
         "enqueue_batch_per_s": report.median(enqueue, "jobs_per_s"),
@@ -158,6 +169,10 @@ def main() -> int:
             report.cell(e2e, ("coordinator_cpu_us_per_job",), "us"),
         ),
         ("  worker CPU per job, all workers", report.cell(e2e, ("workers_cpu_us_per_job",), "us")),
+        (
+            f"end-to-end no-op, async def handler ({jobs}, {args.workers}x{args.concurrency})",
+            report.cell(e2e_async, ("jobs_per_s",), "jobs/s") + report.versus_sync(summary),
+        ),
         (
             f"end-to-end no-op, memory ({jobs}, 2x16)",
             report.cell(e2e_2x16, ("jobs_per_s",), "jobs/s"),

@@ -51,9 +51,11 @@ def end_to_end(
     profile: str | None = None,
     worker_profile: str | None = None,
     in_process: bool = False,
+    job_type: str = "noop",
 ) -> dict[str, Any]:
-    """Run `jobs` no-op jobs through `workers` processes; jobs/s from first enqueue to done."""
-    batches = _batches(jobs, batch)
+    """Run `jobs` no-op jobs through `workers` processes; jobs/s from first enqueue to done.
+    `job_type` "anoop" runs them on an `async def` handler instead."""
+    batches = _batches(jobs, batch, job_type)
     with (
         common.cluster(
             workers,
@@ -94,6 +96,7 @@ def end_to_end(
         "workers": workers,
         "concurrency": concurrency,
         "store": store,
+        "job_type": job_type,
         "completed": completed,
         "discarded": totals.get("discarded", 0),
         "timed_out": completed + totals.get("discarded", 0) < jobs,
