@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,13 @@ def corral(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedPr
         timeout=timeout,
         check=False,
     )
+
+
+def corral_at_once(*commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Several `corral` commands that do not depend on each other, each in its own process,
+    all started at once (their startups overlap); their results in the order given."""
+    with ThreadPoolExecutor(len(commands), thread_name_prefix="corral") as pool:
+        return list(pool.map(lambda args: corral(*args), commands))
 
 
 class NodeProcess:

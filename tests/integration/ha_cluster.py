@@ -5,6 +5,7 @@ table directly (the truth the coordinators share)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import psycopg
 from nodes.client import Client
 from tests.conftest import wait_for
 from tests.integration.conftest import NodeProcess, Spawn, free_port
-from tests.integration.real_cluster import start_coordinator
+from tests.integration.real_cluster import spawn_coordinator
 
 FAILOVER_TIMEOUT_S = 1.0
 
@@ -27,21 +28,27 @@ class Pair:
         self.addresses = {name: f"tcp://127.0.0.1:{free_port()}" for name in names}
         self.processes: dict[str, NodeProcess] = {}
         self.starts = 0
-        for name in names:
-            self.start(name)
+        listening = [self._spawn(name) for name in names]  # all at once: they race for the lease
+        for wait in listening:
+            wait()
 
     @property
     def connect(self) -> str:
         return ",".join(self.addresses.values())
 
     def start(self, name: str) -> NodeProcess:
+        """Start coordinator `name` (again) and wait until it listens."""
+        self._spawn(name)()
+        return self.processes[name]
+
+    def _spawn(self, name: str) -> Callable[[], str]:
         self.starts += 1
-        process, _ = start_coordinator(
+        process, listening = spawn_coordinator(
             self.spawn, self.tmp_path, f"{name}-{self.starts}", bind=self.addresses[name],
             store=self.url, failover_timeout=FAILOVER_TIMEOUT_S, lease_name=name, **self.options,
         )  # fmt: skip
         self.processes[name] = process
-        return process
+        return listening
 
     def client(self, name: str | None = None, timeout: float = 10.0) -> Client:
         """A client of one coordinator, or (no name) of all of them, following the leader."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,20 @@ def start_coordinator(
 ) -> tuple[NodeProcess, str]:
     """A coordinator process with the FAST timings; returns it and the address it bound.
     `more`: other node_script options (failover_timeout=1.0 -> --failover-timeout 1.0)."""
+    process, listening = spawn_coordinator(spawn, tmp_path, name, bind, store, **more)
+    return process, listening()
+
+
+def spawn_coordinator(
+    spawn: Spawn,
+    tmp_path: Path,
+    name: str,
+    bind: str = "tcp://127.0.0.1:*",
+    store: str = "memory",
+    **more: Any,
+) -> tuple[NodeProcess, Callable[[], str]]:
+    """`start_coordinator` without the wait: the process, and a call that waits until it
+    listens and returns the address it bound (so several can start at once)."""
     address_file = tmp_path / f"{name}.address"
     timings = {**FAST, **more}
     options = ["--bind", bind, "--store", store]
@@ -78,7 +93,7 @@ def start_coordinator(
         assert process.alive, f"{name} exited early:\n{process.output}"
         return address_file.read_text() if address_file.exists() else None
 
-    return process, wait_for(bound, timeout=START_TIMEOUT_S, what=f"{name} listening")
+    return process, lambda: wait_for(bound, timeout=START_TIMEOUT_S, what=f"{name} listening")
 
 
 # -- reading the coordinator --------------------------------------------------------------------

@@ -18,7 +18,13 @@ RUN_TIMEOUT_S = 45.0
 POLL_S = 0.05  # each poll connects a Client: not every 10 ms
 
 
-def write_config(tmp_path: Path, port: int, extra_nodes: str = "", grace: float = 10) -> Path:
+def write_config(
+    tmp_path: Path,
+    port: int,
+    extra_nodes: str = "",
+    grace: float = 10,
+    heartbeat_timeout: float = 5,
+) -> Path:
     text = f"""
     nodes:
       coordinator:
@@ -26,7 +32,7 @@ def write_config(tmp_path: Path, port: int, extra_nodes: str = "", grace: float 
         bind: tcp://127.0.0.1:{port}
         store: memory
         heartbeat_interval: 0.5
-        heartbeat_timeout: 5
+        heartbeat_timeout: {heartbeat_timeout}
       worker:
         kind: worker
         connect: tcp://127.0.0.1:{port}
@@ -54,11 +60,13 @@ def wait_for_worker(address: str) -> None:
     wait_for(lambda: live_workers(address), START_TIMEOUT_S, POLL_S, "the worker to register")
 
 
-def started_run(tmp_path: Path, spawn: Spawn, name: str = "corral run") -> tuple[NodeProcess, str]:
+def started_run(
+    tmp_path: Path, spawn: Spawn, name: str = "corral run", heartbeat_timeout: float = 5
+) -> tuple[NodeProcess, str]:
     """`corral run` of `write_config`'s cluster on a free port, once its worker registered:
     the runner's process and the coordinator's address."""
     port = free_port()
-    path = write_config(tmp_path, port)
+    path = write_config(tmp_path, port, heartbeat_timeout=heartbeat_timeout)
     runner = spawn(name, *cli("run", str(path)))
     address = f"tcp://127.0.0.1:{port}"
     wait_for_worker(address)

@@ -17,7 +17,7 @@ import pytest
 
 from nodes.client import Client
 from tests.conftest import wait_for
-from tests.integration.conftest import NodeProcess, Spawn, cli, corral, free_port
+from tests.integration.conftest import NodeProcess, Spawn, cli, corral, corral_at_once, free_port
 from tests.integration.small_cluster import (
     POLL_S,
     RUN_TIMEOUT_S,
@@ -92,30 +92,32 @@ def test_client_commands_talk_to_a_running_cluster(
     job_id, result = enqueued.stdout.split()
     assert result == "49"
 
-    status = corral("status", "--json", "--config", str(path))
+    status, table, got, missing = corral_at_once(  # reads only: nothing changes meanwhile
+        ("status", "--json", "--config", str(path)),
+        ("status", "--connect", address),
+        ("get", job_id, "--connect", address),
+        ("get", "no-such-job", "--connect", address),
+    )
     assert status.returncode == 0, status.stderr
     [worker] = json.loads(status.stdout)["workers"]
     assert worker["state"] == "running"
     assert worker["functions"] == ["sleep_ms", "square"]
     assert json.loads(status.stdout)["queues"]["default"]["completed"] == 1
 
-    table = corral("status", "--connect", address)
     assert worker["worker_id"] in table.stdout
     assert re.search(r"default +0 +0 +0 +0 +1 +0 +0", table.stdout), table.stdout
 
-    got = corral("get", job_id, "--connect", address)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["state"] == "completed"
     assert json.loads(got.stdout)["result"] == 49
+
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: unknown_job: ")
 
     scheduled = corral("enqueue", "square", "3", "--in", "3600", "--connect", address)
     later_id = scheduled.stdout.strip()
     cancelled = corral("cancel", later_id, "--connect", address)
     assert (cancelled.returncode, cancelled.stdout.strip()) == (0, "cancelled")
-
-    missing = corral("get", "no-such-job", "--connect", address)
-    assert missing.returncode == 1
-    assert missing.stderr.startswith("error: unknown_job: ")
 
     quiet = corral("quiet", worker["worker_id"], "--connect", address)
     assert quiet.returncode == 0, quiet.stderr

@@ -10,7 +10,7 @@ import io
 from nodes.demo import fail_sometimes, square
 from nodes.producer import Producer
 from tests.conftest import wait_for
-from tests.integration.conftest import corral
+from tests.integration.conftest import corral, corral_at_once
 
 # A retry held back for a second: the progress lines meanwhile show the failed attempts
 # (a follower's held `get` ends after 0.2 s with the job still retryable).
@@ -30,18 +30,20 @@ def test_a_job_no_running_worker_can_take_is_pointed_out_with_what_the_workers_h
     assert "sq-1" in enqueued.stderr and "functions square" in enqueued.stderr
     assert "labels region=us" in enqueued.stderr
 
-    routed = corral("enqueue", "--route", "region=eu", "square", "3", "--connect", node.address)
+    routed, waited, got, looked = corral_at_once(  # none of them changes what the others see
+        ("enqueue", "--route", "region=eu", "square", "3", "--connect", node.address),
+        ("enqueue", "cube", "3", "--wait", "0.5", "--connect", node.address),
+        ("get", job_id, "--wait", "0.5", "--connect", node.address),
+        ("get", job_id, "--connect", node.address),
+    )
     assert "route region=eu" in routed.stderr
 
-    waited = corral("enqueue", "cube", "3", "--wait", "0.5", "--connect", node.address)
     assert waited.returncode == 1
     assert "still available after 0.5 s: no running worker can take it" in waited.stderr
 
-    got = corral("get", job_id, "--wait", "0.5", "--connect", node.address)
     assert got.returncode == 1  # the same as enqueue --wait
     assert "still available after 0.5 s: no running worker can take it" in got.stderr
 
-    looked = corral("get", job_id, "--connect", node.address)
     assert looked.returncode == 0
     assert "warning: job" in looked.stderr and "no running worker" in looked.stderr
 

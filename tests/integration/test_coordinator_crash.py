@@ -82,10 +82,13 @@ class Crashable:
 
     def _start(self, name: str, script: str, *args: str) -> tuple[NodeProcess, str]:
         """A child process that prints `READY [address]` once it serves."""
+        node = self._spawn_node(name, script, *args)
+        return node, ready(node)
+
+    def _spawn_node(self, name: str, script: str, *args: str) -> NodeProcess:
         node = self._spawn(name, "-c", script, *args)
         self.nodes.append(node)
-        ready = node.wait_for_line(r"^READY ?(\S*)", START_DEADLINE_S)
-        return node, ready.group(1)
+        return node
 
     def start_coordinator(self) -> None:
         args = [self.address, str(self.db), str(HEARTBEAT_TIMEOUT_S)]
@@ -98,9 +101,15 @@ class Crashable:
         assert self.coordinator.process.returncode == -signal.SIGKILL
 
     def start_workers(self, count: int) -> None:
-        for n in range(count):
-            args = [self.address, str(self.tmp / f"runs-{n}.txt"), f"worker-{n}"]
-            self._start(f"worker-{n}", WORKER, *args)
+        """`count` worker processes, started at once; returns once each serves."""
+        workers = [
+            self._spawn_node(
+                f"worker-{n}", WORKER, self.address, str(self.tmp / f"runs-{n}.txt"), f"worker-{n}"
+            )
+            for n in range(count)
+        ]
+        for worker in workers:
+            ready(worker)
 
     def kill_all(self) -> None:
         for node in self.nodes:
@@ -123,6 +132,11 @@ class Crashable:
                 job_id, attempt = line.split()
                 counted[job_id, int(attempt)] += 1
         return counted
+
+
+def ready(node: NodeProcess) -> str:
+    """Wait for the `READY [address]` line of a node started by Crashable; the address."""
+    return node.wait_for_line(r"^READY ?(\S*)", START_DEADLINE_S).group(1)
 
 
 @pytest.fixture

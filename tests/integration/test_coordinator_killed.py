@@ -119,6 +119,7 @@ def _enqueue_or_none(client: Client, kind: str, args: list[Any], **options: Any)
 # On PostgreSQL the new coordinator serves once the dead one's lease has lapsed (docs/HA.md): a
 # short failover_timeout keeps that inside the time the worker takes to come back.
 LEASE_S = {"failover_timeout": 0.5}
+WORKERS = ("keeper", "goner")  # each serves `default` and a queue named like it
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -134,15 +135,13 @@ def test_after_a_durable_coordinator_is_killed_acked_jobs_survive_and_running_on
     first, address = start_coordinator(spawn, tmp_path, "coordinator-1", store=store, **lease)
     before = clients(address)
     release = tmp_path / "release"
-    keeper = start_worker(spawn, address, "keeper", concurrency=1)
-    keeper_id = registered(before, keeper)
-    acked = before.enqueue("sleep", [0])
+    keeper, goner = (start_worker(spawn, address, name, concurrency=1) for name in WORKERS)
+    keeper_id, goner_id = registered(before, keeper), registered(before, goner)
+    acked = before.enqueue("sleep", [0], queue="keeper")
     assert acked.result(timeout=10) == keeper.pid
     waiting = before.enqueue("sleep", [0], queue="nobody-serves-this")
-    [resumed] = hold_jobs(before, tmp_path, release)
-    goner = start_worker(spawn, address, "goner", concurrency=1)
-    goner_id = registered(before, goner)
-    [orphan] = hold_jobs(before, tmp_path, release)
+    [resumed] = hold_jobs(before, tmp_path, release, queue="keeper")
+    [orphan] = hold_jobs(before, tmp_path, release)  # the keeper's only slot is taken
     assert (before.get(resumed).raw["worker_id"], before.get(orphan).raw["worker_id"]) == (
         keeper_id,
         goner_id,

@@ -161,6 +161,8 @@ def test_a_just_started_busy_worker_beats_at_the_interval_the_coordinator_announ
 
 # -- a handler that ignores cancellation --------------------------------------------------------
 
+WORKERS = ("stuck", "free")  # each serves `default` and a queue named like it
+
 
 def test_a_worker_whose_cancelled_handler_will_not_stop_takes_no_job_it_cannot_start(
     coordinator, spawn, clients, tmp_path
@@ -169,11 +171,10 @@ def test_a_worker_whose_cancelled_handler_will_not_stop_takes_no_job_it_cannot_s
     node = coordinator(**FAST)
     client = clients(node.address)
     release = tmp_path / "release"
-    stuck = start_worker(spawn, node.address, "stuck", concurrency=1)
+    stuck, free = (start_worker(spawn, node.address, name, concurrency=1) for name in WORKERS)
     stuck_id = registered(client, stuck)
-    [job] = hold_jobs(client, tmp_path, release, queue="stuck", kind="stubborn")
-    free = start_worker(spawn, node.address, "free", concurrency=1)
     registered(client, free)
+    [job] = hold_jobs(client, tmp_path, release, queue="stuck", kind="stubborn")
 
     # When the job is cancelled (the worker is told on its next beat and abandons it, but the
     # handler keeps its thread)

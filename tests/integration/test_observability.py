@@ -22,7 +22,7 @@ from nodes import Client, Coordinator, WorkerNode, chain, step
 from nodes.observe.dashboard import Dashboard
 from nodes.observe.metrics import MetricsExporter
 from tests.conftest import wait_for
-from tests.integration.conftest import Spawn, cli, corral, free_port
+from tests.integration.conftest import Spawn, cli, corral_at_once, free_port
 
 HTTP_TIMEOUT_S = 5.0
 FAST_RETRY = {"initial_interval": 0.05, "jitter": False}
@@ -114,7 +114,12 @@ def test_corral_jobs_lists_a_failed_job_and_corral_get_shows_its_error_history(
         assert client.enqueue("square", [3]).result(timeout=10) == 9
         failed = run_a_failing_job(client)
 
-    dead = corral("jobs", "--state", "discarded", "--connect", node.address)
+    dead, as_json, shown, piped = corral_at_once(
+        ("jobs", "--state", "discarded", "--connect", node.address),
+        ("jobs", "--type", "square", "--json", "--connect", node.address),
+        ("get", failed, "--pretty", "--connect", node.address),
+        ("get", failed, "--connect", node.address),  # scripts still get JSON
+    )
     assert dead.returncode == 0, dead.stderr
     [row] = [line for line in dead.stdout.splitlines() if failed in line]
     assert re.search(
@@ -122,10 +127,8 @@ def test_corral_jobs_lists_a_failed_job_and_corral_get_shows_its_error_history(
     )
     assert "square" not in dead.stdout
 
-    as_json = corral("jobs", "--type", "square", "--json", "--connect", node.address)
     assert [job["type"] for job in json.loads(as_json.stdout)] == ["square"]
 
-    shown = corral("get", failed, "--pretty", "--connect", node.address)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"state +discarded", shown.stdout)
     assert "Errors (2)" in shown.stdout
@@ -134,7 +137,6 @@ def test_corral_jobs_lists_a_failed_job_and_corral_get_shows_its_error_history(
     assert [line.split()[0] for line in history] == ["1", "2"]  # one row per attempt, in order
     assert "Last backtrace" in shown.stdout
 
-    piped = corral("get", failed, "--connect", node.address)  # scripts still get JSON
     assert [e["attempt"] for e in json.loads(piped.stdout)["errors"]] == [1, 2]
 
 

@@ -4,8 +4,8 @@ gateway, over real HTTP and real ZeroMQ sockets on loopback.
 Every case runs against a cluster of its own, built from tests/ojs/conformance.yaml (a
 coordinator with an empty memory store and a gateway in front of it), so no case sees another's
 jobs. The cases wait fixed times between steps (their format has no polling), so they run
-concurrently, CASES_AT_ONCE at a time (most of a case is its fixed waits); one test per case
-file then reports its result. Cases
+concurrently, CASES_AT_ONCE at a time (most of a case is its fixed waits), the longest waits
+first (so none starts late and ends last); one test per case file then reports its result. Cases
 that corral does not pass are listed in tests/ojs/pending.py with the reason, and marked as
 expected failures that must fail (a case that starts passing is noticed). The cron cases wait
 65 to 130 s for real minutes to pass: they run in the `slow` tier.
@@ -55,6 +55,12 @@ def run_isolated(case: Case) -> CaseResult:
         coordinator.stop()
 
 
+def waits(case: Case) -> int:
+    """The milliseconds a case spends in its fixed waits."""
+    steps = (*case.setup, *case.steps, *case.teardown)
+    return sum(step.delay_ms + step.duration_ms for step in steps)
+
+
 class Results:
     """Runs the chosen cases on first use, all at once; each test then reads its own."""
 
@@ -66,8 +72,9 @@ class Results:
     def of(self, case: Case) -> CaseResult:
         with self._lock:
             if self._results is None:
+                longest_first = sorted(self._cases, key=waits, reverse=True)
                 with ThreadPoolExecutor(CASES_AT_ONCE, thread_name_prefix="ojs-case") as pool:
-                    done = pool.map(run_isolated, self._cases)
+                    done = pool.map(run_isolated, longest_first)
                     self._results = {r.path: r for r in done}
         return self._results[case.path]
 

@@ -28,6 +28,7 @@ from tests.integration.small_cluster import (
 
 FAIL_FAST_S = 15.0  # a second run must give up well before COORDINATOR_READY_TIMEOUT_S + start
 RESTARTED_WITHIN_S = 15.0  # the first backoff is 1 s; a worker process starts in ~1-3 s
+DEAD_WORKER_TIMEOUT_S = 2.0
 
 
 def started_pid(runner: NodeProcess, kind: str, name: str) -> int:
@@ -108,7 +109,9 @@ def test_a_producer_expect_that_does_not_import_stops_the_run_before_any_node_st
 def test_a_sigkilled_worker_is_restarted_and_a_new_worker_registers(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    runner, address = started_run(tmp_path, spawn)
+    # The job enqueued last may first go to the killed worker's parked fetch, and run only once
+    # that session is declared dead: a short heartbeat_timeout (4 beats) keeps that wait short.
+    runner, address = started_run(tmp_path, spawn, heartbeat_timeout=DEAD_WORKER_TIMEOUT_S)
     [first] = [worker["worker_id"] for worker in live_workers(address)]
 
     os.kill(started_pid(runner, "worker", "worker"), signal.SIGKILL)  # as the OOM killer does

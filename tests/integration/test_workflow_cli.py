@@ -15,7 +15,7 @@ from nodes import chain, group, step
 from nodes.cli.workflow import SHORT_ID
 from nodes.client import Client
 from tests.conftest import wait_for
-from tests.integration.conftest import Spawn, corral
+from tests.integration.conftest import Spawn, corral, corral_at_once
 from tests.integration.real_cluster import start_coordinator, start_worker
 
 WORKFLOW_TIMEOUT_S = 20.0
@@ -43,7 +43,11 @@ def test_get_shows_every_step_of_a_finished_workflow_and_json_gives_the_reply(
         )
         reply = client.workflow(workflow_id)
 
-    shown = corral("workflow", "get", workflow_id, "--connect", address)
+    shown, as_json, missing = corral_at_once(
+        ("workflow", "get", workflow_id, "--connect", address),
+        ("workflow", "get", workflow_id, "--json", "--connect", address),
+        ("workflow", "get", "no-such-workflow", "--connect", address),
+    )
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[:2] == [f"Workflow {workflow_id}: completed", "4 steps: 4 completed"]
@@ -56,14 +60,12 @@ def test_get_shows_every_step_of_a_finished_workflow_and_json_gives_the_reply(
     ]
     assert all(row.split()[-2:] == ["completed", "1"] for row in rows), shown.stdout
 
-    as_json = corral("workflow", "get", workflow_id, "--json", "--connect", address)
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == {
         k: v for k, v in reply.items() if k not in ("type", "rid")
     }
     assert [s["id"] for s in json.loads(as_json.stdout)["steps"]] == made["job_ids"]
 
-    missing = corral("workflow", "get", "no-such-workflow", "--connect", address)
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr == "error: unknown_job: no workflow no-such-workflow\n"
 

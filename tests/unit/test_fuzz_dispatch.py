@@ -51,7 +51,8 @@ MAX_MESSAGE_SIZE = 16 * 1024
 LIMITS = Limits(max_job_size=4 * 1024, max_result_size=4 * 1024, max_batch_jobs=8)
 HELD_GET_CHECKED_S = 60.0  # a held get with a longer wait is not waited out
 REPLY_TYPES = {"reply", "pong", "workerregistered"}
-EXAMPLES = 350
+EXAMPLES = 150  # per harness in the default suite; the slow tier runs EXAMPLES_IN_FULL too
+EXAMPLES_IN_FULL = 350
 KINDS = sorted(REQUEST_TYPES)  # every type the coordinator knows, extensions included
 # inproc stand-ins for CURVE User-Ids: each example's connection holds one of these
 IDENTITIES = {
@@ -567,20 +568,42 @@ def check_shape(answer: dict[str, Any], expected: Expected) -> None:
 # -- the property --------------------------------------------------------------------------------
 
 
-@settings(
-    max_examples=EXAMPLES,
+FUZZED = settings(
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
 )
-@given(
-    kind=st.sampled_from(KINDS),
-    identity=st.sampled_from(["all", "all", "worker", "client", "admin"]),
-    greet=st.sampled_from([True, True, True, False]),
-    data=st.data(),
-)
+DRAWS = {
+    "kind": st.sampled_from(KINDS),
+    "identity": st.sampled_from(["all", "all", "worker", "client", "admin"]),
+    "greet": st.sampled_from([True, True, True, False]),
+    "data": st.data(),
+}
+
+
+@settings(FUZZED, max_examples=EXAMPLES)
+@given(**DRAWS)
 def test_a_mutated_frame_gets_one_answer_of_the_right_shape_and_changes_only_what_it_may(
+    harness: Harness, kind: str, identity: str, greet: bool, data: st.DataObject
+) -> None:
+    a_mutated_frame_gets_one_answer_and_changes_only_what_it_may(
+        harness, kind, identity, greet, data
+    )
+
+
+@pytest.mark.slow  # the same property at full strength: EXAMPLES_IN_FULL frames per harness
+@settings(FUZZED, max_examples=EXAMPLES_IN_FULL)
+@given(**DRAWS)
+def test_a_mutated_frame_gets_one_answer_of_the_right_shape_and_changes_only_what_it_may_in_full(
+    harness: Harness, kind: str, identity: str, greet: bool, data: st.DataObject
+) -> None:
+    a_mutated_frame_gets_one_answer_and_changes_only_what_it_may(
+        harness, kind, identity, greet, data
+    )
+
+
+def a_mutated_frame_gets_one_answer_and_changes_only_what_it_may(
     harness: Harness, kind: str, identity: str, greet: bool, data: st.DataObject
 ) -> None:
     if not harness.secured:
