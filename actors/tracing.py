@@ -79,6 +79,21 @@ _NOTHING: AbstractContextManager[None] = nullcontext()
 _NOT_RUN: AbstractContextManager[RunSpan] = nullcontext(_NO_SPAN)
 
 
+def tracing(job: dict[str, Any], recording: bool) -> bool:
+    """Whether an attempt of `job` needs `run_span`: a tracer provider is set (`recording`, read
+    once per batch with `recording()`), or its `meta` carries a trace a handler should see.
+    False skips the span's ~0.9 us on every job of a cluster that does not trace."""
+    if recording:
+        return True
+    meta = job.get("meta")
+    return _OTEL and bool(meta) and isinstance(meta, Mapping) and TRACEPARENT in meta
+
+
+def recording() -> bool:
+    """True when OpenTelemetry is installed with a tracer provider set: spans are made."""
+    return _OTEL and _recording()
+
+
 def enqueue_span(job_type: str, queue: str | None) -> AbstractContextManager[None]:
     """A PRODUCER span `corral enqueue <job_type>` (messaging.system="corral",
     messaging.destination.name=queue, messaging.operation="publish") when OpenTelemetry is
