@@ -10,7 +10,7 @@ enqueue must carry (a request id today) is added there, once, for both clients.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -119,16 +119,21 @@ def traced(body: Body) -> Iterator[Body]:
     request and every JobSpec's `meta` carries its trace context (actors/tracing.py); without
     it, `body` comes back as it is."""
     specs: list[dict[str, Any]] = [body["job"]] if "job" in body else body["jobs"]
-    kinds = {spec.get("type") for spec in specs}
-    queues = {spec.get("queue", "default") for spec in specs}
-    job_type = str(kinds.pop()) if len(kinds) == 1 else "batch"
-    with tracing.enqueue_span(job_type, str(queues.pop()) if len(queues) == 1 else None):
+    with _enqueue_span(specs) if tracing.recording() else nullcontext():
         carrier = tracing.inject(None)  # once: every spec of the request shares the span
         if not carrier:
             yield body
             return
         marked = [{**spec, "meta": {**carrier, **(spec.get("meta") or {})}} for spec in specs]
         yield {**body, "job": marked[0]} if "job" in body else {**body, "jobs": marked}
+
+
+def _enqueue_span(specs: list[dict[str, Any]]) -> AbstractContextManager[None]:
+    """The producer span of an enqueue, named after its one job type (else `batch`)."""
+    kinds = {spec.get("type") for spec in specs}
+    queues = {spec.get("queue", "default") for spec in specs}
+    job_type = str(kinds.pop()) if len(kinds) == 1 else "batch"
+    return tracing.enqueue_span(job_type, str(queues.pop()) if len(queues) == 1 else None)
 
 
 def get_body(job_id: str, wait: float) -> Body:
